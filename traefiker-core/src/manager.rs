@@ -1,0 +1,69 @@
+//! The orchestrator contract: what the core needs from whatever runs narrative containers.
+
+use async_trait::async_trait;
+
+use crate::error::ManagerError;
+use crate::names::ServiceName;
+use crate::narrative::{Assignment, Narrative, SpawnSpec};
+
+/// What a backend says about itself once it has checked it can work.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackendInfo {
+    /// Short backend name, e.g. `rancher`.
+    pub backend: String,
+    /// Where it works, e.g. the environment URL and stack, without credentials.
+    pub location: String,
+}
+
+/// Runs narrative containers: Rancher in production, local processes on one machine, an
+/// in-memory fake in tests.
+///
+/// # Contract
+///
+/// Every backend passes [`crate::testing::conformance::run_all`]; in words:
+///
+/// - Names are unique among live containers. `create` or `assign` to a name that is taken
+///   fails with [`ManagerError::NameTaken`]: another replica or request won, and the caller
+///   adopts the winner's container. This is what makes a request path of one round trip safe.
+/// - `find` returns the container of that name, or `None`. If several share the name (left by
+///   an old race), it returns the oldest, the same one every time, and never removes any.
+///   Containers being removed are not returned.
+/// - `list` returns every narrative of the configured image, all pages, users' and waiting.
+/// - `assign` renames a waiting container and sets its description, keeping its session; a
+///   candidate that is gone fails with [`ManagerError::NotFound`].
+/// - `remove` is idempotent: a container already gone is success. Every operation may be
+///   repeated after a crash, a timeout or a competing replica, and must converge.
+/// - `zombies` lists containers that stopped after starting once, or answers
+///   [`ManagerError::Unsupported`]; never a silent empty list.
+/// - No method logs a session id or a credential.
+#[async_trait]
+pub trait ContainerManager: Send + Sync + std::fmt::Debug {
+    /// Checks the backend is reachable and usable, and says where it works.
+    async fn verify(&self) -> Result<BackendInfo, ManagerError>;
+
+    /// The live container named `name`, if any.
+    async fn find(&self, name: &ServiceName) -> Result<Option<Narrative>, ManagerError>;
+
+    /// Every narrative container of the configured image.
+    async fn list(&self) -> Result<Vec<Narrative>, ManagerError>;
+
+    /// Starts a container from `spec` and returns it as the backend now reports it.
+    async fn create(&self, spec: &SpawnSpec) -> Result<Narrative, ManagerError>;
+
+    /// Gives the waiting container `narrative` to a user: its new name and description.
+    async fn assign(
+        &self,
+        narrative: &Narrative,
+        assignment: &Assignment,
+    ) -> Result<Narrative, ManagerError>;
+
+    /// Removes `narrative`; already gone is success.
+    async fn remove(&self, narrative: &Narrative) -> Result<(), ManagerError>;
+
+    /// Narrative containers (either naming template) that stopped after starting once.
+    async fn zombies(&self) -> Result<Vec<Narrative>, ManagerError>;
+
+    /// The name Traefik gives this narrative's service (without the `@provider` suffix):
+    /// metrics and the activity store are keyed by it.
+    fn traefik_service(&self, narrative_name: &ServiceName) -> String;
+}

@@ -1,0 +1,275 @@
+//! The conformance suite: one async function per rule of the [`ContainerManager`] contract,
+//! and [`run_all`] to run them all. Every backend calls it from its own tests, against its
+//! real implementation (over a fake server where the real one cannot run), so behaviour cannot
+//! drift between backends.
+//!
+//! The suite creates and removes containers named from `Context::naming` with user ids that
+//! start with `conformance-`; it touches nothing else, but point it only at a backend meant
+//! for tests.
+//!
+//! Failures panic with a message naming the rule, like any test assertion.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use chrono::Utc;
+
+use crate::error::ManagerError;
+use crate::manager::ContainerManager;
+use crate::names::{NarrativeKind, Naming, ServiceName, SessionId, UserId};
+use crate::narrative::{Assignment, Narrative, Origin, SpawnSpec};
+use crate::rules::Routing;
+
+/// What a backend can do, where the contract allows a choice. Each capability is still
+/// asserted: a backend without zombie detection must answer `Unsupported`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Caps {
+    /// Narratives carry the address they answer on.
+    pub reports_address: bool,
+    /// `zombies` is supported.
+    pub zombies: bool,
+}
+
+/// How the suite names and starts its containers.
+#[derive(Clone, Debug)]
+pub struct Context {
+    /// The naming the backend classifies kinds with.
+    pub naming: Naming,
+    /// The image the backend lists (`<image_name>:<tag>`).
+    pub image: String,
+    /// What the backend supports.
+    pub caps: Caps,
+}
+
+impl Context {
+    /// A context with the default naming and `image`.
+    pub fn new(image: impl Into<String>, caps: Caps) -> Self {
+        Self {
+            naming: Naming::default(),
+            image: image.into(),
+            caps,
+        }
+    }
+
+    fn user(&self) -> UserId {
+        let session = SessionId::generate();
+        UserId::new(format!("conformance-{}", session.short())).unwrap()
+    }
+
+    /// A spec for a new user container.
+    pub fn user_spec(&self) -> SpawnSpec {
+        let user = self.user();
+        let session = SessionId::generate();
+        SpawnSpec {
+            name: self.naming.user_container(&user),
+            labels: Routing::default().labels(&self.naming.router_for_user(&user), &session),
+            session,
+            image: self.image.clone(),
+            kind: NarrativeKind::User,
+            env: [("CONFORMANCE".to_owned(), "1".to_owned())].into(),
+            origin: Some(Origin {
+                client_ip: Some("192.0.2.1".into()),
+                at: Utc::now(),
+            }),
+        }
+    }
+
+    /// A spec for a new waiting container.
+    pub fn prespawn_spec(&self) -> SpawnSpec {
+        let session = SessionId::generate();
+        SpawnSpec {
+            name: self.naming.prespawn_container(&session),
+            labels: Routing::default().labels(session.short(), &session),
+            session,
+            image: self.image.clone(),
+            kind: NarrativeKind::Prespawned,
+            env: Default::default(),
+            origin: None,
+        }
+    }
+
+    fn assignment(&self) -> Assignment {
+        Assignment {
+            name: self.naming.user_container(&self.user()),
+            origin: Origin {
+                client_ip: Some("192.0.2.2".into()),
+                at: Utc::now(),
+            },
+        }
+    }
+}
+
+async fn find(m: &dyn ContainerManager, name: &ServiceName) -> Option<Narrative> {
+    m.find(name).await.expect("find must succeed")
+}
+
+/// Create, find, list and remove one user container.
+pub async fn find_create_remove(m: &dyn ContainerManager, ctx: &Context) {
+    let spec = ctx.user_spec();
+    assert_eq!(find(m, &spec.name).await, None, "find of a new name is None");
+    let created = m.create(&spec).await.expect("create must succeed");
+    assert_eq!(created.name, spec.name, "create returns the name");
+    assert_eq!(created.session, spec.session, "create keeps the session");
+    assert_eq!(created.kind, NarrativeKind::User, "a user name is a user narrative");
+    assert_eq!(created.image, spec.image, "create reports the image");
+    if ctx.caps.reports_address {
+        let found = find(m, &spec.name).await.expect("found");
+        assert!(found.address.is_some(), "the backend reports addresses");
+    }
+    let found = find(m, &spec.name).await.expect("find sees the created container");
+    assert_eq!(found.session, spec.session, "find reads the session back");
+    assert_eq!(found.id, created.id, "find returns the created container");
+    let listed = m.list().await.expect("list must succeed");
+    assert!(
+        listed.iter().any(|n| n.name == spec.name && n.session == spec.session),
+        "list includes the created container"
+    );
+    m.remove(&found).await.expect("remove must succeed");
+    assert_eq!(find(m, &spec.name).await, None, "a removed container is not found");
+    let listed = m.list().await.expect("list must succeed");
+    assert!(
+        !listed.iter().any(|n| n.name == spec.name),
+        "list excludes a removed container"
+    );
+}
+
+/// Removing twice succeeds twice.
+pub async fn remove_is_idempotent(m: &dyn ContainerManager, ctx: &Context) {
+    let created = m.create(&ctx.user_spec()).await.expect("create");
+    m.remove(&created).await.expect("first remove");
+    m.remove(&created)
+        .await
+        .expect("removing a container that is gone is success");
+}
+
+/// Creating a name that exists fails with `NameTaken` and leaves the first container alone.
+pub async fn create_name_taken(m: &dyn ContainerManager, ctx: &Context) {
+    let spec = ctx.user_spec();
+    let first = m.create(&spec).await.expect("create");
+    let mut again = spec.clone();
+    again.session = SessionId::generate();
+    let err = m.create(&again).await.expect_err("a second create of a name fails");
+    assert!(
+        matches!(err, ManagerError::NameTaken { .. }),
+        "a taken name is NameTaken, got {err:?}"
+    );
+    let found = find(m, &spec.name).await.expect("the first is still there");
+    assert_eq!(found.session, first.session, "the winner's session stands");
+    m.remove(&found).await.expect("remove");
+}
+
+/// Assigning renames a waiting container, keeps its session and sets its origin.
+pub async fn assign_renames_prespawned(m: &dyn ContainerManager, ctx: &Context) {
+    let spec = ctx.prespawn_spec();
+    let waiting = m.create(&spec).await.expect("create waiting");
+    assert_eq!(waiting.kind, NarrativeKind::Prespawned, "a prespawn name is waiting");
+    let assignment = ctx.assignment();
+    let assigned = m.assign(&waiting, &assignment).await.expect("assign");
+    assert_eq!(assigned.name, assignment.name, "assign renames");
+    assert_eq!(assigned.session, spec.session, "assign keeps the session");
+    assert_eq!(assigned.kind, NarrativeKind::User, "an assigned narrative is a user's");
+    let found = find(m, &assignment.name).await.expect("found by the new name");
+    assert_eq!(found.session, spec.session, "found with the same session");
+    assert_eq!(
+        found.origin.as_ref().and_then(|o| o.client_ip.as_deref()),
+        Some("192.0.2.2"),
+        "assign sets the description"
+    );
+    assert_eq!(find(m, &spec.name).await, None, "the old name is gone");
+    m.remove(&found).await.expect("remove");
+}
+
+/// Assigning to a name that exists fails with `NameTaken` and leaves the candidate waiting.
+pub async fn assign_to_taken_name(m: &dyn ContainerManager, ctx: &Context) {
+    let user_spec = ctx.user_spec();
+    let user = m.create(&user_spec).await.expect("create user");
+    let waiting = m.create(&ctx.prespawn_spec()).await.expect("create waiting");
+    let assignment = Assignment {
+        name: user_spec.name.clone(),
+        origin: ctx.assignment().origin,
+    };
+    let err = m
+        .assign(&waiting, &assignment)
+        .await
+        .expect_err("assigning to a taken name fails");
+    assert!(
+        matches!(err, ManagerError::NameTaken { .. }),
+        "a taken name is NameTaken, got {err:?}"
+    );
+    let still = find(m, &waiting.name).await.expect("the candidate still waits");
+    assert_eq!(still.kind, NarrativeKind::Prespawned);
+    let owner = find(m, &user_spec.name).await.expect("the user keeps theirs");
+    assert_eq!(owner.session, user.session);
+    m.remove(&still).await.expect("remove");
+    m.remove(&owner).await.expect("remove");
+}
+
+/// Assigning a candidate that was removed fails with `NotFound`.
+pub async fn assign_vanished_candidate(m: &dyn ContainerManager, ctx: &Context) {
+    let waiting = m.create(&ctx.prespawn_spec()).await.expect("create waiting");
+    m.remove(&waiting).await.expect("remove");
+    let assignment = ctx.assignment();
+    let err = m
+        .assign(&waiting, &assignment)
+        .await
+        .expect_err("assigning a removed candidate fails");
+    assert!(
+        matches!(err, ManagerError::NotFound { .. }),
+        "a vanished candidate is NotFound, got {err:?}"
+    );
+    assert_eq!(find(m, &assignment.name).await, None, "nothing was made");
+}
+
+/// Listing reports both kinds, classified by name.
+pub async fn list_sees_both_kinds(m: &dyn ContainerManager, ctx: &Context) {
+    let user = m.create(&ctx.user_spec()).await.expect("create user");
+    let waiting = m.create(&ctx.prespawn_spec()).await.expect("create waiting");
+    let listed = m.list().await.expect("list");
+    let kind_of = |name: &ServiceName| listed.iter().find(|n| &n.name == name).map(|n| n.kind);
+    assert_eq!(kind_of(&user.name), Some(NarrativeKind::User));
+    assert_eq!(kind_of(&waiting.name), Some(NarrativeKind::Prespawned));
+    m.remove(&user).await.expect("remove");
+    m.remove(&waiting).await.expect("remove");
+}
+
+/// `zombies` answers narratives only, or `Unsupported` — never a silent empty list.
+pub async fn zombies_contract(m: &dyn ContainerManager, ctx: &Context) {
+    match m.zombies().await {
+        Ok(zombies) => {
+            assert!(ctx.caps.zombies, "zombies answered although caps say unsupported");
+            for z in zombies {
+                assert!(
+                    ctx.naming.kind_of(z.name.as_str()).is_some(),
+                    "zombies are narratives only: {}",
+                    z.name
+                );
+            }
+        }
+        Err(ManagerError::Unsupported { .. }) => {
+            assert!(!ctx.caps.zombies, "zombies unsupported although caps say supported")
+        }
+        Err(e) => panic!("zombies failed: {e}"),
+    }
+}
+
+/// The Traefik service name is a pure function of the container name.
+pub async fn traefik_service_is_stable(m: &dyn ContainerManager, ctx: &Context) {
+    let name = ctx.user_spec().name;
+    let a = m.traefik_service(&name);
+    assert_eq!(a, m.traefik_service(&name), "same name, same service");
+    assert!(a.contains(name.as_str()), "the service name contains the container name");
+    assert!(!a.contains('@'), "no provider suffix");
+}
+
+/// Runs every rule above.
+pub async fn run_all(m: &dyn ContainerManager, ctx: &Context) {
+    m.verify().await.expect("verify must succeed");
+    find_create_remove(m, ctx).await;
+    remove_is_idempotent(m, ctx).await;
+    create_name_taken(m, ctx).await;
+    assign_renames_prespawned(m, ctx).await;
+    assign_to_taken_name(m, ctx).await;
+    assign_vanished_candidate(m, ctx).await;
+    list_sees_both_kinds(m, ctx).await;
+    zombies_contract(m, ctx).await;
+    traefik_service_is_stable(m, ctx).await;
+}

@@ -1,0 +1,1 @@
+//! `ActivitySource` over Traefik's Prometheus metrics (being built; see the metrics issue).

@@ -1,0 +1,1 @@
+//! The `traefiker` service (being built; see the server issue).
