@@ -1,0 +1,1 @@
+//! Local backend of traefiker: narratives as child processes on this machine.
