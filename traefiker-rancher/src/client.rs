@@ -1,0 +1,331 @@
+//! The HTTP layer: basic auth, timeouts, bounded retries of reads, Rancher's error bodies and
+//! pagination. Knows nothing about narratives.
+
+use reqwest::header::{HeaderValue, ACCEPT, CONTENT_TYPE};
+use reqwest::Method;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use url::Url;
+
+use crate::config::{Credentials, RetryPolicy, Timeouts};
+use crate::error::{RancherError, SetupError, TransportKind};
+use crate::wire::{ApiError, Collection};
+
+/// Most pages one listing follows: a server whose `next` never ends must not hang us.
+const MAX_PAGES: usize = 10_000;
+
+/// An HTTP client for one Rancher, with its key pair.
+#[derive(Clone, Debug)]
+pub(crate) struct Client {
+    http: reqwest::Client,
+    credentials: Option<Credentials>,
+    retry: RetryPolicy,
+}
+
+/// `url` as it may be shown: any user and password in it removed.
+pub(crate) fn shown(url: &Url) -> String {
+    if url.username().is_empty() && url.password().is_none() {
+        return url.to_string();
+    }
+    let mut clean = url.clone();
+    // Only fails for URLs that cannot have credentials, which then have none to hide.
+    let _ = clean.set_username("");
+    let _ = clean.set_password(None);
+    clean.to_string()
+}
+
+/// Parses a configured URL, naming the setting when it is malformed.
+pub(crate) fn parse_setting(setting: &'static str, value: &str) -> Result<Url, SetupError> {
+    let url = Url::parse(value.trim()).map_err(|e| SetupError::Config {
+        setting,
+        reason: format!("not a URL ({e})"),
+    })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(SetupError::Config {
+            setting,
+            reason: format!("must be an http or https URL, not {}", url.scheme()),
+        });
+    }
+    Ok(url)
+}
+
+/// `base` with `segments` appended as path segments, whether or not `base` ends in `/`.
+pub(crate) fn join(base: &Url, segments: &[&str]) -> Url {
+    let mut url = base.clone();
+    if let Ok(mut path) = url.path_segments_mut() {
+        path.pop_if_empty();
+        path.extend(segments);
+    }
+    url
+}
+
+fn same_origin(a: &Url, b: &Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host_str() == b.host_str()
+        && a.port_or_known_default() == b.port_or_known_default()
+}
+
+impl Client {
+    pub(crate) fn new(
+        credentials: Option<Credentials>,
+        timeouts: Timeouts,
+        retry: RetryPolicy,
+    ) -> Result<Self, SetupError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(timeouts.connect)
+            .timeout(timeouts.request)
+            .user_agent(concat!("traefiker-rancher/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| SetupError::Config {
+                setting: "rancher_url",
+                reason: format!("cannot build an HTTP client: {e}"),
+            })?;
+        Ok(Self {
+            http,
+            credentials,
+            retry,
+        })
+    }
+
+    /// One request, no retry. Returns the body of a 2xx answer.
+    async fn execute(
+        &self,
+        method: Method,
+        url: &Url,
+        body: Option<&serde_json::Value>,
+        authenticate: bool,
+        accept: &'static str,
+    ) -> Result<(u16, Vec<u8>), RancherError> {
+        let name = method_name(&method);
+        let mut request = self
+            .http
+            .request(method, url.clone())
+            .header(ACCEPT, HeaderValue::from_static(accept));
+        if authenticate {
+            if let Some(c) = &self.credentials {
+                request = request.basic_auth(c.user(), Some(c.password()));
+            }
+        }
+        if let Some(body) = body {
+            request = request
+                .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+                .body(serde_json::to_vec(body).unwrap_or_default());
+        }
+        let transport = |e: reqwest::Error| RancherError::Transport {
+            method: name,
+            url: shown(url),
+            kind: if e.is_timeout() {
+                TransportKind::Timeout
+            } else if e.is_connect() {
+                TransportKind::Connect
+            } else {
+                TransportKind::Other
+            },
+            // Without the URL: reqwest's message would repeat it, credentials included.
+            detail: e.without_url().to_string(),
+        };
+        let response = request.send().await.map_err(transport)?;
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.map_err(transport)?.to_vec();
+        if (200..300).contains(&status) {
+            return Ok((status, bytes));
+        }
+        let error: ApiError = serde_json::from_slice(&bytes).unwrap_or_default();
+        Err(RancherError::Status {
+            method: name,
+            url: shown(url),
+            status,
+            code: error.code,
+            message: error.message,
+            field_name: error.field_name,
+        })
+    }
+
+    /// A GET, retried with backoff while the failure is transient.
+    async fn get_bytes(
+        &self,
+        url: &Url,
+        authenticate: bool,
+        accept: &'static str,
+    ) -> Result<(u16, Vec<u8>), RancherError> {
+        let mut attempt = 0;
+        loop {
+            match self
+                .execute(Method::GET, url, None, authenticate, accept)
+                .await
+            {
+                Err(e) if e.is_transient() && attempt < self.retry.max_retries => {
+                    tracing::debug!(url = %shown(url), attempt, error = %e, "retrying a Rancher read");
+                    tokio::time::sleep(self.retry.backoff(attempt)).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// GET `url` as JSON (retried).
+    pub(crate) async fn get<T: DeserializeOwned>(&self, url: &Url) -> Result<T, RancherError> {
+        let (status, bytes) = self.get_bytes(url, true, "application/json").await?;
+        parse("GET", url, status, &bytes)
+    }
+
+    /// GET `url` as plain text without credentials (rancher-metadata needs none, and the key
+    /// must not travel to another host).
+    pub(crate) async fn get_text_anonymous(&self, url: &Url) -> Result<String, RancherError> {
+        let (status, bytes) = self.get_bytes(url, false, "text/plain").await?;
+        String::from_utf8(bytes).map_err(|_| RancherError::Body {
+            method: "GET",
+            url: shown(url),
+            status,
+            detail: "not UTF-8 text".into(),
+        })
+    }
+
+    /// Every item of the collection at `first`, following `pagination.next` to the end.
+    pub(crate) async fn list_all<T: DeserializeOwned>(
+        &self,
+        first: Url,
+    ) -> Result<Vec<T>, RancherError> {
+        let mut items = Vec::new();
+        let mut next = Some(first);
+        let mut pages = 0;
+        while let Some(url) = next.take() {
+            pages += 1;
+            if pages > MAX_PAGES {
+                return Err(RancherError::Invalid {
+                    url: shown(&url),
+                    detail: format!("more than {MAX_PAGES} pages: the pagination does not end"),
+                });
+            }
+            let page: Collection<T> = self.get(&url).await?;
+            items.extend(page.data);
+            if let Some(link) = page.pagination.and_then(|p| p.next) {
+                next = Some(self.follow(&url, &link)?);
+            }
+        }
+        Ok(items)
+    }
+
+    /// Resolves a link Rancher gave in the answer to `from`. Links to another host are
+    /// refused: following them would send the API key there.
+    pub(crate) fn follow(&self, from: &Url, link: &str) -> Result<Url, RancherError> {
+        let url = from.join(link).map_err(|e| RancherError::Invalid {
+            url: shown(from),
+            detail: format!("answer links to an unusable URL ({e})"),
+        })?;
+        if !same_origin(from, &url) {
+            return Err(RancherError::Invalid {
+                url: shown(from),
+                detail: format!(
+                    "answer links to another host ({}); the API key is not sent there: \
+                     set rancher_url to the address Rancher calls itself",
+                    shown(&url)
+                ),
+            });
+        }
+        Ok(url)
+    }
+
+    /// POST `body` as JSON to `url` (never retried: it may have been done).
+    pub(crate) async fn post<T: DeserializeOwned>(
+        &self,
+        url: &Url,
+        body: &impl Serialize,
+    ) -> Result<T, RancherError> {
+        self.write(Method::POST, url, body).await
+    }
+
+    /// PUT `body` as JSON to `url` (never retried).
+    pub(crate) async fn put<T: DeserializeOwned>(
+        &self,
+        url: &Url,
+        body: &impl Serialize,
+    ) -> Result<T, RancherError> {
+        self.write(Method::PUT, url, body).await
+    }
+
+    /// DELETE `url` (never retried); the answer's body is not needed.
+    pub(crate) async fn delete(&self, url: &Url) -> Result<(), RancherError> {
+        self.execute(Method::DELETE, url, None, true, "application/json")
+            .await
+            .map(|_| ())
+    }
+
+    async fn write<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: &Url,
+        body: &impl Serialize,
+    ) -> Result<T, RancherError> {
+        let name = method_name(&method);
+        let body = serde_json::to_value(body).map_err(|e| RancherError::Invalid {
+            url: shown(url),
+            detail: format!("cannot encode the request: {e}"),
+        })?;
+        let (status, bytes) = self
+            .execute(method, url, Some(&body), true, "application/json")
+            .await?;
+        parse(name, url, status, &bytes)
+    }
+}
+
+fn parse<T: DeserializeOwned>(
+    method: &'static str,
+    url: &Url,
+    status: u16,
+    bytes: &[u8],
+) -> Result<T, RancherError> {
+    serde_json::from_slice(bytes).map_err(|e| RancherError::Body {
+        method,
+        url: shown(url),
+        status,
+        detail: format!("not the JSON expected ({e})"),
+    })
+}
+
+fn method_name(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        _ => "HTTP",
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_ignores_a_trailing_slash() {
+        for base in ["http://r:8080/v2-beta", "http://r:8080/v2-beta/"] {
+            let base = Url::parse(base).unwrap();
+            assert_eq!(
+                join(&base, &["projects"]).as_str(),
+                "http://r:8080/v2-beta/projects"
+            );
+        }
+    }
+
+    #[test]
+    fn shown_urls_lose_their_credentials() {
+        let url = Url::parse("http://key:secret@r:8080/v2-beta").unwrap();
+        assert_eq!(shown(&url), "http://r:8080/v2-beta");
+    }
+
+    #[test]
+    fn links_to_another_host_are_refused() {
+        let client = Client::new(None, Timeouts::default(), RetryPolicy::none()).unwrap();
+        let from = Url::parse("http://r:8080/v2-beta/projects/1a5/services?limit=5").unwrap();
+        assert!(client
+            .follow(
+                &from,
+                "http://r:8080/v2-beta/projects/1a5/services?limit=5&marker=m5"
+            )
+            .is_ok());
+        assert!(client.follow(&from, "http://evil:8080/x").is_err());
+    }
+}

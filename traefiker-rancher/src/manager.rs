@@ -1,0 +1,542 @@
+//! [`RancherManager`]: the core's [`ContainerManager`] contract over Rancher services.
+//!
+//! One narrative is one Rancher service of scale 1 in the configured stack. Its Rancher id is
+//! the narrative's opaque id, and `{env_url}/services/{id}` is its `links.self`.
+
+use std::cmp::Ordering;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use traefiker_core::{
+    Assignment, BackendInfo, ContainerManager, ManagerError, Naming, Narrative, NarrativeState,
+    Origin, ServiceName, SessionId, SpawnSpec,
+};
+use url::Url;
+
+use crate::client::{join, parse_setting, shown, Client};
+use crate::config::RancherConfig;
+use crate::discovery::{discover, Location};
+use crate::error::{SetupError, BACKEND};
+use crate::wire::{
+    CreateService, LaunchConfigOut, RenameService, RestartPolicy, Service, CAP_DROP,
+};
+
+/// The label holding a narrative's session id (SPEC §2).
+const SESSION_LABEL: &str = "session_id";
+
+/// Port Jupyter answers on inside a narrative.
+const NARRATIVE_PORT: u16 = 8888;
+
+/// A [`ContainerManager`] over one Rancher 1.x stack.
+#[derive(Clone, Debug)]
+pub struct RancherManager {
+    client: Client,
+    rancher_url: Url,
+    location: Location,
+    /// `docker:<image_name>:`, the prefix of every narrative's `imageUuid`.
+    image_prefix: String,
+    naming: Naming,
+    page_size: u32,
+}
+
+impl RancherManager {
+    /// A manager for a fully configured location: `env_url`, `stack_id` and `stack_name` must
+    /// all be set (see [`RancherManager::discover`] otherwise). Makes no call.
+    pub fn new(config: RancherConfig) -> Result<Self, SetupError> {
+        let (env_url, stack_id, stack_name) =
+            match (&config.env_url, &config.stack_id, &config.stack_name) {
+                (Some(e), Some(i), Some(n)) => (e.clone(), i.clone(), n.clone()),
+                (None, _, _) => return Err(unset("rancher_env_url")),
+                (_, None, _) => return Err(unset("rancher_stack_id")),
+                (_, _, None) => return Err(unset("rancher_stack_name")),
+            };
+        let location = Location {
+            env_url: parse_setting("rancher_env_url", &env_url)?,
+            stack_id,
+            stack_name,
+        };
+        Self::build(config, location)
+    }
+
+    /// A manager that learns whatever of `env_url`, `stack_id` and `stack_name` is unset
+    /// (SPEC §7): rancher-metadata for the environment and stack names, the projects
+    /// collection for the environment URL, the stacks collection for the stack id. Checks the
+    /// credentials and the environment on the way.
+    pub async fn discover(config: RancherConfig) -> Result<Self, SetupError> {
+        let (client, rancher_url) = client_for(&config)?;
+        let env_url = config
+            .env_url
+            .as_deref()
+            .map(|u| parse_setting("rancher_env_url", u))
+            .transpose()?;
+        let location = discover(
+            &client,
+            &rancher_url,
+            &config.meta_url,
+            env_url,
+            config.stack_id.clone(),
+            config.stack_name.clone(),
+        )
+        .await?;
+        Self::build(config, location)
+    }
+
+    fn build(config: RancherConfig, location: Location) -> Result<Self, SetupError> {
+        let (client, rancher_url) = client_for(&config)?;
+        if config.image_name.is_empty() || config.image_name.contains(':') {
+            return Err(SetupError::Config {
+                setting: "image_name",
+                reason: "must be an image name without a tag, e.g. kbase/narrative".into(),
+            });
+        }
+        if config.page_size == 0 {
+            return Err(SetupError::Config {
+                setting: "page_size",
+                reason: "must be at least 1".into(),
+            });
+        }
+        Ok(Self {
+            client,
+            rancher_url,
+            image_prefix: format!("docker:{}:", config.image_name),
+            naming: config.naming,
+            page_size: config.page_size.min(3000),
+            location,
+        })
+    }
+
+    /// The environment (project) URL in use.
+    pub fn env_url(&self) -> &str {
+        self.location.env_url.as_str()
+    }
+
+    /// The id of the stack holding the narratives.
+    pub fn stack_id(&self) -> &str {
+        &self.location.stack_id
+    }
+
+    /// The name of that stack.
+    pub fn stack_name(&self) -> &str {
+        &self.location.stack_name
+    }
+
+    fn services_url(&self) -> Url {
+        join(&self.location.env_url, &["services"])
+    }
+
+    fn service_url(&self, id: &str) -> Url {
+        join(&self.location.env_url, &["services", id])
+    }
+
+    /// `{env_url}/service?<key>=<value>`: the filtered collection the Python version used.
+    fn filtered(&self, key: &str, value: &str) -> Url {
+        let mut url = join(&self.location.env_url, &["service"]);
+        url.query_pairs_mut().append_pair(key, value);
+        url
+    }
+
+    /// The core's view of `service`, or why it is not a narrative of ours.
+    fn narrative(&self, service: &Service) -> Result<Narrative, &'static str> {
+        if service.stack_id.as_deref() != Some(self.location.stack_id.as_str()) {
+            return Err("in another stack");
+        }
+        let image = service
+            .image_uuid()
+            .filter(|i| i.starts_with(&self.image_prefix))
+            .and_then(|i| i.strip_prefix("docker:"))
+            .ok_or("not the narrative image")?;
+        let raw_name = service.name.as_deref().ok_or("no name")?;
+        let kind = self
+            .naming
+            .kind_of(raw_name)
+            .ok_or("not a narrative name")?;
+        let name = ServiceName::new(raw_name).map_err(|_| "not a valid service name")?;
+        let session = service
+            .label(SESSION_LABEL)
+            .and_then(|s| SessionId::parse(s).ok())
+            .ok_or("no valid session_id label")?;
+        let created = service
+            .created_ts
+            .and_then(DateTime::<Utc>::from_timestamp_millis)
+            .or_else(|| {
+                service
+                    .created
+                    .as_deref()
+                    .and_then(|c| DateTime::parse_from_rfc3339(c).ok())
+                    .map(|c| c.with_timezone(&Utc))
+            });
+        Ok(Narrative {
+            id: service.id.clone(),
+            address: Some(self.address(&name)),
+            name,
+            session,
+            image: image.to_owned(),
+            kind,
+            state: state(service.state.as_deref()),
+            origin: service.description.as_deref().and_then(Origin::parse),
+            public_endpoints: service
+                .public_endpoints
+                .iter()
+                .flatten()
+                .filter_map(|e| Some(format!("{}:{}", e.ip_address.as_deref()?, e.port?)))
+                .collect(),
+            created,
+        })
+    }
+
+    /// Rancher 1.x's internal DNS resolves `<service>.<stack>` to the service's containers on
+    /// the managed network, which Traefik and traefiker share with the narratives.
+    fn address(&self, name: &ServiceName) -> String {
+        format!(
+            "http://{name}.{}:{NARRATIVE_PORT}",
+            self.location.stack_name
+        )
+    }
+
+    /// Narratives among `services`; the others are skipped with a warning when they look like
+    /// narratives but cannot be used (never with the label's value: it is a session id).
+    fn narratives(&self, services: Vec<Service>) -> Vec<Narrative> {
+        services
+            .iter()
+            .filter(|s| !s.is_removed())
+            .filter_map(|s| match self.narrative(s) {
+                Ok(n) => Some(n),
+                Err(why) => {
+                    let named = s.name.as_deref().and_then(|n| self.naming.kind_of(n));
+                    let ours = s
+                        .image_uuid()
+                        .is_some_and(|i| i.starts_with(&self.image_prefix));
+                    if named.is_some() && ours {
+                        tracing::warn!(service_id = %s.id, name = ?s.name, reason = why,
+                            "skipping a narrative service traefiker cannot use");
+                    }
+                    None
+                }
+            })
+            .collect()
+    }
+
+    /// The live service of `id`, or `NotFound` for `subject`.
+    async fn live_service(&self, id: &str, subject: &str) -> Result<(Url, Service), ManagerError> {
+        let url = self.service_url(id);
+        let service: Service = self
+            .client
+            .get(&url)
+            .await
+            .map_err(|e| e.into_manager(subject))?;
+        if service.is_removed() {
+            return Err(ManagerError::NotFound {
+                backend: BACKEND.to_owned(),
+                name: subject.to_owned(),
+            });
+        }
+        Ok((url, service))
+    }
+}
+
+fn unset(setting: &'static str) -> SetupError {
+    SetupError::Config {
+        setting,
+        reason: "is not set; set it, or build the manager with RancherManager::discover".into(),
+    }
+}
+
+fn client_for(config: &RancherConfig) -> Result<(Client, Url), SetupError> {
+    let rancher_url = parse_setting("rancher_url", &config.url)?;
+    let client = Client::new(config.credentials.clone(), config.timeouts, config.retry)?;
+    Ok((client, rancher_url))
+}
+
+/// Rancher's service states, normalised.
+fn state(state: Option<&str>) -> NarrativeState {
+    match state.unwrap_or("") {
+        "active" => NarrativeState::Running,
+        "registering" | "activating" => NarrativeState::Starting,
+        "updating-active" | "updating-inactive" | "upgrading" | "upgraded" | "restarting"
+        | "rolling-back" | "canceling-upgrade" | "canceled-upgrade" | "finishing-upgrade" => {
+            NarrativeState::Updating
+        }
+        "inactive" | "deactivating" => NarrativeState::Stopped,
+        "removing" | "removed" | "purging" | "purged" => NarrativeState::Removing,
+        other => NarrativeState::Other(other.to_owned()),
+    }
+}
+
+/// Oldest first (`createdTS`, then id as a number where it is one), so duplicate names
+/// resolve to the same service every time.
+fn oldest_first(a: &Narrative, b: &Narrative) -> Ordering {
+    let key = |n: &Narrative| {
+        let digits: String = n.id.chars().filter(char::is_ascii_digit).collect();
+        (
+            n.created.unwrap_or(DateTime::<Utc>::MAX_UTC),
+            digits.parse::<u64>().unwrap_or(u64::MAX),
+            n.id.clone(),
+        )
+    };
+    key(a).cmp(&key(b))
+}
+
+#[async_trait]
+impl ContainerManager for RancherManager {
+    async fn verify(&self) -> Result<BackendInfo, ManagerError> {
+        let subject = "the Rancher API";
+        self.client
+            .get::<serde_json::Value>(&self.rancher_url)
+            .await
+            .map_err(|e| e.into_manager(subject))?;
+        self.client
+            .get::<serde_json::Value>(&self.location.env_url)
+            .await
+            .map_err(|e| e.into_manager("the environment (rancher_env_url)"))?;
+        let stack = join(&self.location.env_url, &["stacks", &self.location.stack_id]);
+        self.client
+            .get::<serde_json::Value>(&stack)
+            .await
+            .map_err(|e| e.into_manager("the stack (rancher_stack_id)"))?;
+        Ok(BackendInfo {
+            backend: BACKEND.to_owned(),
+            location: format!(
+                "{} stack {} ({})",
+                shown(&self.location.env_url),
+                self.location.stack_name,
+                self.location.stack_id
+            ),
+        })
+    }
+
+    async fn find(&self, name: &ServiceName) -> Result<Option<Narrative>, ManagerError> {
+        let url = self.filtered("name", name.as_str());
+        let services: Vec<Service> = self
+            .client
+            .list_all(url)
+            .await
+            .map_err(|e| e.into_manager(name.as_str()))?;
+        // Filters Rancher does not know are silently ignored, so check the answer really is
+        // this name, in this stack, and alive.
+        let same: Vec<Service> = services
+            .into_iter()
+            .filter(|s| {
+                s.name.as_deref() == Some(name.as_str())
+                    && s.stack_id.as_deref() == Some(self.location.stack_id.as_str())
+                    && !s.is_removed()
+            })
+            .collect();
+        let mut found = Vec::with_capacity(same.len());
+        for service in &same {
+            match self.narrative(service) {
+                Ok(n) => found.push(n),
+                Err(why) => {
+                    return Err(ManagerError::Rejected {
+                        backend: BACKEND.to_owned(),
+                        detail: format!(
+                            "service {name} ({}) in stack {} is not a usable narrative: {why}; \
+                             remove or rename it",
+                            service.id, self.location.stack_name
+                        ),
+                    })
+                }
+            }
+        }
+        found.sort_by(oldest_first);
+        let mut found = found.into_iter();
+        let oldest = found.next();
+        let others: Vec<String> = found.map(|n| n.id).collect();
+        if let Some(kept) = &oldest {
+            if !others.is_empty() {
+                tracing::warn!(name = %name, kept = %kept.id, duplicates = ?others,
+                    "several services share this name; using the oldest, remove the others");
+            }
+        }
+        Ok(oldest)
+    }
+
+    async fn list(&self) -> Result<Vec<Narrative>, ManagerError> {
+        let mut url = self.services_url();
+        url.query_pairs_mut()
+            .append_pair("stackId", &self.location.stack_id)
+            .append_pair("limit", &self.page_size.to_string());
+        let services: Vec<Service> = self
+            .client
+            .list_all(url)
+            .await
+            .map_err(|e| e.into_manager("the stack's services"))?;
+        Ok(self.narratives(services))
+    }
+
+    async fn create(&self, spec: &SpawnSpec) -> Result<Narrative, ManagerError> {
+        let mut labels = spec.labels.clone();
+        labels.insert("io.rancher.container.pull_image".into(), "always".into());
+        labels.insert("io.rancher.container.start_once".into(), "true".into());
+        labels.insert(SESSION_LABEL.into(), spec.session.expose().to_owned());
+        let body = CreateService {
+            type_: "service",
+            name: spec.name.as_str(),
+            stack_id: &self.location.stack_id,
+            scale: 1,
+            start_on_create: true,
+            assign_service_ip_address: false,
+            description: spec.origin.as_ref().map(Origin::to_description),
+            launch_config: LaunchConfigOut {
+                type_: "launchConfig",
+                kind: "container",
+                image_uuid: format!("docker:{}", spec.image),
+                labels,
+                environment: &spec.env,
+                ports: ["8888/tcp"],
+                restart_policy: RestartPolicy { name: "always" },
+                network_mode: "managed",
+                tty: true,
+                stdin_open: true,
+                vcpu: 1,
+                privileged: false,
+                cap_add: [],
+                cap_drop: CAP_DROP,
+                instance_triggered_stop: "stop",
+                start_on_create: true,
+            },
+        };
+        let url = join(&self.location.env_url, &["service"]);
+        let service: Service = self
+            .client
+            .post(&url, &body)
+            .await
+            .map_err(|e| e.into_manager(spec.name.as_str()))?;
+        tracing::info!(name = %spec.name, service_id = %service.id, "created narrative service");
+        self.narrative(&service)
+            .map_err(|why| ManagerError::Rejected {
+                backend: BACKEND.to_owned(),
+                detail: format!(
+                    "created service {} ({}) does not read back as a narrative: {why} \
+                 (is image_name {:?} the image being started?)",
+                    spec.name,
+                    service.id,
+                    self.image_prefix
+                        .trim_start_matches("docker:")
+                        .trim_end_matches(':')
+                ),
+            })
+    }
+
+    async fn assign(
+        &self,
+        narrative: &Narrative,
+        assignment: &Assignment,
+    ) -> Result<Narrative, ManagerError> {
+        // Read first: Rancher would happily rename a service that is being removed.
+        let (url, service) = self
+            .live_service(&narrative.id, narrative.name.as_str())
+            .await?;
+        let target = match service.links.self_.as_deref() {
+            Some(link) => self
+                .client
+                .follow(&url, link)
+                .map_err(|e| e.into_manager(narrative.name.as_str()))?,
+            None => url,
+        };
+        let body = RenameService {
+            name: assignment.name.as_str(),
+            description: assignment.origin.to_description(),
+        };
+        let renamed: Service =
+            self.client
+                .put(&target, &body)
+                .await
+                .map_err(|e| match e.status() {
+                    Some(404) => e.into_manager(narrative.name.as_str()),
+                    _ => e.into_manager(assignment.name.as_str()),
+                })?;
+        tracing::info!(from = %narrative.name, to = %assignment.name, service_id = %renamed.id,
+            "assigned a waiting narrative");
+        self.narrative(&renamed)
+            .map_err(|why| ManagerError::Rejected {
+                backend: BACKEND.to_owned(),
+                detail: format!(
+                    "renamed service {} does not read back as a narrative: {why}",
+                    renamed.id
+                ),
+            })
+    }
+
+    async fn remove(&self, narrative: &Narrative) -> Result<(), ManagerError> {
+        let url = self.service_url(&narrative.id);
+        let subject = narrative.name.as_str();
+        match self.client.delete(&url).await {
+            Ok(()) => {
+                tracing::info!(name = %narrative.name, service_id = %narrative.id,
+                    "removing narrative service");
+                Ok(())
+            }
+            Err(e) if e.status() == Some(404) => Ok(()),
+            // Busy or refused: fine if it is already on its way out.
+            Err(e) if matches!(e.status(), Some(409 | 422)) => {
+                match self.live_service(&narrative.id, subject).await {
+                    Err(ManagerError::NotFound { .. }) => Ok(()),
+                    _ => Err(e.into_manager(subject)),
+                }
+            }
+            Err(e) => Err(e.into_manager(subject)),
+        }
+    }
+
+    async fn zombies(&self) -> Result<Vec<Narrative>, ManagerError> {
+        let url = self.filtered("healthState", "started-once");
+        let services: Vec<Service> = self
+            .client
+            .list_all(url)
+            .await
+            .map_err(|e| e.into_manager("started-once services"))?;
+        // The list is environment-wide; keep narratives of our stack only.
+        let zombies = services
+            .into_iter()
+            .filter(|s| s.health_state.as_deref() == Some("started-once"))
+            .collect();
+        Ok(self.narratives(zombies))
+    }
+
+    fn traefik_service(&self, narrative_name: &ServiceName) -> String {
+        format!("{narrative_name}_{}", self.location.stack_name)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rancher_states_are_normalised() {
+        assert_eq!(state(Some("active")), NarrativeState::Running);
+        assert_eq!(state(Some("registering")), NarrativeState::Starting);
+        assert_eq!(state(Some("updating-active")), NarrativeState::Updating);
+        assert_eq!(state(Some("inactive")), NarrativeState::Stopped);
+        assert_eq!(state(Some("removing")), NarrativeState::Removing);
+        assert_eq!(state(Some("error")), NarrativeState::Other("error".into()));
+    }
+
+    #[test]
+    fn new_names_the_missing_setting() {
+        let config = RancherConfig::new("http://r:8080/v2-beta");
+        let err = RancherManager::new(config).unwrap_err();
+        assert_eq!(err.setting(), "rancher_env_url");
+        let config = RancherConfig::new("http://r:8080/v2-beta").with_stack(
+            "http://r:8080/v2-beta/projects/1a5",
+            "1st5",
+            "narratives",
+        );
+        let m = RancherManager::new(config).unwrap();
+        let name = ServiceName::new("narrative-alice-522b27").unwrap();
+        assert_eq!(
+            m.traefik_service(&name),
+            "narrative-alice-522b27_narratives"
+        );
+        assert_eq!(
+            m.address(&name),
+            "http://narrative-alice-522b27.narratives:8888"
+        );
+        let bad = RancherConfig::new("ftp://r").with_stack("http://r/p", "1", "n");
+        assert_eq!(
+            RancherManager::new(bad).unwrap_err().setting(),
+            "rancher_url"
+        );
+    }
+}

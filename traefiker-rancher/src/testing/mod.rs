@@ -1,0 +1,6 @@
+//! Test kit (feature `testing`): [`FakeRancher`], a stateful Rancher 1.x on wiremock, for this
+//! crate's tests and for embedders' integration tests.
+
+mod fake_rancher;
+
+pub use fake_rancher::{FakeRancher, FakeService, Fault, ENV_ID, STACK_ID, STACK_NAME};
