@@ -1,0 +1,401 @@
+//! What one Traefik metrics page says about activity, and how successive pages become
+//! [`ActivitySnapshot`]s.
+//!
+//! [`read_page`] is pure: text in, per-service facts out. [`CounterTracker`] keeps the
+//! previous page's request counters, which is all Traefik v3 activity can be judged from.
+//! The network source ([`crate::TraefikMetrics`]) and the operators' `activity` command both
+//! sit on these two.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+
+use traefiker_core::{Activity, ActivitySnapshot, InvalidInput};
+
+use crate::error::MetricsError;
+use crate::parse::{LabelValue, Line, Lines};
+
+/// Traefik v2's per-service gauge of open connections, by method and protocol.
+pub const SERVICE_OPEN_CONNECTIONS: &str = "traefik_service_open_connections";
+/// Traefik v2's per-entrypoint gauge; v3 renamed it `traefik_open_connections`.
+pub const ENTRYPOINT_OPEN_CONNECTIONS: &str = "traefik_entrypoint_open_connections";
+/// The per-service request counter both versions expose.
+pub const SERVICE_REQUESTS_TOTAL: &str = "traefik_service_requests_total";
+
+/// Which Traefik the page comes from, as configured (`traefik_version`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TraefikVersion {
+    /// Decide from each page: v2 if it has a v2 open-connections family, else v3.
+    #[default]
+    Auto,
+    /// Traefik v2: open websockets per service.
+    V2,
+    /// Traefik v3: moved request counters per service.
+    V3,
+}
+
+impl FromStr for TraefikVersion {
+    type Err = InvalidInput;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(Self::Auto),
+            "v2" | "2" => Ok(Self::V2),
+            "v3" | "3" => Ok(Self::V3),
+            other => Err(InvalidInput::new(
+                "traefik_version",
+                format!("expected auto, v2 or v3, got {other:?}"),
+            )),
+        }
+    }
+}
+
+impl fmt::Display for TraefikVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Auto => "auto",
+            Self::V2 => "v2",
+            Self::V3 => "v3",
+        })
+    }
+}
+
+/// How a page is read: the version it was decided to be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageVersion {
+    /// Read as Traefik v2 (open websockets).
+    V2,
+    /// Read as Traefik v3 (moved counters).
+    V3,
+}
+
+impl fmt::Display for PageVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::V2 => "v2",
+            Self::V3 => "v3",
+        })
+    }
+}
+
+/// What a page says, per Traefik service name without its `@provider` suffix (the name
+/// backends give in [`traefiker_core::ActivityTarget::service`]).
+///
+/// Memory is per service, never per line: a page of a million lines about ten thousand
+/// services holds two maps of at most ten thousand entries.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PageActivity {
+    /// How the page is read.
+    pub version: PageVersion,
+    /// Whether `version` was detected from the page rather than configured.
+    pub detected: bool,
+    /// v2 only: open websockets per service, for services with a websocket series.
+    pub websockets: HashMap<String, f64>,
+    /// `traefik_service_requests_total` summed over code, method and protocol, per service.
+    pub requests: HashMap<String, f64>,
+    /// Sample lines on the page.
+    pub samples: usize,
+}
+
+/// Reads a Traefik metrics page.
+///
+/// Fails, rather than answering "nobody is active", when the page is empty, cut off (no
+/// final line feed), not Prometheus text, or has no `traefik_` metric at all. A valid v2
+/// page without websocket series answers "no open websockets".
+pub fn read_page(body: &str, version: TraefikVersion) -> Result<PageActivity, MetricsError> {
+    if body.trim().is_empty() {
+        return Err(MetricsError::Empty);
+    }
+    if !body.ends_with('\n') {
+        return Err(MetricsError::Truncated);
+    }
+    let mut websockets: HashMap<String, f64> = HashMap::new();
+    let mut requests: HashMap<String, f64> = HashMap::new();
+    let mut samples = 0usize;
+    let mut any_traefik = false;
+    let mut has_v2_family = false;
+    for line in Lines::new(body) {
+        match line? {
+            Line::Sample(sample) => {
+                samples += 1;
+                // Checked per line but cheap: a prefix compare of a name already in cache.
+                if !sample.name.starts_with("traefik_") {
+                    continue;
+                }
+                any_traefik = true;
+                match sample.name {
+                    SERVICE_OPEN_CONNECTIONS => {
+                        has_v2_family = true;
+                        let (service, protocol) = service_and_protocol(&sample.labels);
+                        if let (Some(service), Some(protocol)) = (service, protocol) {
+                            if protocol.eq_str("websocket") {
+                                add(&mut websockets, service, sample.value);
+                            }
+                        }
+                    }
+                    SERVICE_REQUESTS_TOTAL => {
+                        if let (Some(service), _) = service_and_protocol(&sample.labels) {
+                            add(&mut requests, service, sample.value);
+                        }
+                    }
+                    ENTRYPOINT_OPEN_CONNECTIONS => has_v2_family = true,
+                    _ => {}
+                }
+            }
+            Line::Type { name, .. } | Line::Help { name, .. } => {
+                any_traefik |= name.starts_with("traefik_");
+                has_v2_family |=
+                    name == SERVICE_OPEN_CONNECTIONS || name == ENTRYPOINT_OPEN_CONNECTIONS;
+            }
+            Line::Blank | Line::Comment(_) => {}
+        }
+    }
+    if !any_traefik {
+        return Err(MetricsError::NotTraefik);
+    }
+    let (version, detected) = match version {
+        TraefikVersion::V2 => (PageVersion::V2, false),
+        TraefikVersion::V3 => (PageVersion::V3, false),
+        TraefikVersion::Auto if has_v2_family => (PageVersion::V2, true),
+        TraefikVersion::Auto => (PageVersion::V3, true),
+    };
+    Ok(PageActivity {
+        version,
+        detected,
+        websockets,
+        requests,
+        samples,
+    })
+}
+
+fn service_and_protocol<'a>(
+    labels: &crate::parse::Labels<'a>,
+) -> (Option<LabelValue<'a>>, Option<LabelValue<'a>>) {
+    let mut service = None;
+    let mut protocol = None;
+    for (name, value) in labels.iter() {
+        match name {
+            "service" => service = Some(value),
+            "protocol" => protocol = Some(value),
+            _ => {}
+        }
+    }
+    (service, protocol)
+}
+
+/// Adds `value` to the entry of `service` (provider suffix stripped), allocating the key
+/// only the first time a service is seen.
+fn add(map: &mut HashMap<String, f64>, service: LabelValue<'_>, value: f64) {
+    let full = service.unescape();
+    let name = strip_provider(&full);
+    // A NaN or infinite counter is broken data: the service is known, its count is not.
+    let value = if value.is_finite() { value } else { 0.0 };
+    match map.get_mut(name) {
+        Some(total) => *total += value,
+        None => {
+            map.insert(name.to_owned(), value);
+        }
+    }
+}
+
+/// `narrative-alice@file` → `narrative-alice`; backends name services without the provider,
+/// and the same service seen through two providers is one narrative.
+pub fn strip_provider(service: &str) -> &str {
+    service.rsplit_once('@').map_or(service, |(name, _)| name)
+}
+
+/// Turns successive pages into snapshots; keeps the previous page's request counters.
+///
+/// On a v2 page a service is active while it has an open websocket. On a v3 page a service
+/// is active if its request counter moved since the previous page; on the first page (no
+/// baseline) every service with a counter is unknown, and a counter that went down or
+/// vanished (Traefik restarted) is unknown for one read: neither activity nor idleness.
+/// Services with no counter at all are idle (not mentioned).
+#[derive(Clone, Debug, Default)]
+pub struct CounterTracker {
+    previous: Option<HashMap<String, f64>>,
+}
+
+impl CounterTracker {
+    /// A tracker that has seen no page yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// What `page` says, given the pages seen before; remembers its counters.
+    pub fn observe(&mut self, page: &PageActivity) -> ActivitySnapshot {
+        let snapshot = match page.version {
+            PageVersion::V2 => websocket_snapshot(page),
+            PageVersion::V3 => counter_snapshot(self.previous.as_ref(), page),
+        };
+        // Kept on v2 pages too, so a switch of `traefik_version` does not start from nothing.
+        self.previous = Some(page.requests.clone());
+        snapshot
+    }
+}
+
+fn websocket_snapshot(page: &PageActivity) -> ActivitySnapshot {
+    page.websockets
+        .iter()
+        .map(|(service, open)| {
+            let activity = if *open > 0.0 {
+                Activity::Active
+            } else {
+                Activity::Idle
+            };
+            (service.clone(), activity)
+        })
+        .collect()
+}
+
+fn counter_snapshot(
+    previous: Option<&HashMap<String, f64>>,
+    page: &PageActivity,
+) -> ActivitySnapshot {
+    let mut snapshot = ActivitySnapshot::new();
+    let Some(previous) = previous else {
+        for service in page.requests.keys() {
+            snapshot.set(service.clone(), Activity::Unknown);
+        }
+        return snapshot;
+    };
+    for (service, now) in &page.requests {
+        let activity = match previous.get(service) {
+            None => Activity::Unknown,
+            Some(before) if now > before => Activity::Active,
+            Some(before) if now < before => Activity::Unknown,
+            Some(_) => Activity::Idle,
+        };
+        snapshot.set(service.clone(), activity);
+    }
+    for service in previous.keys() {
+        if !page.requests.contains_key(service) {
+            snapshot.set(service.clone(), Activity::Unknown);
+        }
+    }
+    snapshot
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    const V3_HEAD: &str = "# TYPE traefik_service_requests_total counter\n";
+
+    fn v3(lines: &[(&str, f64)]) -> PageActivity {
+        let mut page = V3_HEAD.to_owned();
+        for (service, n) in lines {
+            page.push_str(&format!(
+                "traefik_service_requests_total{{code=\"200\",method=\"GET\",protocol=\"http\",service=\"{service}@http\"}} {n}\n"
+            ));
+        }
+        read_page(&page, TraefikVersion::Auto).unwrap()
+    }
+
+    #[test]
+    fn parses_versions() {
+        assert_eq!(
+            "auto".parse::<TraefikVersion>().unwrap(),
+            TraefikVersion::Auto
+        );
+        assert_eq!("V2".parse::<TraefikVersion>().unwrap(), TraefikVersion::V2);
+        assert_eq!(
+            " v3 ".parse::<TraefikVersion>().unwrap(),
+            TraefikVersion::V3
+        );
+        assert!("v4".parse::<TraefikVersion>().is_err());
+    }
+
+    #[test]
+    fn strips_the_provider_suffix() {
+        assert_eq!(strip_provider("a_b@rancher"), "a_b");
+        assert_eq!(strip_provider("x@y@file"), "x@y");
+        assert_eq!(strip_provider("plain"), "plain");
+    }
+
+    #[test]
+    fn counters_need_a_baseline_move_to_be_active_and_resets_are_unknown() {
+        let mut tracker = CounterTracker::new();
+        let first = tracker.observe(&v3(&[("a", 1.0), ("b", 5.0), ("c", 7.0)]));
+        assert_eq!(first.get("a"), Activity::Unknown);
+        assert_eq!(first.get("zz"), Activity::Idle);
+        let second = tracker.observe(&v3(&[("a", 2.0), ("b", 5.0), ("c", 3.0), ("d", 1.0)]));
+        assert_eq!(second.get("a"), Activity::Active);
+        assert_eq!(second.get("b"), Activity::Idle);
+        assert_eq!(second.get("c"), Activity::Unknown, "went down: restart");
+        assert_eq!(second.get("d"), Activity::Unknown, "first sight");
+        let third = tracker.observe(&v3(&[("c", 4.0), ("d", 1.0)]));
+        assert_eq!(third.get("a"), Activity::Unknown, "vanished: restart");
+        assert_eq!(third.get("c"), Activity::Active);
+        assert_eq!(third.get("d"), Activity::Idle);
+        let fourth = tracker.observe(&v3(&[("c", 4.0)]));
+        assert_eq!(fourth.get("a"), Activity::Idle, "no counter at all");
+    }
+
+    #[test]
+    fn sums_one_service_over_providers_codes_and_protocols() {
+        let page = read_page(
+            "traefik_service_requests_total{code=\"0\",protocol=\"websocket\",service=\"s@file\"} 1\n\
+             traefik_service_requests_total{code=\"200\",protocol=\"http\",service=\"s@http\"} 2\n\
+             traefik_service_requests_total{code=\"200\",protocol=\"http\",service=\"t\\\\x@http\"} 2\n",
+            TraefikVersion::Auto,
+        )
+        .unwrap();
+        assert_eq!(page.requests["s"], 3.0);
+        assert_eq!(page.requests["t\\x"], 2.0);
+        assert_eq!(page.version, PageVersion::V3);
+        assert!(page.detected);
+    }
+
+    #[test]
+    fn refuses_pages_that_say_nothing_about_traefik() {
+        assert!(matches!(
+            read_page("", TraefikVersion::Auto),
+            Err(MetricsError::Empty)
+        ));
+        assert!(matches!(
+            read_page(" \n\n", TraefikVersion::Auto),
+            Err(MetricsError::Empty)
+        ));
+        assert!(matches!(
+            read_page("go_goroutines 3\n", TraefikVersion::Auto),
+            Err(MetricsError::NotTraefik)
+        ));
+        assert!(matches!(
+            read_page("traefik_x 3", TraefikVersion::Auto),
+            Err(MetricsError::Truncated)
+        ));
+        assert!(matches!(
+            read_page(
+                "<html><body>502 Bad Gateway</body></html>\n",
+                TraefikVersion::Auto
+            ),
+            Err(MetricsError::Parse(_))
+        ));
+    }
+
+    #[test]
+    fn a_v2_page_without_websockets_means_nobody_is_active() {
+        let page = read_page(
+            "# TYPE traefik_entrypoint_open_connections gauge\n\
+             traefik_entrypoint_open_connections{entrypoint=\"web\",method=\"GET\",protocol=\"http\"} 0\n",
+            TraefikVersion::Auto,
+        )
+        .unwrap();
+        assert_eq!(page.version, PageVersion::V2);
+        let snapshot = CounterTracker::new().observe(&page);
+        assert!(snapshot.is_empty());
+    }
+
+    #[test]
+    fn the_override_wins_over_detection() {
+        let page = read_page(
+            "traefik_service_open_connections{protocol=\"websocket\",service=\"a@x\"} 1\n",
+            TraefikVersion::V3,
+        )
+        .unwrap();
+        assert_eq!(page.version, PageVersion::V3);
+        assert!(!page.detected);
+    }
+}
