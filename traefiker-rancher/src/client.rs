@@ -36,7 +36,7 @@ pub(crate) fn shown(url: &Url) -> String {
 
 /// Parses a configured URL, naming the setting when it is malformed.
 pub(crate) fn parse_setting(setting: &'static str, value: &str) -> Result<Url, SetupError> {
-    let url = Url::parse(value.trim()).map_err(|e| SetupError::Config {
+    let mut url = Url::parse(value.trim()).map_err(|e| SetupError::Config {
         setting,
         reason: format!("not a URL ({e})"),
     })?;
@@ -45,6 +45,11 @@ pub(crate) fn parse_setting(setting: &'static str, value: &str) -> Result<Url, S
             setting,
             reason: format!("must be an http or https URL, not {}", url.scheme()),
         });
+    }
+    // Deployments configure `.../v2-beta` and `.../v2-beta/` alike; call one spelling.
+    if url.path().len() > 1 && url.path().ends_with('/') {
+        let trimmed = url.path().trim_end_matches('/').to_owned();
+        url.set_path(&trimmed);
     }
     Ok(url)
 }
