@@ -5,7 +5,7 @@
 //!   configured command ([`LocalConfig`]) once per narrative, on a free loopback port. It
 //!   passes the core's conformance suite like every backend; its narratives report their
 //!   address, which traefiker's Traefik HTTP provider turns into routes.
-//! - [`process`] holds what touches the operating system: process groups, the parent-death
+//! - The `process` module holds what touches the operating system: process groups, the parent-death
 //!   signal, SIGTERM then SIGKILL. Nothing else in the crate sends a signal.
 //! - [`standin`] is a tiny narrative (an HTML page naming it, an echoing websocket, Jupyter
 //!   Server's `/api/status`), so the demo and the end-to-end tests need no Jupyter install.
@@ -31,6 +31,7 @@ pub mod config;
 mod error;
 pub mod manager;
 pub(crate) mod process;
+pub mod standin;
 
 pub use config::{LocalConfig, DEFAULT_PASS_ENV};
 pub use manager::LocalManager;

@@ -25,7 +25,7 @@ use crate::process::{self, Launch, Running};
 ///   [`Narrative::address`] is `http://<host>:<port>`, which traefiker's Traefik HTTP provider
 ///   routes to. [`ContainerManager::traefik_service`] is the narrative's name.
 /// - Narratives live in this manager's memory only: a restarted traefiker has none (its old
-///   children got SIGTERM when it died, see [`crate::process`]).
+///   children got SIGTERM when it died: each has a parent-death signal).
 /// - A process that exits on its own is a *zombie*: `list` shows it as
 ///   [`NarrativeState::Stopped`] and `zombies` reports it until it is removed, but `find`
 ///   does not return it, because `find` answers live containers and routing a user to a dead
