@@ -6,9 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use traefiker_core::testing::{InMemoryManager, ManualClock, ScriptedActivity};
-use traefiker_core::{
-    ActivitySnapshot, Lifecycle, LifecycleConfig, MemoryStore, ReapMode, UserId,
-};
+use traefiker_core::{ActivitySnapshot, Lifecycle, LifecycleConfig, MemoryStore, ReapMode, UserId};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -43,7 +41,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     let again = lifecycle.connect(&UserId::new("alice")?, None).await?;
-    println!("     alice -> {} ({}) again", again.name, again.outcome.as_str());
+    println!(
+        "     alice -> {} ({}) again",
+        again.name,
+        again.outcome.as_str()
+    );
 
     let report = lifecycle.reap_cycle(ReapMode::Apply).await?;
     println!(
@@ -63,6 +65,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         report.idle.iter().map(|n| n.as_str()).collect::<Vec<_>>(),
         report.pool.created
     );
-    println!("containers now: {:?}", manager.containers().iter().map(|n| n.name.as_str()).collect::<Vec<_>>());
+    println!(
+        "containers now: {:?}",
+        manager
+            .containers()
+            .iter()
+            .map(|n| n.name.as_str())
+            .collect::<Vec<_>>()
+    );
     Ok(())
 }

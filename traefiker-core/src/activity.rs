@@ -99,7 +99,8 @@ pub trait ActivitySource: Send + Sync + std::fmt::Debug {
     fn name(&self) -> &str;
 
     /// Activity of `targets` now.
-    async fn snapshot(&self, targets: &[ActivityTarget]) -> Result<ActivitySnapshot, ActivityError>;
+    async fn snapshot(&self, targets: &[ActivityTarget])
+        -> Result<ActivitySnapshot, ActivityError>;
 }
 
 /// Several sources' answers joined per target.

@@ -123,6 +123,8 @@ pub enum Error {
     #[error(transparent)]
     Invalid(#[from] InvalidInput),
     /// No image to start narratives from is known yet (the version URL has not answered).
-    #[error("no narrative image is known yet: set image_tag or make narrative_version_url reachable")]
+    #[error(
+        "no narrative image is known yet: set image_tag or make narrative_version_url reachable"
+    )]
     NoImage,
 }

@@ -31,7 +31,7 @@ use crate::activity::{join_activity, ActivitySource, ActivityTarget};
 use crate::clock::Clock;
 use crate::error::{Error, ManagerError};
 use crate::manager::ContainerManager;
-use crate::names::{NarrativeKind, Naming, ServiceName, SessionId, UserId};
+use crate::names::{Naming, NarrativeKind, ServiceName, SessionId, UserId};
 use crate::narrative::{Assignment, Narrative, NarrativeState, Origin, SpawnSpec};
 use crate::reaper::{plan_idle, PoolReport, ReapMode, ReapReport, SkipReason, Tracked};
 use crate::rules::Routing;
@@ -394,7 +394,11 @@ impl Lifecycle {
 
     /// Releases a claim after an assignment attempt; returns whether the candidate went back
     /// into the pool.
-    fn settle_claim(&self, candidate: &Narrative, result: &Result<Narrative, ManagerError>) -> bool {
+    fn settle_claim(
+        &self,
+        candidate: &Narrative,
+        result: &Result<Narrative, ManagerError>,
+    ) -> bool {
         let mut known = lock(&self.inner.known);
         known.claimed.remove(&candidate.id);
         match result {
@@ -515,7 +519,9 @@ impl Lifecycle {
             match manager.remove(narrative).await {
                 Ok(()) if is_outdated => report.outdated_removed += 1,
                 Ok(()) => report.excess_removed += 1,
-                Err(e) => report.failures.push(format!("remove {}: {e}", narrative.name)),
+                Err(e) => report
+                    .failures
+                    .push(format!("remove {}: {e}", narrative.name)),
             }
         }
 
@@ -558,7 +564,11 @@ impl Lifecycle {
             }
             match self.fill_pool().await {
                 Ok(report) if report.failures.is_empty() => {
-                    tracing::debug!(created = report.created, waiting = report.waiting, "pool filled");
+                    tracing::debug!(
+                        created = report.created,
+                        waiting = report.waiting,
+                        "pool filled"
+                    );
                 }
                 Ok(report) => {
                     tracing::warn!(failures = ?report.failures, "pool fill incomplete");
@@ -672,7 +682,9 @@ impl Lifecycle {
                 for zombie in zombies {
                     if apply {
                         if let Err(e) = manager.remove(&zombie).await {
-                            report.failures.push(format!("remove zombie {}: {e}", zombie.name));
+                            report
+                                .failures
+                                .push(format!("remove zombie {}: {e}", zombie.name));
                             continue;
                         }
                         tracing::info!(service = %zombie.name, reason = "zombie", "reaped a narrative");

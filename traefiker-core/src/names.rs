@@ -382,7 +382,12 @@ mod tests {
 
     #[test]
     fn session_ids_reject_anything_but_lowercase_hex() {
-        for bad in ["", "ABCDEF0123456789abcdef0123456789", "0123", "g".repeat(32).as_str()] {
+        for bad in [
+            "",
+            "ABCDEF0123456789abcdef0123456789",
+            "0123",
+            "g".repeat(32).as_str(),
+        ] {
             assert!(SessionId::parse(bad).is_err(), "{bad}");
         }
     }

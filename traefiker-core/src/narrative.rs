@@ -158,7 +158,10 @@ mod tests {
             at,
         };
         let text = origin.to_description();
-        assert_eq!(text, "client-ip:192.0.2.7 timestamp:2021-10-04T15:20:01.123456Z");
+        assert_eq!(
+            text,
+            "client-ip:192.0.2.7 timestamp:2021-10-04T15:20:01.123456Z"
+        );
         assert_eq!(Origin::parse(&text), Some(origin));
         let none = Origin::parse("client-ip:None timestamp:2021-10-04T15:20:01.000000Z").unwrap();
         assert_eq!(none.client_ip, None);

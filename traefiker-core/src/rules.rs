@@ -78,7 +78,10 @@ impl Routing {
         syntax: RuleSyntax,
     ) -> Result<Self, InvalidInput> {
         if hosts.is_empty() {
-            return Err(InvalidInput::new("hostname", "needs at least one host name"));
+            return Err(InvalidInput::new(
+                "hostname",
+                "needs at least one host name",
+            ));
         }
         for host in &hosts {
             let ok = !host.is_empty()
@@ -99,7 +102,11 @@ impl Routing {
             ));
         }
         for ep in &entrypoints {
-            if ep.is_empty() || !ep.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            if ep.is_empty()
+                || !ep
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
                 return Err(InvalidInput::new(
                     "traefik_entrypoints",
                     format!("{ep:?} is not an entrypoint name (letters, digits, '-', '_')"),
@@ -291,7 +298,12 @@ mod tests {
             let ep_key = format!("traefik.http.routers.{router}.entrypoints");
             assert_eq!(
                 keys,
-                ["session_id", "traefik.enable", ep_key.as_str(), rule_key.as_str()]
+                [
+                    "session_id",
+                    "traefik.enable",
+                    ep_key.as_str(),
+                    rule_key.as_str()
+                ]
             );
             let rule = &labels[&format!("traefik.http.routers.{router}.rule")];
             assert_eq!(rule, &routing.session_rule(&session));

@@ -1,6 +1,37 @@
-//! The `traefiker` binary (being built; see the server issue).
+//! The `traefiker` binary: parse the command line, load the configuration, set up logging,
+//! and hand over to the library.
 
-fn main() {
-    eprintln!("traefiker: the service is not built yet; run `cargo run -p traefiker-core --example walkthrough`");
-    std::process::exit(2);
+use std::process::ExitCode;
+
+use clap::Parser;
+use traefiker_server::cli::{Cli, Command};
+use traefiker_server::commands;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::Config { reference: true } = command {
+        print!("{}", traefiker_server::config::reference_table());
+        return ExitCode::SUCCESS;
+    }
+    let config = match cli.global.load() {
+        Ok(config) => config,
+        Err(problems) => {
+            eprintln!("traefiker: invalid configuration:");
+            for p in problems {
+                eprintln!("  {p}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    traefiker_server::logging::init(config.log_level);
+    match commands::run(command, config).await {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!(error = %e, "traefiker stopped");
+            eprintln!("traefiker: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

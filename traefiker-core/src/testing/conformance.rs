@@ -15,7 +15,7 @@ use chrono::Utc;
 
 use crate::error::ManagerError;
 use crate::manager::ContainerManager;
-use crate::names::{NarrativeKind, Naming, ServiceName, SessionId, UserId};
+use crate::names::{Naming, NarrativeKind, ServiceName, SessionId, UserId};
 use crate::narrative::{Assignment, Narrative, Origin, SpawnSpec};
 use crate::rules::Routing;
 
@@ -105,26 +105,42 @@ async fn find(m: &dyn ContainerManager, name: &ServiceName) -> Option<Narrative>
 /// Create, find, list and remove one user container.
 pub async fn find_create_remove(m: &dyn ContainerManager, ctx: &Context) {
     let spec = ctx.user_spec();
-    assert_eq!(find(m, &spec.name).await, None, "find of a new name is None");
+    assert_eq!(
+        find(m, &spec.name).await,
+        None,
+        "find of a new name is None"
+    );
     let created = m.create(&spec).await.expect("create must succeed");
     assert_eq!(created.name, spec.name, "create returns the name");
     assert_eq!(created.session, spec.session, "create keeps the session");
-    assert_eq!(created.kind, NarrativeKind::User, "a user name is a user narrative");
+    assert_eq!(
+        created.kind,
+        NarrativeKind::User,
+        "a user name is a user narrative"
+    );
     assert_eq!(created.image, spec.image, "create reports the image");
     if ctx.caps.reports_address {
         let found = find(m, &spec.name).await.expect("found");
         assert!(found.address.is_some(), "the backend reports addresses");
     }
-    let found = find(m, &spec.name).await.expect("find sees the created container");
+    let found = find(m, &spec.name)
+        .await
+        .expect("find sees the created container");
     assert_eq!(found.session, spec.session, "find reads the session back");
     assert_eq!(found.id, created.id, "find returns the created container");
     let listed = m.list().await.expect("list must succeed");
     assert!(
-        listed.iter().any(|n| n.name == spec.name && n.session == spec.session),
+        listed
+            .iter()
+            .any(|n| n.name == spec.name && n.session == spec.session),
         "list includes the created container"
     );
     m.remove(&found).await.expect("remove must succeed");
-    assert_eq!(find(m, &spec.name).await, None, "a removed container is not found");
+    assert_eq!(
+        find(m, &spec.name).await,
+        None,
+        "a removed container is not found"
+    );
     let listed = m.list().await.expect("list must succeed");
     assert!(
         !listed.iter().any(|n| n.name == spec.name),
@@ -147,7 +163,10 @@ pub async fn create_name_taken(m: &dyn ContainerManager, ctx: &Context) {
     let first = m.create(&spec).await.expect("create");
     let mut again = spec.clone();
     again.session = SessionId::generate();
-    let err = m.create(&again).await.expect_err("a second create of a name fails");
+    let err = m
+        .create(&again)
+        .await
+        .expect_err("a second create of a name fails");
     assert!(
         matches!(err, ManagerError::NameTaken { .. }),
         "a taken name is NameTaken, got {err:?}"
@@ -161,13 +180,23 @@ pub async fn create_name_taken(m: &dyn ContainerManager, ctx: &Context) {
 pub async fn assign_renames_prespawned(m: &dyn ContainerManager, ctx: &Context) {
     let spec = ctx.prespawn_spec();
     let waiting = m.create(&spec).await.expect("create waiting");
-    assert_eq!(waiting.kind, NarrativeKind::Prespawned, "a prespawn name is waiting");
+    assert_eq!(
+        waiting.kind,
+        NarrativeKind::Prespawned,
+        "a prespawn name is waiting"
+    );
     let assignment = ctx.assignment();
     let assigned = m.assign(&waiting, &assignment).await.expect("assign");
     assert_eq!(assigned.name, assignment.name, "assign renames");
     assert_eq!(assigned.session, spec.session, "assign keeps the session");
-    assert_eq!(assigned.kind, NarrativeKind::User, "an assigned narrative is a user's");
-    let found = find(m, &assignment.name).await.expect("found by the new name");
+    assert_eq!(
+        assigned.kind,
+        NarrativeKind::User,
+        "an assigned narrative is a user's"
+    );
+    let found = find(m, &assignment.name)
+        .await
+        .expect("found by the new name");
     assert_eq!(found.session, spec.session, "found with the same session");
     assert_eq!(
         found.origin.as_ref().and_then(|o| o.client_ip.as_deref()),
@@ -182,7 +211,10 @@ pub async fn assign_renames_prespawned(m: &dyn ContainerManager, ctx: &Context) 
 pub async fn assign_to_taken_name(m: &dyn ContainerManager, ctx: &Context) {
     let user_spec = ctx.user_spec();
     let user = m.create(&user_spec).await.expect("create user");
-    let waiting = m.create(&ctx.prespawn_spec()).await.expect("create waiting");
+    let waiting = m
+        .create(&ctx.prespawn_spec())
+        .await
+        .expect("create waiting");
     let assignment = Assignment {
         name: user_spec.name.clone(),
         origin: ctx.assignment().origin,
@@ -195,9 +227,13 @@ pub async fn assign_to_taken_name(m: &dyn ContainerManager, ctx: &Context) {
         matches!(err, ManagerError::NameTaken { .. }),
         "a taken name is NameTaken, got {err:?}"
     );
-    let still = find(m, &waiting.name).await.expect("the candidate still waits");
+    let still = find(m, &waiting.name)
+        .await
+        .expect("the candidate still waits");
     assert_eq!(still.kind, NarrativeKind::Prespawned);
-    let owner = find(m, &user_spec.name).await.expect("the user keeps theirs");
+    let owner = find(m, &user_spec.name)
+        .await
+        .expect("the user keeps theirs");
     assert_eq!(owner.session, user.session);
     m.remove(&still).await.expect("remove");
     m.remove(&owner).await.expect("remove");
@@ -205,7 +241,10 @@ pub async fn assign_to_taken_name(m: &dyn ContainerManager, ctx: &Context) {
 
 /// Assigning a candidate that was removed fails with `NotFound`.
 pub async fn assign_vanished_candidate(m: &dyn ContainerManager, ctx: &Context) {
-    let waiting = m.create(&ctx.prespawn_spec()).await.expect("create waiting");
+    let waiting = m
+        .create(&ctx.prespawn_spec())
+        .await
+        .expect("create waiting");
     m.remove(&waiting).await.expect("remove");
     let assignment = ctx.assignment();
     let err = m
@@ -222,7 +261,10 @@ pub async fn assign_vanished_candidate(m: &dyn ContainerManager, ctx: &Context) 
 /// Listing reports both kinds, classified by name.
 pub async fn list_sees_both_kinds(m: &dyn ContainerManager, ctx: &Context) {
     let user = m.create(&ctx.user_spec()).await.expect("create user");
-    let waiting = m.create(&ctx.prespawn_spec()).await.expect("create waiting");
+    let waiting = m
+        .create(&ctx.prespawn_spec())
+        .await
+        .expect("create waiting");
     let listed = m.list().await.expect("list");
     let kind_of = |name: &ServiceName| listed.iter().find(|n| &n.name == name).map(|n| n.kind);
     assert_eq!(kind_of(&user.name), Some(NarrativeKind::User));
@@ -235,7 +277,10 @@ pub async fn list_sees_both_kinds(m: &dyn ContainerManager, ctx: &Context) {
 pub async fn zombies_contract(m: &dyn ContainerManager, ctx: &Context) {
     match m.zombies().await {
         Ok(zombies) => {
-            assert!(ctx.caps.zombies, "zombies answered although caps say unsupported");
+            assert!(
+                ctx.caps.zombies,
+                "zombies answered although caps say unsupported"
+            );
             for z in zombies {
                 assert!(
                     ctx.naming.kind_of(z.name.as_str()).is_some(),
@@ -245,7 +290,10 @@ pub async fn zombies_contract(m: &dyn ContainerManager, ctx: &Context) {
             }
         }
         Err(ManagerError::Unsupported { .. }) => {
-            assert!(!ctx.caps.zombies, "zombies unsupported although caps say supported")
+            assert!(
+                !ctx.caps.zombies,
+                "zombies unsupported although caps say supported"
+            )
         }
         Err(e) => panic!("zombies failed: {e}"),
     }
@@ -256,7 +304,10 @@ pub async fn traefik_service_is_stable(m: &dyn ContainerManager, ctx: &Context) 
     let name = ctx.user_spec().name;
     let a = m.traefik_service(&name);
     assert_eq!(a, m.traefik_service(&name), "same name, same service");
-    assert!(a.contains(name.as_str()), "the service name contains the container name");
+    assert!(
+        a.contains(name.as_str()),
+        "the service name contains the container name"
+    );
     assert!(!a.contains('@'), "no provider suffix");
 }
 

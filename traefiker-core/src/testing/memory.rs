@@ -6,7 +6,7 @@ use async_trait::async_trait;
 
 use crate::error::ManagerError;
 use crate::manager::{BackendInfo, ContainerManager};
-use crate::names::{NarrativeKind, Naming, ServiceName};
+use crate::names::{Naming, NarrativeKind, ServiceName};
 use crate::narrative::{Assignment, Narrative, NarrativeState, SpawnSpec};
 
 /// The operations of a [`ContainerManager`], for call counts and failure injection.

@@ -52,7 +52,10 @@ impl ActivitySource for ScriptedActivity {
         &self.name
     }
 
-    async fn snapshot(&self, targets: &[ActivityTarget]) -> Result<ActivitySnapshot, ActivityError> {
+    async fn snapshot(
+        &self,
+        targets: &[ActivityTarget],
+    ) -> Result<ActivitySnapshot, ActivityError> {
         self.calls
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -62,6 +65,11 @@ impl ActivitySource for ScriptedActivity {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .pop_front();
-        queued.unwrap_or_else(|| self.standing.lock().unwrap_or_else(|p| p.into_inner()).clone())
+        queued.unwrap_or_else(|| {
+            self.standing
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+        })
     }
 }

@@ -1,0 +1,30 @@
+//! The in-memory backend passes the conformance suite, directly and behind `Arc<dyn>`.
+
+use std::sync::Arc;
+
+use traefiker_core::testing::conformance::{run_all, Caps, Context};
+use traefiker_core::testing::InMemoryManager;
+use traefiker_core::{ContainerManager, Naming};
+
+fn context() -> Context {
+    Context::new(
+        "kbase/narrative:5.4.3",
+        Caps {
+            reports_address: false,
+            zombies: true,
+        },
+    )
+}
+
+#[tokio::test]
+async fn in_memory_manager_conforms() {
+    let manager = InMemoryManager::new(Naming::default());
+    run_all(&manager, &context()).await;
+    assert!(manager.containers().is_empty(), "the suite cleans up");
+}
+
+#[tokio::test]
+async fn in_memory_manager_conforms_as_a_trait_object() {
+    let manager: Arc<dyn ContainerManager> = Arc::new(InMemoryManager::new(Naming::default()));
+    run_all(manager.as_ref(), &context()).await;
+}

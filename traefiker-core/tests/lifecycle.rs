@@ -1,0 +1,629 @@
+//! Lifecycle rules of SPEC §5 and §6 against the stateful in-memory backend.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use traefiker_core::testing::{InMemoryManager, ManualClock, Op, ScriptedActivity};
+use traefiker_core::{
+    Activity, ActivityError, ActivitySnapshot, ActivityStore, ConnectOutcome, ContainerManager,
+    Lifecycle, LifecycleConfig, ManagerError, MemoryStore, Narrative, NarrativeKind, ReapMode,
+    SkipReason, SqliteStore, UserId,
+};
+
+const IMAGE: &str = "kbase/narrative:5.4.3";
+const TIMEOUT: Duration = Duration::from_secs(600);
+
+struct World {
+    manager: Arc<InMemoryManager>,
+    clock: Arc<ManualClock>,
+    traefik: Arc<ScriptedActivity>,
+    store: Arc<dyn ActivityStore>,
+    lifecycle: Lifecycle,
+}
+
+fn world_with(
+    pool_size: usize,
+    store: Arc<dyn ActivityStore>,
+    manager: Arc<InMemoryManager>,
+    clock: Arc<ManualClock>,
+) -> World {
+    let config = LifecycleConfig {
+        pool_size,
+        idle_timeout: TIMEOUT,
+        ..LifecycleConfig::default()
+    };
+    let traefik = Arc::new(ScriptedActivity::new("traefik"));
+    let lifecycle = Lifecycle::new(
+        manager.clone(),
+        vec![traefik.clone()],
+        store.clone(),
+        clock.clone(),
+        config,
+        Some(IMAGE.to_owned()),
+    );
+    World {
+        manager,
+        clock,
+        traefik,
+        store,
+        lifecycle,
+    }
+}
+
+fn world(pool_size: usize) -> World {
+    world_with(
+        pool_size,
+        Arc::new(MemoryStore::new()),
+        Arc::new(InMemoryManager::new(Default::default())),
+        Arc::new(ManualClock::default()),
+    )
+}
+
+fn user(id: &str) -> UserId {
+    UserId::new(id).unwrap()
+}
+
+fn active(services: &[&str]) -> Result<ActivitySnapshot, ActivityError> {
+    Ok(services
+        .iter()
+        .map(|s| (s.to_string(), Activity::Active))
+        .collect())
+}
+
+async fn bounded<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(10), f)
+        .await
+        .expect("test step timed out")
+}
+
+fn names(list: &[Narrative]) -> Vec<String> {
+    let mut v: Vec<String> = list.iter().map(|n| n.name.to_string()).collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn a_returning_user_costs_one_find() {
+    let w = world(0);
+    let first = bounded(w.lifecycle.connect(&user("alice"), None))
+        .await
+        .unwrap();
+    assert_eq!(first.outcome, ConnectOutcome::Created);
+    let calls_before = [Op::Find, Op::List, Op::Create, Op::Assign].map(|op| w.manager.calls(op));
+    let again = bounded(w.lifecycle.connect(&user("alice"), None))
+        .await
+        .unwrap();
+    assert_eq!(again.outcome, ConnectOutcome::Existing);
+    assert_eq!(again.session, first.session);
+    let calls_after = [Op::Find, Op::List, Op::Create, Op::Assign].map(|op| w.manager.calls(op));
+    assert_eq!(calls_after[0], calls_before[0] + 1, "one find");
+    assert_eq!(calls_after[1..], calls_before[1..], "nothing else");
+}
+
+#[tokio::test]
+async fn fifty_concurrent_connects_of_a_new_user_make_one_container() {
+    let w = world(0);
+    let alice = user("alice");
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let lifecycle = w.lifecycle.clone();
+            let alice = alice.clone();
+            tokio::spawn(async move { lifecycle.connect(&alice, None).await })
+        })
+        .collect();
+    let mut sessions = HashSet::new();
+    for t in tasks {
+        sessions.insert(bounded(t).await.unwrap().unwrap().session);
+    }
+    assert_eq!(sessions.len(), 1, "every request got the same session");
+    assert_eq!(w.manager.calls(Op::Create), 1, "exactly one create");
+    assert_eq!(w.manager.containers().len(), 1);
+}
+
+#[tokio::test]
+async fn fifty_concurrent_connects_take_one_waiting_container() {
+    let w = world(3);
+    bounded(w.lifecycle.fill_pool()).await.unwrap();
+    let creates = w.manager.calls(Op::Create);
+    let alice = user("alice");
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let lifecycle = w.lifecycle.clone();
+            let alice = alice.clone();
+            tokio::spawn(async move { lifecycle.connect(&alice, None).await })
+        })
+        .collect();
+    let mut outcomes = HashSet::new();
+    let mut sessions = HashSet::new();
+    for t in tasks {
+        let c = bounded(t).await.unwrap().unwrap();
+        outcomes.insert(c.outcome);
+        sessions.insert(c.session);
+    }
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(outcomes, HashSet::from([ConnectOutcome::Assigned]));
+    assert_eq!(w.manager.calls(Op::Assign), 1);
+    assert_eq!(
+        w.manager.calls(Op::Create),
+        creates,
+        "no create on the request path"
+    );
+}
+
+#[tokio::test]
+async fn twenty_new_users_against_a_pool_of_five() {
+    let w = world(5);
+    bounded(w.lifecycle.fill_pool()).await.unwrap();
+    let waiting: HashSet<String> = w.manager.containers().into_iter().map(|n| n.id).collect();
+    assert_eq!(waiting.len(), 5);
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let lifecycle = w.lifecycle.clone();
+            tokio::spawn(async move { lifecycle.connect(&user(&format!("user{i}")), None).await })
+        })
+        .collect();
+    let mut assigned = 0;
+    let mut created = 0;
+    for t in tasks {
+        match bounded(t).await.unwrap().unwrap().outcome {
+            ConnectOutcome::Assigned => assigned += 1,
+            ConnectOutcome::Created => created += 1,
+            ConnectOutcome::Existing => panic!("nobody existed"),
+        }
+    }
+    assert_eq!((assigned, created), (5, 15));
+    let all = w.manager.containers();
+    let users: Vec<&Narrative> = all
+        .iter()
+        .filter(|n| n.kind == NarrativeKind::User)
+        .collect();
+    assert_eq!(users.len(), 20);
+    let ids: HashSet<&str> = users.iter().map(|n| n.id.as_str()).collect();
+    let sessions: HashSet<&str> = users.iter().map(|n| n.session.expose()).collect();
+    assert_eq!(ids.len(), 20, "no container shared");
+    assert_eq!(sessions.len(), 20, "no session shared");
+    assert_eq!(
+        users.iter().filter(|n| waiting.contains(&n.id)).count(),
+        5,
+        "the five waiting containers went to five users"
+    );
+}
+
+#[tokio::test]
+async fn the_pool_is_refilled_in_the_background_not_on_the_request_path() {
+    let w = world(2);
+    bounded(w.lifecycle.fill_pool()).await.unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let filler = {
+        let lifecycle = w.lifecycle.clone();
+        tokio::spawn(async move {
+            lifecycle
+                .run_pool_filler(Duration::from_millis(10), async {
+                    let _ = stop_rx.await;
+                })
+                .await
+        })
+    };
+    let creates_before = w.manager.calls(Op::Create);
+    let c = bounded(w.lifecycle.connect(&user("alice"), None))
+        .await
+        .unwrap();
+    assert_eq!(c.outcome, ConnectOutcome::Assigned);
+    bounded(async {
+        while w.lifecycle.pool_waiting() < 2 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert_eq!(w.manager.calls(Op::Create), creates_before + 1);
+    let waiting = w
+        .manager
+        .containers()
+        .into_iter()
+        .filter(|n| n.kind == NarrativeKind::Prespawned)
+        .count();
+    assert_eq!(waiting, 2, "the pool settles at exactly its size");
+    stop_tx.send(()).unwrap();
+    bounded(filler).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_failing_create_leaves_nothing_half_made() {
+    let w = world(0);
+    w.manager.fail_next(
+        Op::Create,
+        ManagerError::Unavailable {
+            backend: "test".into(),
+            detail: "down".into(),
+        },
+    );
+    let err = bounded(w.lifecycle.connect(&user("alice"), None))
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        traefiker_core::Error::Backend(ManagerError::Unavailable { .. })
+    ));
+    assert!(w.manager.containers().is_empty());
+    let ok = bounded(w.lifecycle.connect(&user("alice"), None))
+        .await
+        .unwrap();
+    assert_eq!(ok.outcome, ConnectOutcome::Created);
+    assert_eq!(w.manager.containers().len(), 1);
+}
+
+#[tokio::test]
+async fn a_container_made_by_another_replica_is_adopted() {
+    let w = world(0);
+    let other = Lifecycle::new(
+        w.manager.clone(),
+        vec![],
+        Arc::new(MemoryStore::new()),
+        w.clock.clone(),
+        LifecycleConfig {
+            pool_size: 0,
+            ..LifecycleConfig::default()
+        },
+        Some(IMAGE.to_owned()),
+    );
+    let theirs = bounded(other.connect(&user("alice"), None)).await.unwrap();
+    let ours = bounded(w.lifecycle.connect(&user("alice"), None))
+        .await
+        .unwrap();
+    assert_eq!(ours.session, theirs.session);
+    assert_eq!(ours.outcome, ConnectOutcome::Existing);
+    assert_eq!(w.manager.containers().len(), 1);
+}
+
+#[tokio::test]
+async fn a_waiting_container_is_not_spent_when_the_user_already_has_one() {
+    let w = world(1);
+    bounded(w.lifecycle.fill_pool()).await.unwrap();
+    let other = Lifecycle::new(
+        w.manager.clone(),
+        vec![],
+        Arc::new(MemoryStore::new()),
+        w.clock.clone(),
+        LifecycleConfig {
+            pool_size: 0,
+            ..LifecycleConfig::default()
+        },
+        Some(IMAGE.to_owned()),
+    );
+    // The other replica knows of no pool, so it creates alice's container.
+    let theirs = bounded(other.connect(&user("alice"), None)).await.unwrap();
+    assert_eq!(theirs.outcome, ConnectOutcome::Created);
+    let ours = bounded(w.lifecycle.connect(&user("alice"), None))
+        .await
+        .unwrap();
+    assert_eq!(ours.session, theirs.session);
+    assert_eq!(
+        w.lifecycle.pool_waiting(),
+        1,
+        "the candidate went back to the pool"
+    );
+}
+
+#[tokio::test]
+async fn idle_users_are_reaped_active_and_waiting_ones_are_not() {
+    let w = world(1);
+    bounded(w.lifecycle.connect(&user("alice"), None))
+        .await
+        .unwrap();
+    bounded(w.lifecycle.connect(&user("bob"), None))
+        .await
+        .unwrap();
+    let first = bounded(w.lifecycle.reap_cycle(ReapMode::Apply))
+        .await
+        .unwrap();
+    assert_eq!(first.removed(), 0, "new narratives are tracked from now");
+    assert_eq!(first.pool.created, 1);
+
+    w.clock.advance(TIMEOUT + Duration::from_secs(1));
+    w.traefik.set(active(&["narrative-alice-522b27"]));
+    let second = bounded(w.lifecycle.reap_cycle(ReapMode::Apply))
+        .await
+        .unwrap();
+    let bob = w.lifecycle.config().naming.user_container(&user("bob"));
+    assert_eq!(second.idle, vec![bob.clone()]);
+    assert_eq!(second.removed(), 1);
+    let left = names(&w.manager.containers());
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(left.contains(&"narrative-alice-522b27".to_owned()));
+    assert!(
+        left.iter().any(|n| n.starts_with("narrativepre-")),
+        "the waiting one stays"
+    );
+    let records = w.store.load().unwrap();
+    assert!(
+        !records.contains_key(bob.as_str()),
+        "the reaped record is dropped"
+    );
+    assert_eq!(records.len(), 1);
+}
+
+#[tokio::test]
+async fn activity_unavailable_means_no_idle_reap_but_the_rest_runs() {
+    let w = world(1);
+    bounded(w.lifecycle.connect(&user("alice"), None))
+        .await
+        .unwrap();
+    bounded(w.lifecycle.reap_cycle(ReapMode::Apply))
+        .await
+        .unwrap();
+    let zombie = w
+        .manager
+        .containers()
+        .into_iter()
+        .find(|n| n.kind == NarrativeKind::Prespawned)
+        .unwrap();
+    w.manager.make_zombie(zombie.name.as_str());
+
+    w.clock.advance(TIMEOUT * 10);
+    w.traefik.set(Err(ActivityError::new(
+        "traefik",
+        "http://traefik:8080/metrics answered 502",
+    )));
+    let report = bounded(w.lifecycle.reap_cycle(ReapMode::Apply))
+        .await
+        .unwrap();
+    assert!(
+        report.idle.is_empty(),
+        "an outage never looks like idleness"
+    );
+    assert!(report.activity_error().unwrap().contains("502"));
+    assert_eq!(
+        report.skipped,
+        vec![(
+            w.lifecycle.config().naming.user_container(&user("alice")),
+            SkipReason::ActivityUnknown
+        )]
+    );
+    assert_eq!(
+        report.zombies,
+        vec![zombie.name.clone()],
+        "zombies are still removed"
+    );
+    assert_eq!(report.pool.created, 1, "the pool is still topped up");
+    assert!(w
+        .manager
+        .containers()
+        .iter()
+        .any(|n| n.name.as_str() == "narrative-alice-522b27"));
+}
+
+#[tokio::test]
+async fn a_restart_keeps_idle_clocks() {
+    let dir = std::env::temp_dir().join(format!("traefiker-restart-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("reaper.db");
+    let _ = std::fs::remove_file(&path);
+    let manager = Arc::new(InMemoryManager::new(Default::default()));
+    let clock = Arc::new(ManualClock::default());
+
+    let before = world_with(
+        0,
+        Arc::new(SqliteStore::open(&path).unwrap()),
+        manager.clone(),
+        clock.clone(),
+    );
+    bounded(before.lifecycle.connect(&user("alice"), None))
+        .await
+        .unwrap();
+    bounded(before.lifecycle.reap_cycle(ReapMode::Apply))
+        .await
+        .unwrap();
+    drop(before);
+
+    clock.advance(TIMEOUT - Duration::from_secs(60));
+    let after = world_with(
+        0,
+        Arc::new(SqliteStore::open(&path).unwrap()),
+        manager.clone(),
+        clock.clone(),
+    );
+    assert_eq!(
+        bounded(after.lifecycle.track_existing()).await.unwrap(),
+        0,
+        "known clocks are kept"
+    );
+    clock.advance(Duration::from_secs(61));
+    let report = bounded(after.lifecycle.reap_cycle(ReapMode::Apply))
+        .await
+        .unwrap();
+    assert_eq!(report.idle.len(), 1, "idle time before the restart counts");
+    assert!(manager.containers().is_empty());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn records_of_vanished_containers_are_pruned_and_failed_removals_not_counted() {
+    let w = world(0);
+    bounded(w.lifecycle.connect(&user("alice"), None))
+        .await
+        .unwrap();
+    bounded(w.lifecycle.connect(&user("bob"), None))
+        .await
+        .unwrap();
+    bounded(w.lifecycle.reap_cycle(ReapMode::Apply))
+        .await
+        .unwrap();
+    w.store
+        .record(&[("narrative-gone-000000".into(), w.clock.now_for_test())])
+        .unwrap();
+    w.clock.advance(TIMEOUT * 2);
+    w.manager.fail_next(
+        Op::Remove,
+        ManagerError::Unavailable {
+            backend: "test".into(),
+            detail: "busy".into(),
+        },
+    );
+    let report = bounded(w.lifecycle.reap_cycle(ReapMode::Apply))
+        .await
+        .unwrap();
+    assert_eq!(report.pruned, 1);
+    assert_eq!(report.idle.len(), 1, "only the real removal counts");
+    assert_eq!(report.removed(), 1);
+    assert!(matches!(
+        report.skipped[..],
+        [(_, SkipReason::RemoveFailed(_))]
+    ));
+    let records = w.store.load().unwrap();
+    assert!(!records.contains_key("narrative-gone-000000"));
+    assert_eq!(
+        records.len(),
+        1,
+        "the one that failed to go keeps its record"
+    );
+}
+
+#[tokio::test]
+async fn a_dry_run_changes_nothing() {
+    let w = world(2);
+    bounded(w.lifecycle.connect(&user("alice"), None))
+        .await
+        .unwrap();
+    bounded(w.lifecycle.reap_cycle(ReapMode::Apply))
+        .await
+        .unwrap();
+    let records = w.store.load().unwrap();
+    w.clock.advance(TIMEOUT * 2);
+    let before = names(&w.manager.containers());
+    let report = bounded(w.lifecycle.reap_cycle(ReapMode::DryRun))
+        .await
+        .unwrap();
+    assert_eq!(report.idle.len(), 1, "it says what it would remove");
+    assert_eq!(names(&w.manager.containers()), before);
+    assert_eq!(w.store.load().unwrap(), records);
+}
+
+#[tokio::test]
+async fn a_new_image_replaces_waiting_containers_and_the_pool_never_overshoots() {
+    let w = world(3);
+    bounded(w.lifecycle.fill_pool()).await.unwrap();
+    let old: HashSet<String> = w.manager.containers().into_iter().map(|n| n.id).collect();
+    assert!(w.lifecycle.set_image("kbase/narrative:5.4.4".into()));
+    let report = bounded(w.lifecycle.fill_pool()).await.unwrap();
+    assert_eq!((report.outdated_removed, report.created), (3, 3));
+    let now = w.manager.containers();
+    assert_eq!(now.len(), 3);
+    assert!(now
+        .iter()
+        .all(|n| n.image == "kbase/narrative:5.4.4" && !old.contains(&n.id)));
+
+    // Another replica's fill left extra waiting containers: the pool settles back.
+    let extra = Lifecycle::new(
+        w.manager.clone(),
+        vec![],
+        Arc::new(MemoryStore::new()),
+        w.clock.clone(),
+        LifecycleConfig {
+            pool_size: 5,
+            ..LifecycleConfig::default()
+        },
+        Some("kbase/narrative:5.4.4".into()),
+    );
+    bounded(extra.fill_pool()).await.unwrap();
+    assert_eq!(w.manager.containers().len(), 5);
+    let report = bounded(w.lifecycle.fill_pool()).await.unwrap();
+    assert_eq!(report.excess_removed, 2);
+    assert_eq!(w.manager.containers().len(), 3);
+}
+
+#[tokio::test]
+async fn shutdown_removes_the_users_narrative_and_record() {
+    let w = world(0);
+    assert_eq!(
+        bounded(w.lifecycle.shutdown(&user("alice"))).await.unwrap(),
+        None
+    );
+    bounded(w.lifecycle.connect(&user("alice"), None))
+        .await
+        .unwrap();
+    bounded(w.lifecycle.reap_cycle(ReapMode::Apply))
+        .await
+        .unwrap();
+    assert_eq!(w.store.load().unwrap().len(), 1);
+    let gone = bounded(w.lifecycle.shutdown(&user("alice"))).await.unwrap();
+    assert_eq!(gone.unwrap().as_str(), "narrative-alice-522b27");
+    assert!(w.manager.containers().is_empty());
+    assert!(w.store.load().unwrap().is_empty());
+    let again = bounded(w.lifecycle.connect(&user("alice"), None))
+        .await
+        .unwrap();
+    assert_eq!(
+        again.outcome,
+        ConnectOutcome::Created,
+        "a later visit starts afresh"
+    );
+}
+
+#[tokio::test]
+async fn duplicates_are_reported_never_removed() {
+    let w = world(0);
+    let first = bounded(w.lifecycle.connect(&user("alice"), None))
+        .await
+        .unwrap();
+    let mut dup = w.manager.find(&first.name).await.unwrap().unwrap();
+    dup.session = traefiker_core::SessionId::generate();
+    w.manager.insert(dup);
+    let report = bounded(w.lifecycle.reap_cycle(ReapMode::Apply))
+        .await
+        .unwrap();
+    assert_eq!(report.duplicates, vec![first.name.clone()]);
+    assert_eq!(w.manager.containers().len(), 2);
+    let again = bounded(w.lifecycle.connect(&user("alice"), None))
+        .await
+        .unwrap();
+    assert_eq!(again.session, first.session, "find returns the oldest");
+}
+
+#[tokio::test]
+async fn status_lists_every_narrative_with_its_last_seen() {
+    let w = world(1);
+    bounded(
+        w.lifecycle
+            .connect(&user("alice"), Some("192.0.2.9".into())),
+    )
+    .await
+    .unwrap();
+    bounded(w.lifecycle.reap_cycle(ReapMode::Apply))
+        .await
+        .unwrap();
+    let status = bounded(w.lifecycle.status()).await.unwrap();
+    assert_eq!(status.len(), 2);
+    let alice = status
+        .iter()
+        .find(|s| s.narrative.kind == NarrativeKind::User)
+        .unwrap();
+    assert_eq!(alice.last_seen, Some(w.clock.now_for_test()));
+    assert_eq!(
+        alice
+            .narrative
+            .origin
+            .as_ref()
+            .unwrap()
+            .client_ip
+            .as_deref(),
+        Some("192.0.2.9")
+    );
+    let waiting = status
+        .iter()
+        .find(|s| s.narrative.kind == NarrativeKind::Prespawned)
+        .unwrap();
+    assert_eq!(waiting.last_seen, None);
+}
+
+trait NowForTest {
+    fn now_for_test(&self) -> chrono::DateTime<chrono::Utc>;
+}
+
+impl NowForTest for ManualClock {
+    fn now_for_test(&self) -> chrono::DateTime<chrono::Utc> {
+        traefiker_core::Clock::now(self)
+    }
+}

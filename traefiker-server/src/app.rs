@@ -1,0 +1,334 @@
+//! Assembling the service from its configuration, and running it.
+//!
+//! [`build`] turns a [`Config`] into an [`AppState`] (backend verified, store open, sources
+//! and auth ready); [`run`] serves HTTP on a listener until a shutdown future completes, with
+//! the background tasks beside it. Tests build an `AppState` from fakes with
+//! [`AppState::new`] and call `run` on a `127.0.0.1:0` listener.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{web, App, HttpServer};
+use tokio::sync::watch;
+use traefiker_core::{
+    ActivitySource, ActivityStore, Clock, ContainerManager, Lifecycle, LifecycleConfig, SqliteStore,
+};
+use traefiker_metrics::{
+    NarrativeStatus, NarrativeStatusConfig, TraefikMetrics, TraefikMetricsConfig,
+};
+use traefiker_rancher::{Credentials, RancherConfig, RancherManager};
+
+use crate::auth::{Auth2, Authenticator, Cached, StaticTokens};
+use crate::background::{ImageSource, Reaper};
+use crate::config::{Backend, Config, SourceKind};
+use crate::routes;
+use crate::telemetry::{Metrics, Timed};
+
+/// Why the service cannot start; each names the setting to fix.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartupError {
+    /// No backend is configured.
+    #[error("no container backend: set rancher_url")]
+    NoBackend,
+    /// The Rancher backend could not be set up.
+    #[error("Rancher backend: {0}")]
+    Rancher(#[from] traefiker_rancher::SetupError),
+    /// The backend does not answer.
+    #[error("container backend check failed: {0} (check rancher_url and the API key)")]
+    Backend(traefiker_core::ManagerError),
+    /// The store cannot be opened.
+    #[error("{0}")]
+    Store(#[from] traefiker_core::StoreError),
+    /// An activity source cannot be set up.
+    #[error("activity source: {0}")]
+    Activity(#[from] traefiker_metrics::MetricsError),
+    /// An HTTP client cannot be built.
+    #[error("HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+    /// The listener could not be bound or served.
+    #[error("{0}")]
+    Bind(String),
+    /// Tracking existing narratives failed.
+    #[error("listing existing narratives failed: {0}")]
+    Lifecycle(#[from] traefiker_core::Error),
+}
+
+/// Everything a request handler or background task needs.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// The lifecycle service.
+    pub lifecycle: Lifecycle,
+    /// Token validation (cached).
+    pub auth: Arc<dyn Authenticator>,
+    /// traefiker's own metrics.
+    pub metrics: Arc<Metrics>,
+    /// Runs reaper cycles.
+    pub reaper: Reaper,
+}
+
+impl AppState {
+    /// Assembles the state from parts (tests pass fakes).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        config: Config,
+        manager: Arc<dyn ContainerManager>,
+        sources: Vec<Arc<dyn ActivitySource>>,
+        store: Arc<dyn ActivityStore>,
+        auth: Arc<dyn Authenticator>,
+        clock: Arc<dyn Clock>,
+        image: ImageSource,
+        initial_image: Option<String>,
+    ) -> Self {
+        let metrics = Arc::new(Metrics::new());
+        let timed: Arc<dyn ContainerManager> = Arc::new(Timed::new(manager, metrics.clone()));
+        let lifecycle = Lifecycle::new(
+            timed,
+            sources,
+            store,
+            clock,
+            LifecycleConfig {
+                naming: config.naming.clone(),
+                routing: config.routing.clone(),
+                pool_size: config.num_prespawn,
+                idle_timeout: config.reaper_timeout,
+                narrative_env: config.narrative_env.clone(),
+            },
+            initial_image,
+        );
+        let auth: Arc<dyn Authenticator> = Arc::new(Cached::new(
+            auth,
+            config.auth_cache,
+            metrics.auth_cache_hits.clone(),
+        ));
+        let reaper = Reaper::new(lifecycle.clone(), Arc::new(image), metrics.clone());
+        Self {
+            config: Arc::new(config),
+            lifecycle,
+            auth,
+            metrics,
+            reaper,
+        }
+    }
+}
+
+fn http_client(connect: Duration, request: Duration) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .connect_timeout(connect)
+        .timeout(request)
+        .build()
+}
+
+/// The configured backend, verified.
+pub async fn backend(config: &Config) -> Result<Arc<dyn ContainerManager>, StartupError> {
+    let manager: Arc<dyn ContainerManager> = match &config.backend {
+        Backend::Rancher {
+            url,
+            user,
+            password,
+            meta,
+            env_url,
+            stack_id,
+            stack_name,
+        } => {
+            let mut rc = RancherConfig::new(url.clone());
+            if let (Some(user), Some(password)) = (user, password) {
+                rc = rc.with_credentials(Credentials::new(user.clone(), password.expose()));
+            }
+            rc.meta_url = meta.clone();
+            rc.env_url = env_url.clone();
+            rc.stack_id = stack_id.clone();
+            rc.stack_name = stack_name.clone();
+            rc.image_name = config.image_name.clone();
+            rc.naming = config.naming.clone();
+            rc.timeouts.connect = config.timeouts.connect;
+            rc.timeouts.request = config.timeouts.rancher;
+            Arc::new(RancherManager::discover(rc).await?)
+        }
+        Backend::None => return Err(StartupError::NoBackend),
+    };
+    let info = manager.verify().await.map_err(StartupError::Backend)?;
+    tracing::info!(backend = %info.backend, location = %info.location, "container backend verified");
+    Ok(manager)
+}
+
+/// The configured activity sources.
+pub fn sources(config: &Config) -> Result<Vec<Arc<dyn ActivitySource>>, StartupError> {
+    let mut out: Vec<Arc<dyn ActivitySource>> = Vec::new();
+    for kind in &config.activity_sources {
+        match kind {
+            SourceKind::Traefik => {
+                let mut tc = TraefikMetricsConfig::new(config.traefik_metrics.clone());
+                tc.version = config.traefik_version;
+                tc.connect_timeout = config.timeouts.connect;
+                tc.timeout = config.timeouts.metrics;
+                out.push(Arc::new(TraefikMetrics::new(tc)?));
+            }
+            SourceKind::NarrativeStatus => {
+                let mut nc = NarrativeStatusConfig::default();
+                nc.path = config.narrative_status_path.clone();
+                nc.connect_timeout = config.timeouts.connect;
+                nc.timeout = config.timeouts.status;
+                out.push(Arc::new(NarrativeStatus::new(nc)?));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The configured token validation.
+pub fn authenticator(config: &Config) -> Result<Arc<dyn Authenticator>, StartupError> {
+    Ok(match &config.static_tokens {
+        Some(tokens) => {
+            tracing::warn!(
+                tokens = tokens.len(),
+                "STATIC TOKENS IN USE (auth_tokens): auth2 is not consulted; never do this in production"
+            );
+            Arc::new(StaticTokens::new(tokens.clone()))
+        }
+        None => Arc::new(Auth2::new(
+            config.auth2.clone(),
+            config.timeouts.connect,
+            config.timeouts.auth2,
+        )?),
+    })
+}
+
+/// Where the image comes from.
+pub fn image_source(config: &Config) -> Result<ImageSource, StartupError> {
+    Ok(match config.fixed_image() {
+        Some(image) => ImageSource::Fixed(image),
+        None => ImageSource::Versioned {
+            image_name: config.image_name.clone(),
+            url: config.narrative_version_url.clone(),
+            http: http_client(config.timeouts.connect, config.timeouts.version)?,
+        },
+    })
+}
+
+/// Builds the service from its configuration (SPEC §7): verifies the backend, opens the
+/// store, learns the current image, and starts tracking existing narratives.
+pub async fn build(config: Config) -> Result<AppState, StartupError> {
+    let manager = backend(&config).await?;
+    build_with(config, manager).await
+}
+
+/// [`build`] with a given backend.
+pub async fn build_with(
+    config: Config,
+    manager: Arc<dyn ContainerManager>,
+) -> Result<AppState, StartupError> {
+    let store: Arc<dyn ActivityStore> = Arc::new(SqliteStore::open(&config.sqlite_reaperdb_path)?);
+    let sources = sources(&config)?;
+    let auth = authenticator(&config)?;
+    let image = image_source(&config)?;
+    let initial = match image.current().await {
+        Ok(image) => Some(image),
+        Err(e) => {
+            tracing::error!(error = %e, "no narrative image yet: new users get 503 until the version URL answers");
+            None
+        }
+    };
+    let state = AppState::new(
+        config,
+        manager,
+        sources,
+        store,
+        auth,
+        Arc::new(traefiker_core::SystemClock),
+        image,
+        initial,
+    );
+    let tracked = state.lifecycle.track_existing().await?;
+    tracing::info!(tracked, "tracking existing narratives");
+    Ok(state)
+}
+
+/// Serves HTTP on `listener` until `shutdown` completes, then stops accepting, lets requests
+/// in flight finish, and stops the background tasks.
+pub async fn run(
+    listener: std::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+
+    let mut tasks = Vec::new();
+    {
+        let lifecycle = state.lifecycle.clone();
+        let rx = stop_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            lifecycle
+                .run_pool_filler(Duration::from_secs(5), stopped(rx))
+                .await;
+        }));
+    }
+    if state.lifecycle.image().is_none() {
+        let reaper = state.reaper.clone();
+        let lifecycle = state.lifecycle.clone();
+        let rx = stop_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            let wait = async {
+                while lifecycle.image().is_none() {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    reaper.refresh_image().await;
+                }
+            };
+            tokio::select! { _ = wait => {}, _ = stopped(rx) => {} }
+        }));
+    }
+    if !state.config.reaper_interval.is_zero() {
+        let reaper = state.reaper.clone();
+        let period = state.config.reaper_interval;
+        let rx = stop_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            reaper.run_every(period, stopped(rx)).await;
+        }));
+    }
+    state.lifecycle.request_pool_fill();
+
+    let data = web::Data::new(state);
+    let server = HttpServer::new(move || App::new().app_data(data.clone()).configure(configure))
+        .disable_signals()
+        .shutdown_timeout(30)
+        .listen(listener)?
+        .run();
+    let handle = server.handle();
+    let server_task = tokio::spawn(server);
+    shutdown.await;
+    tracing::info!("shutting down: finishing requests in flight");
+    handle.stop(true).await;
+    let _ = stop_tx.send(true);
+    for task in tasks {
+        let _ = task.await;
+    }
+    match server_task.await {
+        Ok(result) => result,
+        Err(e) => Err(std::io::Error::other(e)),
+    }
+}
+
+/// Registers every endpoint.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/narrative/{path:.*}",
+        web::get().to(routes::connect::narrative),
+    )
+    .route(
+        "/narrative_shutdown/",
+        web::delete().to(|state, req| routes::shutdown::shutdown(state, req, None)),
+    )
+    .route(
+        "/narrative_shutdown/{user:.*}",
+        web::delete().to(|state, req, user| routes::shutdown::shutdown(state, req, Some(user))),
+    )
+    .route("/narrative_status/", web::get().to(routes::status::status))
+    .route("/reaper/", web::get().to(routes::reaper::reaper))
+    .configure(routes::health::configure);
+}

@@ -1,0 +1,150 @@
+//! `GET /narrative/{path}`: authenticate, find or start the user's narrative, answer the
+//! session cookie and a page that reloads into it (SPEC §3).
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use traefiker_core::UserId;
+
+use crate::app::AppState;
+use crate::routes::{client_ip_header, identify};
+
+/// Python's `quote_plus`: everything but `A-Za-z0-9_.-~` is escaped.
+const QUOTE_PLUS: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'-')
+    .remove(b'~');
+
+/// A path in a query value: `/` may stay.
+const PATH_IN_QUERY: &AsciiSet = &QUOTE_PLUS.remove(b'/');
+
+/// The login redirect target for a request without the auth cookie.
+pub fn login_location(path: &str, query: &str) -> String {
+    // Werkzeug's `full_path` always carries the `?`.
+    let full_path = format!("{path}?{query}");
+    // Key order as the Python version wrote it; serde_json escapes the path.
+    let next = format!(
+        "{{\"path\":{},\"external\":true}}",
+        serde_json::Value::from(full_path)
+    );
+    let encoded = utf8_percent_encode(&next, QUOTE_PLUS)
+        .to_string()
+        .replace("%20", "+");
+    format!("/#login?nextrequest={encoded}")
+}
+
+/// The reload page: a meta refresh to the narrative loader, the path escaped twice over
+/// (percent-encoded for the URL, HTML-escaped for the attribute).
+pub fn reload_page(narrative_path: &str) -> String {
+    let encoded = utf8_percent_encode(narrative_path, PATH_IN_QUERY).to_string();
+    let escaped = html_escape(&encoded);
+    format!(
+        "\n<html><head><META HTTP-EQUIV=\"refresh\" CONTENT=\"0;URL='/load-narrative.html?n={escaped}&check=true'\">\n</head>\n<body>\n</body>\n</html>\n"
+    )
+}
+
+fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#x27;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn text(status: actix_web::http::StatusCode, body: String) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/plain; charset=utf-8")
+        .body(body)
+}
+
+/// The handler.
+pub async fn narrative(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> HttpResponse {
+    let Some(identity) = identify(&state, &req).await else {
+        return HttpResponse::Found()
+            .insert_header((
+                header::LOCATION,
+                login_location(req.path(), req.query_string()),
+            ))
+            .finish();
+    };
+    let identity = match identity {
+        Ok(identity) => identity,
+        Err(e) => {
+            tracing::info!(message = "auth_error", error = %e);
+            return text(actix_web::http::StatusCode::FORBIDDEN, e.to_string());
+        }
+    };
+    let user = match UserId::new(identity.user) {
+        Ok(user) => user,
+        Err(e) => return text(actix_web::http::StatusCode::FORBIDDEN, e.to_string()),
+    };
+    let client_ip = client_ip_header(&req);
+    match state.lifecycle.connect(&user, client_ip).await {
+        Ok(connection) => {
+            state.metrics.connect(connection.outcome.as_str());
+            tracing::info!(
+                service = %connection.name,
+                outcome = connection.outcome.as_str(),
+                "connected"
+            );
+            let cookie = Cookie::build(
+                state.config.session_cookie.clone(),
+                connection.session.expose().to_owned(),
+            )
+            .path("/")
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .secure(state.config.cookie_secure)
+            .finish();
+            HttpResponse::Created()
+                .cookie(cookie)
+                .content_type("text/html; charset=utf-8")
+                .body(reload_page(&path))
+        }
+        Err(e) => {
+            state.metrics.connect("error");
+            tracing::error!(user = %user, error = %e, "could not connect a narrative");
+            text(
+                actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+                format!("Could not start your narrative, please retry shortly: {e}"),
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_login_redirect_is_the_python_one() {
+        assert_eq!(
+            login_location("/narrative/ws.1.obj.2", ""),
+            "/#login?nextrequest=%7B%22path%22%3A%22%2Fnarrative%2Fws.1.obj.2%3F%22%2C%22external%22%3Atrue%7D"
+        );
+    }
+
+    #[test]
+    fn the_reload_page_escapes_the_path() {
+        let page = reload_page("ws.1/<script>alert('x')</script>\"&");
+        assert!(!page.contains("<script>"));
+        assert!(
+            page.contains("n=ws.1/%3Cscript%3Ealert%28%27x%27%29%3C/script%3E%22%26&check=true")
+        );
+        assert!(reload_page("ws.1.obj.2")
+            .contains("URL='/load-narrative.html?n=ws.1.obj.2&check=true'"));
+    }
+}

@@ -1,0 +1,66 @@
+//! `DELETE /narrative_shutdown/[{user}]`: a user removes their own narrative; a holder of
+//! `status_role` may name another user (SPEC §3).
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use traefiker_core::UserId;
+
+use crate::app::AppState;
+use crate::routes::identify;
+
+fn text(status: StatusCode, body: impl Into<String>) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/plain; charset=utf-8")
+        .body(body.into())
+}
+
+/// The handler, for both paths (`user` empty when not named).
+pub async fn shutdown(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    user: Option<web::Path<String>>,
+) -> HttpResponse {
+    let identity = match identify(&state, &req).await {
+        Some(Ok(identity)) => identity,
+        _ => {
+            return text(
+                StatusCode::UNAUTHORIZED,
+                "Valid kbase authentication token required",
+            )
+        }
+    };
+    let named = user
+        .map(|p| p.into_inner())
+        .map(|u| u.trim_end_matches('/').to_owned())
+        .filter(|u| !u.is_empty());
+    let target = match named {
+        Some(other) if other != identity.user => {
+            if !identity.custom_roles.contains(&state.config.status_role) {
+                return text(
+                    StatusCode::FORBIDDEN,
+                    format!(
+                        "Only holders of {} may shut down another user's narrative",
+                        state.config.status_role
+                    ),
+                );
+            }
+            other
+        }
+        _ => identity.user.clone(),
+    };
+    let user = match UserId::new(target) {
+        Ok(u) => u,
+        Err(e) => return text(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    match state.lifecycle.shutdown(&user).await {
+        Ok(Some(name)) => text(StatusCode::OK, format!("Service {name} deleted")),
+        Ok(None) => text(StatusCode::NOT_FOUND, "No sessions found for user"),
+        Err(e) => {
+            tracing::error!(user = %user, error = %e, "shutdown failed");
+            text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("Could not shut down the narrative: {e}"),
+            )
+        }
+    }
+}

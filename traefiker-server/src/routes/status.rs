@@ -1,0 +1,75 @@
+//! `GET /narrative_status/`: always the service's timestamp and version; every narrative for
+//! holders of `status_role` (SPEC §3).
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use traefiker_core::{NarrativeKind, StatusEntry};
+
+use crate::app::AppState;
+use crate::routes::identify;
+
+/// Python's `time.asctime`: `Wed Nov 25 23:59:59 2026`.
+fn asctime(t: DateTime<Utc>) -> String {
+    t.format("%a %b %e %H:%M:%S %Y").to_string()
+}
+
+/// One narrative as the Python version described it.
+pub fn describe(entry: &StatusEntry, user_prefix: &str, now: DateTime<Utc>) -> Value {
+    let n = &entry.narrative;
+    let last_seen = asctime(entry.last_seen.unwrap_or(now));
+    match n.kind {
+        NarrativeKind::Prespawned => json!({
+            "instance": n.name.as_str(),
+            "state": "queued",
+            "session_id": "*",
+            "last_seen": last_seen,
+        }),
+        NarrativeKind::User => {
+            let user = n
+                .name
+                .as_str()
+                .strip_prefix(user_prefix)
+                .unwrap_or(n.name.as_str());
+            json!({
+                "instance": n.name.as_str(),
+                "state": "active",
+                "session_id": user,
+                "last_seen": last_seen,
+                "session_key": n.session.expose(),
+                "image": n.image,
+                "publicEndpoints": format!("{:?}", n.public_endpoints),
+                "last_ip": n.origin.as_ref().map(|o| o.client_ip.clone().unwrap_or_else(|| "None".into())),
+                "created": n.origin.as_ref().map(|o| o.at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()),
+            })
+        }
+    }
+}
+
+/// The handler.
+pub async fn status(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let mut doc = json!({
+        "timestamp": Utc::now().naive_utc().format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
+        "version": env!("CARGO_PKG_VERSION"),
+        "git_hash": state.config.commit_sha,
+    });
+    if let Some(Ok(identity)) = identify(&state, &req).await {
+        if identity.custom_roles.contains(&state.config.status_role) {
+            match state.lifecycle.status().await {
+                Ok(entries) => {
+                    let prefix = state.config.naming.user_template().prefix();
+                    let now = Utc::now();
+                    doc["narrative_services"] =
+                        entries.iter().map(|e| describe(e, prefix, now)).collect();
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "status listing failed");
+                    doc["error"] = json!(format!("could not list narratives: {e}"));
+                }
+            }
+        }
+    }
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(doc.to_string())
+}

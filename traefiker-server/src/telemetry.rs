@@ -1,0 +1,224 @@
+//! traefiker's own Prometheus metrics (`GET /metrics`), and a [`ContainerManager`] wrapper
+//! that times every backend call.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use traefiker_core::{
+    Assignment, BackendInfo, ContainerManager, ManagerError, Narrative, ReapReport, ServiceName,
+    SpawnSpec,
+};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabel {
+    operation: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+/// Every metric traefiker exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    connects: Family<OutcomeLabel, Counter>,
+    backend_latency: Family<OperationLabel, Histogram>,
+    reaps: Family<ReasonLabel, Counter>,
+    pool_waiting: Gauge,
+    /// Answers served from the auth cache.
+    pub auth_cache_hits: Counter,
+    reaper_cycle_seconds: Histogram,
+    reaper_failures: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every metric registered.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("traefiker");
+        let connects = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "connects",
+            "Narrative connections by outcome (existing, assigned, created, error)",
+            connects.clone(),
+        );
+        let backend_latency = Family::<OperationLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.001, 2.0, 16))
+        });
+        registry.register(
+            "backend_call_seconds",
+            "Container backend call latency by operation",
+            backend_latency.clone(),
+        );
+        let reaps = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "reaps",
+            "Narratives removed by reason (idle, zombie, outdated_prespawn, excess_prespawn)",
+            reaps.clone(),
+        );
+        let pool_waiting = Gauge::default();
+        registry.register(
+            "pool_waiting",
+            "Waiting prespawned narratives of the current image",
+            pool_waiting.clone(),
+        );
+        let auth_cache_hits = Counter::default();
+        registry.register(
+            "auth_cache_hits",
+            "Token validations answered from the cache",
+            auth_cache_hits.clone(),
+        );
+        let reaper_cycle_seconds = Histogram::new(exponential_buckets(0.01, 2.0, 12));
+        registry.register(
+            "reaper_cycle_seconds",
+            "Duration of reaper cycles",
+            reaper_cycle_seconds.clone(),
+        );
+        let reaper_failures = Counter::default();
+        registry.register(
+            "reaper_failed_cycles",
+            "Reaper cycles that failed or could not read activity",
+            reaper_failures.clone(),
+        );
+        Self {
+            registry,
+            connects,
+            backend_latency,
+            reaps,
+            pool_waiting,
+            auth_cache_hits,
+            reaper_cycle_seconds,
+            reaper_failures,
+        }
+    }
+
+    /// Counts one connect by its outcome label.
+    pub fn connect(&self, outcome: &'static str) {
+        self.connects.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+
+    /// Sets the pool gauge.
+    pub fn pool(&self, waiting: usize) {
+        self.pool_waiting
+            .set(i64::try_from(waiting).unwrap_or(i64::MAX));
+    }
+
+    /// Records a finished reaper cycle.
+    pub fn reaped(&self, report: &ReapReport, seconds: f64) {
+        self.reaper_cycle_seconds.observe(seconds);
+        for (reason, n) in [
+            ("idle", report.idle.len()),
+            ("zombie", report.zombies.len()),
+            ("outdated_prespawn", report.pool.outdated_removed),
+            ("excess_prespawn", report.pool.excess_removed),
+        ] {
+            self.reaps
+                .get_or_create(&ReasonLabel { reason })
+                .inc_by(n as u64);
+        }
+        if report.activity_error().is_some() {
+            self.reaper_failures.inc();
+        }
+    }
+
+    /// Records a reaper cycle that could not run.
+    pub fn reap_failed(&self) {
+        self.reaper_failures.inc();
+    }
+
+    /// The exposition text.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+
+    fn observe(&self, operation: &'static str, started: Instant) {
+        self.backend_latency
+            .get_or_create(&OperationLabel { operation })
+            .observe(started.elapsed().as_secs_f64());
+    }
+}
+
+/// A [`ContainerManager`] that times every call of the one it wraps.
+#[derive(Debug)]
+pub struct Timed {
+    inner: Arc<dyn ContainerManager>,
+    metrics: Arc<Metrics>,
+}
+
+impl Timed {
+    /// Wraps `inner`, recording into `metrics`.
+    pub fn new(inner: Arc<dyn ContainerManager>, metrics: Arc<Metrics>) -> Self {
+        Self { inner, metrics }
+    }
+}
+
+macro_rules! timed {
+    ($self:ident, $op:literal, $call:expr) => {{
+        let started = Instant::now();
+        let result = $call.await;
+        $self.metrics.observe($op, started);
+        result
+    }};
+}
+
+#[async_trait]
+impl ContainerManager for Timed {
+    async fn verify(&self) -> Result<BackendInfo, ManagerError> {
+        timed!(self, "verify", self.inner.verify())
+    }
+
+    async fn find(&self, name: &ServiceName) -> Result<Option<Narrative>, ManagerError> {
+        timed!(self, "find", self.inner.find(name))
+    }
+
+    async fn list(&self) -> Result<Vec<Narrative>, ManagerError> {
+        timed!(self, "list", self.inner.list())
+    }
+
+    async fn create(&self, spec: &SpawnSpec) -> Result<Narrative, ManagerError> {
+        timed!(self, "create", self.inner.create(spec))
+    }
+
+    async fn assign(
+        &self,
+        narrative: &Narrative,
+        assignment: &Assignment,
+    ) -> Result<Narrative, ManagerError> {
+        timed!(self, "assign", self.inner.assign(narrative, assignment))
+    }
+
+    async fn remove(&self, narrative: &Narrative) -> Result<(), ManagerError> {
+        timed!(self, "remove", self.inner.remove(narrative))
+    }
+
+    async fn zombies(&self) -> Result<Vec<Narrative>, ManagerError> {
+        timed!(self, "zombies", self.inner.zombies())
+    }
+
+    fn traefik_service(&self, narrative_name: &ServiceName) -> String {
+        self.inner.traefik_service(narrative_name)
+    }
+}
