@@ -36,6 +36,10 @@ pub struct LocalConfig {
     /// The program and its arguments. In every element `{port}` becomes the port the
     /// narrative must listen on and `{name}` its container name at start, e.g.
     /// `["traefiker", "narrative-standin", "--port", "{port}", "--name", "{name}"]`.
+    ///
+    /// `{name_file}` becomes the path of a file holding the narrative's *current* name
+    /// (also in `NARRATIVE_NAME_FILE`): a waiting narrative given to a user is renamed
+    /// without restarting, so only this file tells it its new name.
     pub command: Vec<String>,
     /// The naming scheme that tells user narratives from waiting ones.
     pub naming: Naming,
@@ -119,12 +123,22 @@ impl LocalConfig {
         Ok(())
     }
 
-    /// The command line for a narrative named `name` on `port`.
-    pub(crate) fn render(&self, name: &str, port: u16) -> Vec<String> {
+    /// Whether narratives are told their current name through a file (`{name_file}`).
+    pub fn uses_name_file(&self) -> bool {
+        self.command.iter().any(|arg| arg.contains("{name_file}"))
+    }
+
+    /// The command line for a narrative named `name` on `port`, whose name file (if any) is
+    /// `name_file`.
+    pub(crate) fn render(&self, name: &str, port: u16, name_file: &str) -> Vec<String> {
         let port = port.to_string();
         self.command
             .iter()
-            .map(|arg| arg.replace("{port}", &port).replace("{name}", name))
+            .map(|arg| {
+                arg.replace("{port}", &port)
+                    .replace("{name_file}", name_file)
+                    .replace("{name}", name)
+            })
             .collect()
     }
 }
@@ -135,10 +149,23 @@ mod tests {
 
     #[test]
     fn placeholders_are_filled_inside_arguments() {
-        let config = LocalConfig::new(["run", "--port={port}", "{name}", "{name}-{port}"]);
+        let config = LocalConfig::new([
+            "run",
+            "--port={port}",
+            "{name}",
+            "{name}-{port}",
+            "--name-file={name_file}",
+        ]);
+        assert!(config.uses_name_file());
         assert_eq!(
-            config.render("narrative-a", 8123),
-            ["run", "--port=8123", "narrative-a", "narrative-a-8123"]
+            config.render("narrative-a", 8123, "/tmp/n"),
+            [
+                "run",
+                "--port=8123",
+                "narrative-a",
+                "narrative-a-8123",
+                "--name-file=/tmp/n"
+            ]
         );
     }
 

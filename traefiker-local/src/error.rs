@@ -39,6 +39,13 @@ pub(crate) enum LocalError {
         port: u16,
         seconds: u64,
     },
+    #[error(
+        "could not write the name file {path}: {source}; check the temporary directory is writable"
+    )]
+    NameFile {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("could not signal process group {pgid} of {name}: {source}")]
     Signal {
         name: String,
@@ -64,6 +71,7 @@ impl From<LocalError> for ManagerError {
             },
             // The machine may recover: a port frees up, a slow start finishes, a process exits.
             e @ (LocalError::NoPort { .. }
+            | LocalError::NameFile { .. }
             | LocalError::NotReady { .. }
             | LocalError::Signal { .. }
             | LocalError::Unkillable { .. }) => ManagerError::Unavailable {

@@ -30,6 +30,7 @@
 pub mod config;
 mod error;
 pub mod manager;
+mod name_file;
 pub(crate) mod process;
 pub mod standin;
 

@@ -15,6 +15,7 @@ use traefiker_core::{
 
 use crate::config::LocalConfig;
 use crate::error::{LocalError, BACKEND};
+use crate::name_file::NameFiles;
 use crate::process::{self, Launch, Running};
 
 /// Runs each narrative as a child process on this machine.
@@ -43,6 +44,8 @@ use crate::process::{self, Launch, Running};
 pub struct LocalManager {
     config: LocalConfig,
     host: IpAddr,
+    /// Present when the command asks for `{name_file}`.
+    name_files: Option<NameFiles>,
     state: Mutex<State>,
 }
 
@@ -65,6 +68,7 @@ struct Child {
     created: DateTime<Utc>,
     removing: bool,
     process: Running,
+    name_file: Option<PathBuf>,
 }
 
 impl Child {
@@ -85,6 +89,7 @@ impl LocalManager {
             InvalidInput::new("local bind_host", "must be an IP address such as 127.0.0.1")
         })?;
         Ok(Self {
+            name_files: config.uses_name_file().then(NameFiles::new),
             config,
             host,
             state: Mutex::new(State::default()),
@@ -151,7 +156,12 @@ impl LocalManager {
         }
     }
 
-    fn environment(&self, spec: &SpawnSpec, port: u16) -> Vec<(String, String)> {
+    fn environment(
+        &self,
+        spec: &SpawnSpec,
+        port: u16,
+        name_file: Option<&Path>,
+    ) -> Vec<(String, String)> {
         let inherited = self
             .config
             .pass_env
@@ -163,6 +173,12 @@ impl LocalManager {
                 ("NARRATIVE_NAME".to_owned(), spec.name.to_string()),
                 ("NARRATIVE_PORT".to_owned(), port.to_string()),
             ])
+            .chain(name_file.map(|p| {
+                (
+                    "NARRATIVE_NAME_FILE".to_owned(),
+                    p.to_string_lossy().into_owned(),
+                )
+            }))
             .collect()
     }
 
@@ -178,17 +194,38 @@ impl LocalManager {
             return Err(LocalError::NameTaken(spec.name.to_string()));
         }
         let port = process::free_port(self.host)?;
-        let argv = self.config.render(spec.name.as_str(), port);
-        let running = process::spawn(Launch {
+        let seq = state.next + 1;
+        let name_file = match &self.name_files {
+            Some(files) => {
+                let path = files.path(seq);
+                files.write(&path, spec.name.as_str())?;
+                Some(path)
+            }
+            None => None,
+        };
+        let argv = self.config.render(
+            spec.name.as_str(),
+            port,
+            &name_file
+                .as_deref()
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        );
+        let running = match process::spawn(Launch {
             argv: &argv,
-            env: self.environment(spec, port),
+            env: self.environment(spec, port, name_file.as_deref()),
             name: spec.name.as_str(),
-        })?;
-        state
-            .children
-            .retain(|_, c| !(c.name == spec.name && c.zombie()));
-        state.next += 1;
-        let seq = state.next;
+        }) {
+            Ok(running) => running,
+            Err(e) => {
+                if let Some(path) = &name_file {
+                    NameFiles::remove(path);
+                }
+                return Err(e);
+            }
+        };
+        forget_zombies(&mut state.children, &spec.name);
+        state.next = seq;
         let child = Child {
             id: format!("{seq}-{}", running.pid),
             name: spec.name.clone(),
@@ -200,6 +237,7 @@ impl LocalManager {
             created: Utc::now(),
             removing: false,
             process: running,
+            name_file,
         };
         tracing::info!(service = %child.name, pid = child.process.pid, port, "started a local narrative");
         let narrative = self.narrative(&child);
@@ -217,7 +255,17 @@ impl LocalManager {
             (child.name.to_string(), child.process.clone())
         };
         process::stop(&name, &process, self.config.grace).await?;
-        self.state().children.retain(|_, c| c.id != id);
+        let mut state = self.state();
+        if let Some(path) = state
+            .children
+            .values()
+            .find(|c| c.id == id)
+            .and_then(|c| c.name_file.as_deref())
+        {
+            NameFiles::remove(path);
+        }
+        state.children.retain(|_, c| c.id != id);
+        drop(state);
         tracing::info!(service = %name, pid = process.pid, "stopped a local narrative");
         Ok(())
     }
@@ -237,6 +285,20 @@ impl LocalManager {
             )
         })
     }
+}
+
+/// Forgets the zombies named `name`: their processes are gone, and the name is about to
+/// belong to a live narrative.
+fn forget_zombies(children: &mut BTreeMap<u64, Child>, name: &ServiceName) {
+    children.retain(|_, c| {
+        let forget = &c.name == name && c.zombie();
+        if forget {
+            if let Some(path) = &c.name_file {
+                NameFiles::remove(path);
+            }
+        }
+        !forget
+    });
 }
 
 /// Where `program` would be run from: itself if it names a path, else the first executable
@@ -341,10 +403,11 @@ impl ContainerManager for LocalManager {
         {
             return Err(LocalError::NameTaken(assignment.name.to_string()).into());
         }
-        state
-            .children
-            .retain(|_, c| !(c.name == assignment.name && c.zombie()));
         let child = state.children.get_mut(&candidate).ok_or_else(not_found)?;
+        // The file first: if it cannot be written, the candidate stays as it was.
+        if let (Some(files), Some(path)) = (&self.name_files, &child.name_file) {
+            files.write(path, assignment.name.as_str())?;
+        }
         child.name = assignment.name.clone();
         child.origin = Some(assignment.origin.clone());
         child.kind = self
@@ -353,7 +416,9 @@ impl ContainerManager for LocalManager {
             .kind_of(assignment.name.as_str())
             .unwrap_or(NarrativeKind::User);
         tracing::info!(service = %child.name, from = %narrative.name, pid = child.process.pid, "assigned a local narrative");
-        Ok(self.narrative(child))
+        let assigned = self.narrative(child);
+        forget_zombies(&mut state.children, &assignment.name);
+        Ok(assigned)
     }
 
     async fn remove(&self, narrative: &Narrative) -> Result<(), ManagerError> {

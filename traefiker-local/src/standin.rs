@@ -16,6 +16,7 @@
 //! own (the caller's `shutdown` future decides when it stops).
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -26,10 +27,50 @@ use chrono::{DateTime, Utc};
 /// Jupyter Server's timestamp format (see `shared/fixtures/jupyter/`).
 const TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.6fZ";
 
+/// How the stand-in knows which narrative it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NarrativeName {
+    /// Always this name.
+    Fixed(String),
+    /// The name in this file, read on every page (the local backend rewrites it when a
+    /// waiting narrative is given to a user); `fallback` while it cannot be read or is empty.
+    File {
+        /// The file (`{name_file}` of the local backend's command).
+        path: PathBuf,
+        /// The name at start.
+        fallback: String,
+    },
+}
+
+impl NarrativeName {
+    fn current(&self) -> String {
+        match self {
+            Self::Fixed(name) => name.clone(),
+            Self::File { path, fallback } => std::fs::read_to_string(path)
+                .ok()
+                .map(|text| text.trim().to_owned())
+                .filter(|name| !name.is_empty())
+                .unwrap_or_else(|| fallback.clone()),
+        }
+    }
+}
+
+impl From<String> for NarrativeName {
+    fn from(name: String) -> Self {
+        Self::Fixed(name)
+    }
+}
+
+impl From<&str> for NarrativeName {
+    fn from(name: &str) -> Self {
+        Self::Fixed(name.to_owned())
+    }
+}
+
 /// What the stand-in knows about itself, shared by every request.
 #[derive(Debug)]
 struct Narrative {
-    name: String,
+    name: NarrativeName,
     started: DateTime<Utc>,
     last_activity: Mutex<DateTime<Utc>>,
     connections: AtomicUsize,
@@ -80,20 +121,20 @@ pub fn normalize_base(base: &str) -> String {
     }
 }
 
-/// Serves the stand-in for narrative `name` on `listener` under `base` (e.g. `/narrative/`)
+/// Serves the stand-in for narrative `name` (a `String`, or a [`NarrativeName`]) on `listener` under `base` (e.g. `/narrative/`)
 /// and at `/`, until `shutdown` completes; then stops accepting, closes connections within a
 /// second and returns.
 ///
 /// Fails only if the listener cannot be used.
 pub async fn run(
     listener: std::net::TcpListener,
-    name: String,
+    name: impl Into<NarrativeName>,
     base: String,
     shutdown: impl Future,
 ) -> std::io::Result<()> {
     let base = normalize_base(&base);
     let narrative = Arc::new(Narrative {
-        name,
+        name: name.into(),
         started: Utc::now(),
         last_activity: Mutex::new(Utc::now()),
         connections: AtomicUsize::new(0),
@@ -147,7 +188,7 @@ async fn page(req: HttpRequest, narrative: web::Data<Narrative>) -> HttpResponse
     {
         return HttpResponse::MethodNotAllowed().finish();
     }
-    let name = escape_html(&narrative.name);
+    let name = escape_html(&narrative.name.current());
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .body(format!(
@@ -228,6 +269,25 @@ mod tests {
             escape_html("<a href=\"x\">&'"),
             "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
         );
+    }
+
+    #[test]
+    fn a_name_file_wins_over_the_start_name_once_readable() {
+        let path = std::env::temp_dir().join(format!("standin-name-{}", std::process::id()));
+        let name = NarrativeName::File {
+            path: path.clone(),
+            fallback: "narrativepre-abc".into(),
+        };
+        assert_eq!(name.current(), "narrativepre-abc", "no file yet");
+        std::fs::write(&path, "narrative-alice\n").expect("write");
+        assert_eq!(name.current(), "narrative-alice");
+        std::fs::write(&path, "").expect("write");
+        assert_eq!(
+            name.current(),
+            "narrativepre-abc",
+            "an empty file names nothing"
+        );
+        let _ = std::fs::remove_file(&path);
     }
 
     #[test]

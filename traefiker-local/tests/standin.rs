@@ -251,3 +251,59 @@ async fn the_local_backend_runs_the_standin_binary() {
         "nothing listens any more"
     );
 }
+
+#[tokio::test]
+async fn an_assigned_waiting_narrative_names_its_user_through_the_name_file() {
+    let mut config = LocalConfig::new([
+        env!("CARGO_BIN_EXE_narrative-standin"),
+        "--port",
+        "{port}",
+        "--name",
+        "{name}",
+        "--name-file",
+        "{name_file}",
+    ]);
+    config.ready_timeout = Some(Duration::from_secs(15));
+    config.grace = Duration::from_secs(5);
+    let manager = LocalManager::new(config).expect("valid config");
+    let ctx = Context::new(
+        manager.config().image.clone(),
+        Caps {
+            reports_address: true,
+            zombies: true,
+        },
+    );
+    let waiting_spec = ctx.prespawn_spec();
+    let waiting = bounded("create", manager.create(&waiting_spec))
+        .await
+        .expect("create a waiting narrative");
+    let addr: SocketAddr = waiting
+        .address
+        .as_deref()
+        .and_then(|a| a.strip_prefix("http://"))
+        .and_then(|a| a.parse().ok())
+        .expect("an http address");
+    let (_, before) = get(addr, "/narrative/").await;
+    assert!(before.contains(&format!("<title>narrative {}</title>", waiting_spec.name)));
+
+    let user = ctx.user_spec().name;
+    let assignment = traefiker_core::Assignment {
+        name: user.clone(),
+        origin: traefiker_core::Origin {
+            client_ip: None,
+            at: chrono::Utc::now(),
+        },
+    };
+    let assigned = bounded("assign", manager.assign(&waiting, &assignment))
+        .await
+        .expect("assign");
+    assert_eq!(assigned.address, waiting.address, "the same process serves");
+    let (_, after) = get(addr, "/narrative/").await;
+    assert!(
+        after.contains(&format!("<title>narrative {user}</title>")),
+        "the page names the user's narrative now: {after}"
+    );
+    bounded("shutdown", manager.shutdown_all())
+        .await
+        .expect("shutdown");
+}

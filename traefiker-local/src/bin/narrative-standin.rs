@@ -1,20 +1,26 @@
-//! `narrative-standin --port N --name NAME [--base /narrative/]`: a narrative stand-in on
-//! 127.0.0.1, for the local backend's `local_command`. Stops on SIGTERM (what the local
+//! `narrative-standin --port N --name NAME [--name-file PATH] [--base /narrative/]`: a
+//! narrative stand-in on 127.0.0.1, for the local backend's `local_command`. With
+//! `--name-file` (the backend's `{name_file}`) its page follows renames. Stops on SIGTERM (what the local
 //! backend and the parent-death signal send) or Ctrl-C.
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: narrative-standin --port N --name NAME [--base /narrative/]";
+use traefiker_local::standin::NarrativeName;
+
+const USAGE: &str =
+    "usage: narrative-standin --port N --name NAME [--name-file PATH] [--base /narrative/]";
 
 struct Args {
     port: u16,
     name: String,
+    name_file: Option<String>,
     base: String,
 }
 
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
-    let (mut port, mut name, mut base) = (None, None, "/narrative/".to_owned());
+    let (mut port, mut name, mut name_file, mut base) =
+        (None, None, None, "/narrative/".to_owned());
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
         match flag.as_str() {
@@ -26,6 +32,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                 );
             }
             "--name" => name = Some(value()?),
+            "--name-file" => name_file = Some(value()?),
             "--base" => base = value()?,
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -33,6 +40,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     Ok(Args {
         port: port.ok_or("--port is required")?,
         name: name.ok_or("--name is required")?,
+        name_file,
         base,
     })
 }
@@ -77,7 +85,14 @@ async fn main() -> ExitCode {
         args.port,
         traefiker_local::standin::normalize_base(&args.base)
     );
-    match traefiker_local::standin::run(listener, args.name, args.base, shutdown_signal()).await {
+    let name = match args.name_file {
+        Some(path) => NarrativeName::File {
+            path: path.into(),
+            fallback: args.name,
+        },
+        None => NarrativeName::Fixed(args.name),
+    };
+    match traefiker_local::standin::run(listener, name, args.base, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("narrative-standin: {e}");
@@ -103,6 +118,8 @@ mod tests {
         );
         let based = args(&["--name", "n", "--base", "/x/", "--port", "1"]).expect("valid");
         assert_eq!(based.base, "/x/");
+        let filed = args(&["--port", "1", "--name", "n", "--name-file", "/f"]).expect("valid");
+        assert_eq!(filed.name_file.as_deref(), Some("/f"));
         assert!(args(&["--name", "n"]).is_err(), "port required");
         assert!(
             args(&["--port", "99999", "--name", "n"]).is_err(),
