@@ -260,3 +260,44 @@ fn a_command_without_port_is_refused() {
     let err = LocalManager::new(LocalConfig::new(["sleep", "300"])).expect_err("refused");
     assert_eq!(err.what, "local_command");
 }
+
+/// Linux's parent-death signal fires when the thread that started the child exits; a thread
+/// that leaks its manager and runtime (so neither `Drop` nor `kill_on_drop` can act) stands
+/// for a traefiker that crashed.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_dead_parent_takes_its_narratives_with_it() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let parent = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let manager = shell("exec sleep 300", Duration::from_secs(5));
+        let pid = runtime.block_on(async {
+            let created = bounded("create", manager.create(&ctx().user_spec()))
+                .await
+                .expect("create");
+            pid(&manager, &created)
+        });
+        let _ = tx.send(pid);
+        std::mem::forget(manager);
+        std::mem::forget(runtime);
+    });
+    parent.join().expect("the parent thread ends");
+    let pid = rx.recv().expect("a pid");
+    // Nobody reaps it any more, so dead means gone or a zombie (`Z`) in /proc.
+    let dead = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|stat| {
+                stat.rsplit_once(')')
+                    .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+            })
+            .unwrap_or(true)
+    };
+    let deadline = Instant::now() + LIMIT;
+    while !dead() {
+        assert!(Instant::now() < deadline, "the orphan {pid} still runs");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
