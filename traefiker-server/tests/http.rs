@@ -1,0 +1,551 @@
+//! The HTTP contract of SPEC §3, end to end over real sockets: the real app on 127.0.0.1:0,
+//! auth2 on wiremock answering the fixtures, the in-memory backend, a scripted activity
+//! source.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::redirect::Policy;
+use reqwest::StatusCode;
+use tokio::sync::oneshot;
+use traefiker_core::testing::{InMemoryManager, ManualClock, Op, ScriptedActivity};
+use traefiker_core::{ActivityError, ManagerError, MemoryStore, NarrativeKind};
+use traefiker_server::app::{run, AppState};
+use traefiker_server::auth::Auth2;
+use traefiker_server::background::ImageSource;
+use traefiker_server::config::{Config, Layer};
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const IMAGE: &str = "kbase/narrative:5.4.3";
+
+struct Harness {
+    base: String,
+    client: reqwest::Client,
+    manager: Arc<InMemoryManager>,
+    traefik: Arc<ScriptedActivity>,
+    clock: Arc<ManualClock>,
+    auth2: MockServer,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Harness {
+    async fn start(settings: &[(&str, &str)]) -> Self {
+        let auth2 = MockServer::start().await;
+        for (token, file, status) in [
+            ("alice-token", "me-ok.json", 200),
+            ("admin-token", "me-admin.json", 200),
+        ] {
+            let body = std::fs::read_to_string(format!(
+                "{}/tests/fixtures/{file}",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap();
+            Mock::given(method("GET"))
+                .and(path("/api/V2/me"))
+                .and(header("Authorization", token))
+                .respond_with(ResponseTemplate::new(status).set_body_raw(body, "application/json"))
+                .mount(&auth2)
+                .await;
+        }
+        let invalid = std::fs::read_to_string(format!(
+            "{}/tests/fixtures/error-invalid-token.json",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        Mock::given(method("GET"))
+            .and(path("/api/V2/me"))
+            .respond_with(ResponseTemplate::new(401).set_body_raw(invalid, "application/json"))
+            .mount(&auth2)
+            .await;
+
+        let auth_url = format!("{}/api/V2/me", auth2.uri());
+        let mut layer: Layer = [
+            ("auth2", auth_url.as_str()),
+            ("num_prespawn", "2"),
+            ("image_tag", "5.4.3"),
+            ("cookie_secure", "true"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        for (k, v) in settings {
+            layer.insert(k.to_string(), v.to_string());
+        }
+        let config = Config::from_layers(&[layer]).unwrap();
+        let pool = config.num_prespawn;
+        let manager = Arc::new(InMemoryManager::new(config.naming.clone()));
+        let traefik = Arc::new(ScriptedActivity::new("traefik"));
+        let clock = Arc::new(ManualClock::default());
+        let auth = Arc::new(
+            Auth2::new(
+                config.auth2.clone(),
+                Duration::from_secs(2),
+                Duration::from_secs(2),
+            )
+            .unwrap(),
+        );
+        let state = AppState::new(
+            config,
+            manager.clone(),
+            vec![traefik.clone()],
+            Arc::new(MemoryStore::new()),
+            auth,
+            clock.clone(),
+            ImageSource::Fixed(IMAGE.into()),
+            Some(IMAGE.into()),
+        );
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(run(listener, state, async {
+            let _ = stopped.await;
+        }));
+        let client = reqwest::Client::builder()
+            .redirect(Policy::none())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let h = Self {
+            base,
+            client,
+            manager,
+            traefik,
+            clock,
+            auth2,
+            stop: Some(stop),
+            server: Some(server),
+        };
+        h.wait_for_pool(pool).await;
+        h
+    }
+
+    async fn wait_for_pool(&self, n: usize) {
+        tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                let waiting = self
+                    .manager
+                    .containers()
+                    .iter()
+                    .filter(|c| c.kind == NarrativeKind::Prespawned)
+                    .count();
+                if waiting >= n {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("pool filled in time");
+    }
+
+    fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.get(format!("{}{path}", self.base))
+    }
+
+    fn with_token(&self, rb: reqwest::RequestBuilder, token: &str) -> reqwest::RequestBuilder {
+        rb.header("Cookie", format!("kbase_session={token}"))
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            tokio::time::timeout(Duration::from_secs(10), server)
+                .await
+                .expect("graceful shutdown in time")
+                .unwrap()
+                .unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn no_cookie_redirects_to_login_with_the_python_nextrequest() {
+    let h = Harness::start(&[]).await;
+    let r = h.get("/narrative/ws.1.obj.2?a=b").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FOUND);
+    assert_eq!(
+        r.headers()["location"],
+        "/#login?nextrequest=%7B%22path%22%3A%22%2Fnarrative%2Fws.1.obj.2%3Fa%3Db%22%2C%22external%22%3Atrue%7D"
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_bad_token_is_403_with_auth2s_message() {
+    let h = Harness::start(&[]).await;
+    let r = h
+        .with_token(h.get("/narrative/ws.1.obj.2"), "bogus")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let body = r.text().await.unwrap();
+    assert_eq!(
+        body,
+        format!(
+            "Session cookie failed validation at {}/api/V2/me: 10020 Invalid token",
+            h.auth2.uri()
+        )
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_auth2_is_403_error_querying() {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/api/V2/me", dead.local_addr().unwrap());
+    drop(dead);
+    let h = Harness::start(&[("auth2", url.as_str())]).await;
+    let r = h
+        .with_token(h.get("/narrative/ws.1.obj.2"), "alice-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .starts_with(&format!("Error querying {url}: ")));
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_valid_token_gets_201_a_hardened_cookie_and_an_escaped_reload_page() {
+    let h = Harness::start(&[]).await;
+    let r = h
+        .with_token(h.get("/narrative/ws.1.obj.2%3Cb%3E?x=1"), "alice-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let body = r.text().await.unwrap();
+    let alice = h
+        .manager
+        .containers()
+        .into_iter()
+        .find(|n| n.name.as_str() == "narrative-alice-522b27")
+        .expect("alice's container");
+    assert!(
+        cookie.starts_with(&format!("narrative_session={};", alice.session.expose())),
+        "{cookie}"
+    );
+    for flag in ["HttpOnly", "SameSite=Lax", "Secure", "Path=/"] {
+        assert!(cookie.contains(flag), "{flag} missing from {cookie}");
+    }
+    assert!(
+        body.contains("URL='/load-narrative.html?n=ws.1.obj.2%3Cb%3E&check=true'"),
+        "{body}"
+    );
+    assert!(!body.contains("<b>"));
+    assert_eq!(alice.kind, NarrativeKind::User);
+    assert_eq!(h.manager.calls(Op::Assign), 1, "served from the pool");
+
+    let again = h
+        .with_token(h.get("/narrative/ws.1.obj.2"), "alice-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::CREATED);
+    assert_eq!(again.headers()["set-cookie"].to_str().unwrap(), cookie);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn cookie_secure_can_be_turned_off() {
+    let h = Harness::start(&[("cookie_secure", "false")]).await;
+    let r = h
+        .with_token(h.get("/narrative/x"), "alice-token")
+        .send()
+        .await
+        .unwrap();
+    assert!(!r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .contains("Secure"));
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_backend_failure_is_503_with_a_reason() {
+    let h = Harness::start(&[("num_prespawn", "0")]).await;
+    h.manager.fail_next(
+        Op::Create,
+        ManagerError::Unavailable {
+            backend: "rancher".into(),
+            detail: "http://rancher/v2-beta answered 500".into(),
+        },
+    );
+    let r = h
+        .with_token(h.get("/narrative/x"), "alice-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.text().await.unwrap().contains("answered 500"));
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn fifty_parallel_first_requests_make_one_container_and_one_cookie() {
+    let h = Harness::start(&[("num_prespawn", "0")]).await;
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let rb = h.with_token(h.get("/narrative/x"), "alice-token");
+        tasks.push(tokio::spawn(async move { rb.send().await }));
+    }
+    let mut cookies = HashSet::new();
+    for t in tasks {
+        let r = t.await.unwrap().unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        cookies.insert(r.headers()["set-cookie"].to_str().unwrap().to_owned());
+    }
+    assert_eq!(cookies.len(), 1);
+    assert_eq!(h.manager.calls(Op::Create), 1);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_answers_401_404_200_and_403_for_others() {
+    let h = Harness::start(&[]).await;
+    let del = |p: &str| h.client.delete(format!("{}{p}", h.base));
+    let r = del("/narrative_shutdown/").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        r.text().await.unwrap(),
+        "Valid kbase authentication token required"
+    );
+
+    let r = h
+        .with_token(del("/narrative_shutdown/"), "alice-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(r.text().await.unwrap(), "No sessions found for user");
+
+    h.with_token(h.get("/narrative/x"), "alice-token")
+        .send()
+        .await
+        .unwrap();
+    let r = h
+        .with_token(del("/narrative_shutdown/kbadmin"), "alice-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::FORBIDDEN,
+        "alice may not name another user"
+    );
+
+    let r = h
+        .with_token(del("/narrative_shutdown/"), "alice-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        r.text().await.unwrap(),
+        "Service narrative-alice-522b27 deleted"
+    );
+
+    h.with_token(h.get("/narrative/x"), "alice-token")
+        .send()
+        .await
+        .unwrap();
+    let r = h
+        .with_token(del("/narrative_shutdown/alice"), "admin-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "an admin may name another user");
+    assert!(!h
+        .manager
+        .containers()
+        .iter()
+        .any(|n| n.name.as_str() == "narrative-alice-522b27"));
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn status_is_public_and_full_for_the_status_role() {
+    let h = Harness::start(&[("COMMIT_SHA", "abc1234")]).await;
+    h.with_token(h.get("/narrative/x"), "alice-token")
+        .header("X-Real-Ip", "192.0.2.7")
+        .send()
+        .await
+        .unwrap();
+    let public: serde_json::Value = h
+        .get("/narrative_status/")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(public["git_hash"], "abc1234");
+    assert_eq!(public["version"], env!("CARGO_PKG_VERSION"));
+    assert!(public["timestamp"].as_str().unwrap().len() >= 19);
+    assert!(public.get("narrative_services").is_none());
+
+    let user: serde_json::Value = h
+        .with_token(h.get("/narrative_status/"), "alice-token")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        user.get("narrative_services").is_none(),
+        "alice lacks KBASE_ADMIN"
+    );
+
+    let admin: serde_json::Value = h
+        .with_token(h.get("/narrative_status/"), "admin-token")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let services = admin["narrative_services"].as_array().unwrap();
+    let alice = services
+        .iter()
+        .find(|s| s["instance"] == "narrative-alice-522b27")
+        .unwrap();
+    assert_eq!(alice["state"], "active");
+    assert_eq!(alice["session_id"], "alice-522b27");
+    assert_eq!(alice["last_ip"], "192.0.2.7");
+    assert_eq!(alice["image"], IMAGE);
+    assert!(services
+        .iter()
+        .any(|s| s["state"] == "queued" && s["session_id"] == "*"));
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn reaper_checks_the_caller_and_reports() {
+    let h = Harness::start(&[]).await;
+    let r = h.get("/reaper/").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.text().await.unwrap(), "Reaper success: 0 deleted");
+
+    h.with_token(h.get("/narrative/x"), "alice-token")
+        .send()
+        .await
+        .unwrap();
+    h.get("/reaper/").send().await.unwrap();
+    h.clock.advance(Duration::from_secs(601));
+    h.traefik.set(Err(ActivityError::new(
+        "traefik",
+        "http://traefik:8080/metrics timed out",
+    )));
+    let r = h.get("/reaper/").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        r.text().await.unwrap(),
+        "Reaper error: activity unavailable: traefik: http://traefik:8080/metrics timed out"
+    );
+    assert!(h
+        .manager
+        .containers()
+        .iter()
+        .any(|n| n.name.as_str() == "narrative-alice-522b27"));
+
+    h.traefik.set(Ok(Default::default()));
+    let r = h.get("/reaper/").send().await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "Reaper success: 1 deleted");
+    h.stop().await;
+
+    let h = Harness::start(&[("reaper_ipnetwork", "10.0.0.0/8")]).await;
+    let r = h
+        .get("/reaper/")
+        .header("X-Forwarded-For", "10.1.1.1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        r.text().await.unwrap(),
+        "Reaper error: access denied from IP 127.0.0.1"
+    );
+    h.stop().await;
+
+    let h = Harness::start(&[
+        ("reaper_ipnetwork", "10.0.0.0/8"),
+        ("trusted_proxies", "127.0.0.1/32"),
+    ])
+    .await;
+    let r = h
+        .get("/reaper/")
+        .header("X-Forwarded-For", "10.1.1.1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "a trusted proxy's X-Forwarded-For counts"
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics() {
+    let h = Harness::start(&[]).await;
+    assert_eq!(
+        h.get("/healthz").send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        h.get("/readyz").send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    h.with_token(h.get("/narrative/x"), "alice-token")
+        .send()
+        .await
+        .unwrap();
+    h.with_token(h.get("/narrative/x"), "alice-token")
+        .send()
+        .await
+        .unwrap();
+    let text = h
+        .get("/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for needle in [
+        "traefiker_connects_total{outcome=\"assigned\"} 1",
+        "traefiker_connects_total{outcome=\"existing\"} 1",
+        "traefiker_auth_cache_hits_total 1",
+        "traefiker_backend_call_seconds_count{operation=\"find\"}",
+        "traefiker_pool_waiting",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from\n{text}");
+    }
+    h.manager.fail_next(
+        Op::Verify,
+        ManagerError::Unavailable {
+            backend: "rancher".into(),
+            detail: "down".into(),
+        },
+    );
+    assert_eq!(
+        h.get("/readyz").send().await.unwrap().status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    h.stop().await;
+}
