@@ -482,7 +482,10 @@ impl Lifecycle {
         known.assigned.retain(|id| !user_ids.contains(id.as_str()));
         let waiting: Vec<Narrative> = all
             .iter()
-            .filter(|n| n.kind == NarrativeKind::Prespawned && n.state != NarrativeState::Removing)
+            .filter(|n| {
+                n.kind == NarrativeKind::Prespawned
+                    && !matches!(n.state, NarrativeState::Removing | NarrativeState::Stopped)
+            })
             .filter(|n| !known.claimed.contains(&n.id) && !known.assigned.contains(&n.id))
             .cloned()
             .collect();

@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use traefiker_core::{
     ActivitySource, ActivityStore, Clock, ContainerManager, Lifecycle, LifecycleConfig, SqliteStore,
 };
+use traefiker_local::{LocalConfig, LocalManager};
 use traefiker_metrics::{
     NarrativeStatus, NarrativeStatusConfig, TraefikMetrics, TraefikMetricsConfig,
 };
@@ -122,8 +123,19 @@ fn http_client(connect: Duration, request: Duration) -> Result<reqwest::Client, 
         .build()
 }
 
+/// A verified backend, and the local one's handle when it is local (its children are stopped
+/// at shutdown).
+#[derive(Debug, Clone)]
+pub struct BuiltBackend {
+    /// The backend.
+    pub manager: Arc<dyn ContainerManager>,
+    /// The local backend, when that is the one.
+    pub local: Option<Arc<LocalManager>>,
+}
+
 /// The configured backend, verified.
-pub async fn backend(config: &Config) -> Result<Arc<dyn ContainerManager>, StartupError> {
+pub async fn backend(config: &Config) -> Result<BuiltBackend, StartupError> {
+    let mut local = None;
     let manager: Arc<dyn ContainerManager> = match &config.backend {
         Backend::Rancher {
             url,
@@ -148,11 +160,22 @@ pub async fn backend(config: &Config) -> Result<Arc<dyn ContainerManager>, Start
             rc.timeouts.request = config.timeouts.rancher;
             Arc::new(RancherManager::discover(rc).await?)
         }
+        Backend::Local { command } => {
+            let mut lc = LocalConfig::new(command.clone());
+            lc.naming = config.naming.clone();
+            lc.ready_timeout = Some(Duration::from_secs(20));
+            let manager = Arc::new(
+                LocalManager::new(lc)
+                    .map_err(|e| StartupError::Bind(format!("local backend: {e}")))?,
+            );
+            local = Some(manager.clone());
+            manager
+        }
         Backend::None => return Err(StartupError::NoBackend),
     };
     let info = manager.verify().await.map_err(StartupError::Backend)?;
     tracing::info!(backend = %info.backend, location = %info.location, "container backend verified");
-    Ok(manager)
+    Ok(BuiltBackend { manager, local })
 }
 
 /// The configured activity sources.
@@ -201,6 +224,10 @@ pub fn authenticator(config: &Config) -> Result<Arc<dyn Authenticator>, StartupE
 pub fn image_source(config: &Config) -> Result<ImageSource, StartupError> {
     Ok(match config.fixed_image() {
         Some(image) => ImageSource::Fixed(image),
+        // Local processes run no image: the tag only keeps the pool's bookkeeping.
+        None if matches!(config.backend, Backend::Local { .. }) => {
+            ImageSource::Fixed(format!("{}:local", config.image_name))
+        }
         None => ImageSource::Versioned {
             image_name: config.image_name.clone(),
             url: config.narrative_version_url.clone(),
@@ -211,9 +238,10 @@ pub fn image_source(config: &Config) -> Result<ImageSource, StartupError> {
 
 /// Builds the service from its configuration (SPEC §7): verifies the backend, opens the
 /// store, learns the current image, and starts tracking existing narratives.
-pub async fn build(config: Config) -> Result<AppState, StartupError> {
-    let manager = backend(&config).await?;
-    build_with(config, manager).await
+pub async fn build(config: Config) -> Result<(AppState, BuiltBackend), StartupError> {
+    let backend = backend(&config).await?;
+    let state = build_with(config, backend.manager.clone()).await?;
+    Ok((state, backend))
 }
 
 /// [`build`] with a given backend.
@@ -330,5 +358,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .route("/narrative_status/", web::get().to(routes::status::status))
     .route("/reaper/", web::get().to(routes::reaper::reaper))
+    .route("/traefik/dynamic", web::get().to(routes::dynamic::dynamic))
     .configure(routes::health::configure);
 }

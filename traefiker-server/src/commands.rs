@@ -14,7 +14,7 @@ pub async fn run(command: Command, config: Config) -> Result<ExitCode, StartupEr
     match command {
         Command::Serve => serve(config).await,
         Command::Reap { dry_run } => {
-            let state = app::build(config).await?;
+            let (state, _backend) = app::build(config).await?;
             let mode = if dry_run {
                 ReapMode::DryRun
             } else {
@@ -29,7 +29,7 @@ pub async fn run(command: Command, config: Config) -> Result<ExitCode, StartupEr
             })
         }
         Command::Status { json } => {
-            let state = app::build(config).await?;
+            let (state, _backend) = app::build(config).await?;
             let entries = state.lifecycle.status().await?;
             if json {
                 let prefix = state.config.naming.user_template().prefix();
@@ -72,7 +72,7 @@ pub async fn run(command: Command, config: Config) -> Result<ExitCode, StartupEr
 
 async fn serve(config: Config) -> Result<ExitCode, StartupError> {
     let listen = config.listen;
-    let state = app::build(config).await?;
+    let (state, backend) = app::build(config).await?;
     let listener = std::net::TcpListener::bind(listen).map_err(|e| {
         StartupError::Bind(format!(
             "cannot listen on {listen}: {e} (set listen or --listen)"
@@ -82,6 +82,12 @@ async fn serve(config: Config) -> Result<ExitCode, StartupError> {
     app::run(listener, state, shutdown_signal())
         .await
         .map_err(|e| StartupError::Bind(e.to_string()))?;
+    if let Some(local) = backend.local {
+        match local.shutdown_all().await {
+            Ok(n) => tracing::info!(stopped = n, "local narratives stopped"),
+            Err(e) => tracing::error!(error = %e, "could not stop every local narrative"),
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -151,7 +157,7 @@ async fn check(config: &Config) -> ExitCode {
         println!("{} {what}: {detail}", if good { "ok  " } else { "FAIL" });
     };
     match app::backend(config).await {
-        Ok(manager) => match manager.list().await {
+        Ok(built) => match built.manager.list().await {
             Ok(all) => line(true, "backend", format!("{} narratives listed", all.len())),
             Err(e) => line(false, "backend", e.to_string()),
         },

@@ -54,6 +54,8 @@ pub const KEYS: &[Key] = &[
     key("rancher_url", None, "Rancher API, e.g. http://rancher:8080/v2-beta; set = Rancher backend"),
     key("rancher_user", None, "Rancher API access key"),
     Key { name: "rancher_password", default: None, doc: "Rancher API secret key (never logged)", secret: true },
+    key("local_command", None, "run each narrative as a local process: the program and arguments (whitespace-separated, or a JSON/TOML array); `{port}`, `{name}` and `{name_file}` are filled in; used when rancher_url is unset"),
+    key("traefik_self_url", None, "where Traefik reaches traefiker, for the catch-all route of /traefik/dynamic; unset = http://127.0.0.1:<listen port>"),
     key("rancher_meta", Some("http://rancher-metadata/"), "rancher-metadata service"),
     key("rancher_env_url", None, "Rancher environment URL; learned from rancher-metadata if unset"),
     key("rancher_stack_id", None, "Rancher stack id; learned if unset"),
@@ -173,6 +175,11 @@ pub enum Backend {
         /// `rancher_stack_name`
         stack_name: Option<String>,
     },
+    /// Local child processes running `command`.
+    Local {
+        /// `local_command`
+        command: Vec<String>,
+    },
     /// No orchestrator configured.
     None,
 }
@@ -271,6 +278,8 @@ pub struct Config {
     pub narrative_status_path: String,
     /// `auth_cache_secs`
     pub auth_cache: Duration,
+    /// `traefik_self_url`, or derived from `listen`.
+    pub traefik_self_url: String,
     /// Outbound timeouts.
     pub timeouts: Timeouts,
     raw: RawSettings,
@@ -323,6 +332,17 @@ pub fn from_toml(path: &Path) -> Result<Layer, Vec<String>> {
             toml::Value::Integer(i) => i.to_string(),
             toml::Value::Float(f) => f.to_string(),
             toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Array(items) if k == "local_command" => serde_json::Value::from(
+                items
+                    .iter()
+                    .map(|i| {
+                        i.as_str()
+                            .map(str::to_owned)
+                            .unwrap_or_else(|| i.to_string())
+                    })
+                    .collect::<Vec<_>>(),
+            )
+            .to_string(),
             toml::Value::Array(items) => items
                 .iter()
                 .map(|i| match i {
@@ -492,7 +512,16 @@ impl Config {
                 stack_id: r.opt("rancher_stack_id"),
                 stack_name: r.opt("rancher_stack_name"),
             },
-            None => Backend::None,
+            None => match r.opt("local_command") {
+                Some(text) => match parse_command(&text) {
+                    Ok(command) => Backend::Local { command },
+                    Err(e) => {
+                        r.problems.push(format!("local_command: {e}"));
+                        Backend::None
+                    }
+                },
+                None => Backend::None,
+            },
         };
 
         let mut sources = Vec::new();
@@ -589,8 +618,22 @@ impl Config {
             activity_sources: sources,
             narrative_status_path: status_path,
             auth_cache: r.secs("auth_cache_secs"),
+            traefik_self_url: String::new(),
             timeouts,
             raw: RawSettings(raw.clone()),
+        };
+        let mut config = config;
+        config.traefik_self_url = match r.opt_url("traefik_self_url") {
+            Some(url) => url,
+            None => {
+                let port = config.listen.port();
+                let host = match config.listen.ip() {
+                    ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
+                    std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+                    ip => ip.to_string(),
+                };
+                format!("http://{host}:{port}")
+            }
         };
         if config.image_name.is_empty() {
             r.problems.push("image_name: must not be empty".to_owned());
@@ -624,6 +667,19 @@ impl Config {
             .as_ref()
             .map(|tag| format!("{}:{tag}", self.image_name))
     }
+}
+
+/// Parses `local_command`: a JSON array of strings, or whitespace-separated words.
+pub fn parse_command(text: &str) -> Result<Vec<String>, String> {
+    let words: Vec<String> = if text.trim_start().starts_with('[') {
+        serde_json::from_str(text).map_err(|e| format!("not a JSON array of strings: {e}"))?
+    } else {
+        text.split_whitespace().map(str::to_owned).collect()
+    };
+    if words.is_empty() {
+        return Err("names no program".to_owned());
+    }
+    Ok(words)
 }
 
 /// Parses `auth_tokens`: `token:user[:role+role]` entries, comma-separated, or `@file` with one

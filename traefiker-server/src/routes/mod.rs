@@ -1,6 +1,7 @@
 //! The HTTP contract (SPEC §3): one module per endpoint, sharing [`crate::app::AppState`].
 
 pub mod connect;
+pub mod dynamic;
 pub mod health;
 pub mod reaper;
 pub mod shutdown;
