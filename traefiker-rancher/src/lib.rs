@@ -20,7 +20,7 @@
 //!   [`ManagerError`](traefiker_core::ManagerError) in one function: 404 `NotFound`, 422
 //!   `NotUnique` `NameTaken`, timeouts, connection failures, 5xx and 409 `Unavailable`,
 //!   everything else `Rejected`.
-//! - With the `testing` feature, [`testing::FakeRancher`] is a stateful Rancher on wiremock
+//! - With the `testing` feature, `testing::FakeRancher` is a stateful Rancher on wiremock
 //!   for integration tests.
 //!
 //! Narratives report `address` `http://<service>.<stack>:8888`: Rancher 1.x's internal DNS

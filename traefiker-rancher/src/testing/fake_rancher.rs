@@ -348,7 +348,13 @@ impl State {
 
     /// A collection page of `items` for `request`, paginated with `limit`/`marker` like a
     /// top-level Rancher collection.
-    fn page(&self, request: &Request, items: Vec<Value>, resource: &str) -> ResponseTemplate {
+    fn page<T>(
+        &self,
+        request: &Request,
+        items: &[T],
+        render: impl Fn(&T) -> Value,
+        resource: &str,
+    ) -> ResponseTemplate {
         let query: Vec<(String, String)> = request.url.query_pairs().into_owned().collect();
         let get = |k: &str| query.iter().find(|(q, _)| q == k).map(|(_, v)| v.clone());
         let mut limit = get("limit")
@@ -364,7 +370,8 @@ impl State {
         let offset = get("marker")
             .and_then(|m| m.strip_prefix('m').and_then(|n| n.parse::<usize>().ok()))
             .unwrap_or(0);
-        let data: Vec<Value> = items.iter().skip(offset).take(limit).cloned().collect();
+        // Render only the page: rendering everything per page made long listings quadratic.
+        let data: Vec<Value> = items.iter().skip(offset).take(limit).map(render).collect();
         let partial = items.len() > offset + limit;
         let next = partial.then(|| {
             // wiremock's request URL says `localhost`: rebuild it on the fake's real address.
@@ -394,7 +401,7 @@ impl State {
 
     fn services_page(&self, request: &Request) -> ResponseTemplate {
         let query: Vec<(String, String)> = request.url.query_pairs().into_owned().collect();
-        let items = self
+        let items: Vec<&FakeService> = self
             .services
             .values()
             .filter(|s| s.state != "removed")
@@ -406,9 +413,8 @@ impl State {
                     _ => true,
                 })
             })
-            .map(|s| self.render(s))
             .collect();
-        self.page(request, items, "service")
+        self.page(request, &items, |s| self.render(s), "service")
     }
 
     fn projects(&self) -> Vec<Value> {
@@ -562,7 +568,7 @@ impl State {
                 "actions": {}, "baseType": "apiVersion"})),
             ("GET", ["projects"]) => {
                 let items = self.projects();
-                self.page(request, items, "project")
+                self.page(request, &items, Value::clone, "project")
             }
             ("GET", ["projects", id]) => match self.projects().into_iter().find(|p| p["id"] == *id)
             {
@@ -571,7 +577,7 @@ impl State {
             },
             ("GET", ["projects", p, "stacks"]) if *p == env => {
                 let items = self.stacks();
-                self.page(request, items, "stack")
+                self.page(request, &items, Value::clone, "stack")
             }
             ("GET", ["projects", p, "stacks", id]) if *p == env => {
                 match self.stacks().into_iter().find(|s| s["id"] == *id) {
