@@ -47,15 +47,19 @@
 //!
 //! # Performance
 //!
-//! `cargo bench -p traefiker-metrics --bench parse` reads a generated 50 MB v2 page (10,000
-//! narrative services plus 500 noise services, histograms with buckets, websocket and http
-//! series; 370,000 lines). Figures on the 2-core development machine: see
-//! `BENCHMARK_FIGURES` below. Extraction holds two maps of per-service totals and nothing
-//! per line.
+//! `cargo bench -p traefiker-metrics --bench parse -- --measurement-time 5 --warm-up-time 1
+//! --sample-size 10` reads a generated 50.2 MB v2 page (10,000 narrative services plus 500
+//! noise services with escaped quotes; histograms with buckets, websocket and http series,
+//! router and byte counters; 325,519 lines). On the 2-core development machine (AMD EPYC):
 //!
-//! ```text
-//! BENCHMARK_FIGURES
-//! ```
+//! | parse + extract requests per service | time per page | throughput |
+//! |---|---|---|
+//! | [`read_page`] | 38.1 ms | 1.23 GiB/s (1.32 GB/s) |
+//! | `prometheus-parse` 0.2 `Scrape::parse` + the same extraction | 1.57 s | 30.6 MiB/s |
+//!
+//! Ours is about 41 times faster. Beyond the body, `read_page` peaks at 1.98 MB of heap for
+//! the 10,500 services (188 bytes per service): two maps of per-service totals, nothing per
+//! line. `prometheus-parse` copies every line into a `String` and every sample into a map.
 
 pub mod error;
 mod http;
