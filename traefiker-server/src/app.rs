@@ -191,10 +191,12 @@ pub fn sources(config: &Config) -> Result<Vec<Arc<dyn ActivitySource>>, StartupE
                 out.push(Arc::new(TraefikMetrics::new(tc)?));
             }
             SourceKind::NarrativeStatus => {
-                let mut nc = NarrativeStatusConfig::default();
-                nc.path = config.narrative_status_path.clone();
-                nc.connect_timeout = config.timeouts.connect;
-                nc.timeout = config.timeouts.status;
+                let nc = NarrativeStatusConfig {
+                    path: config.narrative_status_path.clone(),
+                    connect_timeout: config.timeouts.connect,
+                    timeout: config.timeouts.status,
+                    ..NarrativeStatusConfig::default()
+                };
                 out.push(Arc::new(NarrativeStatus::new(nc)?));
             }
         }

@@ -41,8 +41,8 @@ pub async fn run(command: Command, config: Config) -> Result<ExitCode, StartupEr
                 println!("{}", serde_json::Value::from(doc));
             } else {
                 println!(
-                    "{:<52} {:<8} {:<10} {}",
-                    "NAME", "KIND", "STATE", "LAST SEEN (UTC)"
+                    "{:<52} {:<8} {:<10} LAST SEEN (UTC)",
+                    "NAME", "KIND", "STATE"
                 );
                 for e in entries {
                     let kind = match e.narrative.kind {
