@@ -32,6 +32,7 @@ const STEPS: [&str; 6] = [
 /// Runs the end-to-end test; fails with a summary if any step failed.
 pub fn e2e() -> Result<(), String> {
     let started = Instant::now();
+    crate::stack::stop_all_on_interrupt()?;
     let dir = workspace_root().join("target").join("e2e");
     let mut stack = Stack::start(
         &dir,

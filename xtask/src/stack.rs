@@ -6,10 +6,49 @@ use std::io::{Read, Seek, SeekFrom};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use crate::traefik::{self, TraefikPorts};
+
+/// Pids of the running [`Proc`]s, for [`stop_all_on_interrupt`].
+static RUNNING: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+fn running() -> std::sync::MutexGuard<'static, Vec<u32>> {
+    RUNNING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// On Ctrl-C or SIGTERM, stops every running [`Proc`] (SIGTERM, up to 12 s, then SIGKILL)
+/// and exits with 130, since the interrupted thread never reaches their `Drop`.
+pub fn stop_all_on_interrupt() -> Result<(), String> {
+    ctrlc::set_handler(|| {
+        eprintln!("xtask: interrupted; stopping what it started");
+        let pids: Vec<String> = running().iter().map(u32::to_string).collect();
+        if !pids.is_empty() {
+            let _ = Command::new("kill").arg("-TERM").args(&pids).status();
+            let deadline = Instant::now() + Duration::from_secs(12);
+            while Instant::now() < deadline && running().iter().any(|p| alive(*p)) {
+                sleep(Duration::from_millis(100));
+            }
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .args(&pids)
+                .stderr(Stdio::null())
+                .status();
+        }
+        std::process::exit(130);
+    })
+    .map_err(|e| format!("cannot catch Ctrl-C: {e}"))
+}
+
+/// Whether `pid` runs (exists and is not a zombie awaiting its parent's wait).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+    })
+}
 
 /// A child process stopped when dropped (SIGTERM, then SIGKILL after a grace period), so an
 /// error or a panic in the xtask leaves nothing running.
@@ -38,6 +77,7 @@ impl Proc {
             .stderr(err)
             .spawn()
             .map_err(|e| format!("could not start {name}: {e}"))?;
+        running().push(child.id());
         Ok(Self {
             name: name.into(),
             child,
@@ -55,6 +95,10 @@ impl Proc {
     pub fn exited(&mut self) -> Option<ExitStatus> {
         if self.done.is_none() {
             self.done = self.child.try_wait().ok().flatten();
+            if self.done.is_some() {
+                let pid = self.child.id();
+                running().retain(|p| *p != pid);
+            }
         }
         self.done
     }
@@ -82,6 +126,8 @@ impl Proc {
         }
         let _ = self.child.kill();
         self.done = self.child.wait().ok();
+        let pid = self.child.id();
+        running().retain(|p| *p != pid);
         self.done
     }
 
