@@ -409,7 +409,9 @@ impl Lifecycle {
             // The candidate is untouched: the user's name was taken, or the backend failed
             // before acting. It can serve someone else.
             Err(ManagerError::NameTaken { .. } | ManagerError::Unavailable { .. }) => {
-                known.waiting.push(candidate.clone());
+                if !known.waiting.iter().any(|w| w.id == candidate.id) {
+                    known.waiting.push(candidate.clone());
+                }
                 true
             }
             Err(_) => false,
@@ -547,7 +549,11 @@ impl Lifecycle {
             match result {
                 Ok(created) => {
                     report.created += 1;
-                    lock(&self.inner.known).waiting.push(created);
+                    // A listing taken meanwhile (a status page, a cycle) may already hold it.
+                    let mut known = lock(&self.inner.known);
+                    if !known.waiting.iter().any(|w| w.id == created.id) {
+                        known.waiting.push(created);
+                    }
                 }
                 Err(e) => report.failures.push(format!("create {name}: {e}")),
             }
