@@ -301,8 +301,7 @@ impl Stack {
             metrics: traefik::free_port()?,
             traefiker: traefik::free_port()?,
         };
-        let root = traefik::workspace_root();
-        let standin = root.join("target/debug/narrative-standin");
+        let standin = traefik::target_dir().join("debug/narrative-standin");
         let mut all: Vec<(String, String)> = vec![
             ("listen".into(), format!("127.0.0.1:{}", ports.traefiker)),
             (
@@ -422,8 +421,7 @@ impl Stack {
 }
 
 fn spawn_traefiker(dir: &Path, settings: &[(String, String)]) -> Result<Proc, String> {
-    let root = traefik::workspace_root();
-    let mut cmd = Command::new(root.join("target/debug/traefiker"));
+    let mut cmd = Command::new(traefik::target_dir().join("debug/traefiker"));
     cmd.current_dir(dir);
     for (k, v) in settings {
         cmd.env(k, v);

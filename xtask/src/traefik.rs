@@ -5,6 +5,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The workspace root (the parent of this crate's directory).
+/// Where cargo puts builds: `CARGO_TARGET_DIR` when set, else `<root>/target`.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
