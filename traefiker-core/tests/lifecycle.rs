@@ -62,6 +62,21 @@ fn world(pool_size: usize) -> World {
     )
 }
 
+/// A second traefiker over the same backend, with a store of its own.
+fn another_replica(w: &World, pool_size: usize, image: &str) -> Lifecycle {
+    Lifecycle::new(
+        w.manager.clone(),
+        vec![],
+        Arc::new(MemoryStore::new()),
+        w.clock.clone(),
+        LifecycleConfig {
+            pool_size,
+            ..LifecycleConfig::default()
+        },
+        Some(image.to_owned()),
+    )
+}
+
 fn user(id: &str) -> UserId {
     UserId::new(id).unwrap()
 }
@@ -258,17 +273,7 @@ async fn a_failing_create_leaves_nothing_half_made() {
 #[tokio::test]
 async fn a_container_made_by_another_replica_is_adopted() {
     let w = world(0);
-    let other = Lifecycle::new(
-        w.manager.clone(),
-        vec![],
-        Arc::new(MemoryStore::new()),
-        w.clock.clone(),
-        LifecycleConfig {
-            pool_size: 0,
-            ..LifecycleConfig::default()
-        },
-        Some(IMAGE.to_owned()),
-    );
+    let other = another_replica(&w, 0, IMAGE);
     let theirs = bounded(other.connect(&user("alice"), None)).await.unwrap();
     let ours = bounded(w.lifecycle.connect(&user("alice"), None))
         .await
@@ -282,17 +287,7 @@ async fn a_container_made_by_another_replica_is_adopted() {
 async fn a_waiting_container_is_not_spent_when_the_user_already_has_one() {
     let w = world(1);
     bounded(w.lifecycle.fill_pool()).await.unwrap();
-    let other = Lifecycle::new(
-        w.manager.clone(),
-        vec![],
-        Arc::new(MemoryStore::new()),
-        w.clock.clone(),
-        LifecycleConfig {
-            pool_size: 0,
-            ..LifecycleConfig::default()
-        },
-        Some(IMAGE.to_owned()),
-    );
+    let other = another_replica(&w, 0, IMAGE);
     // The other replica knows of no pool, so it creates alice's container.
     let theirs = bounded(other.connect(&user("alice"), None)).await.unwrap();
     assert_eq!(theirs.outcome, ConnectOutcome::Created);
@@ -516,17 +511,7 @@ async fn a_new_image_replaces_waiting_containers_and_the_pool_never_overshoots()
         .all(|n| n.image == "kbase/narrative:5.4.4" && !old.contains(&n.id)));
 
     // Another replica's fill left extra waiting containers: the pool settles back.
-    let extra = Lifecycle::new(
-        w.manager.clone(),
-        vec![],
-        Arc::new(MemoryStore::new()),
-        w.clock.clone(),
-        LifecycleConfig {
-            pool_size: 5,
-            ..LifecycleConfig::default()
-        },
-        Some("kbase/narrative:5.4.4".into()),
-    );
+    let extra = another_replica(&w, 5, "kbase/narrative:5.4.4");
     bounded(extra.fill_pool()).await.unwrap();
     assert_eq!(w.manager.containers().len(), 5);
     let report = bounded(w.lifecycle.fill_pool()).await.unwrap();
