@@ -147,6 +147,11 @@ impl Harness {
         self.client.get(format!("{}{path}", self.base))
     }
 
+    /// `GET path` as the holder of `token`.
+    async fn open(&self, path: &str, token: &str) -> reqwest::Response {
+        self.with_token(self.get(path), token).send().await.unwrap()
+    }
+
     fn with_token(&self, rb: reqwest::RequestBuilder, token: &str) -> reqwest::RequestBuilder {
         rb.header("Cookie", format!("kbase_session={token}"))
     }
@@ -180,11 +185,7 @@ async fn no_cookie_redirects_to_login_with_the_python_nextrequest() {
 #[tokio::test]
 async fn a_bad_token_is_403_with_auth2s_message() {
     let h = Harness::start(&[]).await;
-    let r = h
-        .with_token(h.get("/narrative/ws.1.obj.2"), "bogus")
-        .send()
-        .await
-        .unwrap();
+    let r = h.open("/narrative/ws.1.obj.2", "bogus").await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     let body = r.text().await.unwrap();
     assert_eq!(
@@ -203,11 +204,7 @@ async fn an_unreachable_auth2_is_403_error_querying() {
     let url = format!("http://{}/api/V2/me", dead.local_addr().unwrap());
     drop(dead);
     let h = Harness::start(&[("auth2", url.as_str())]).await;
-    let r = h
-        .with_token(h.get("/narrative/ws.1.obj.2"), "alice-token")
-        .send()
-        .await
-        .unwrap();
+    let r = h.open("/narrative/ws.1.obj.2", "alice-token").await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert!(r
         .text()
@@ -221,10 +218,8 @@ async fn an_unreachable_auth2_is_403_error_querying() {
 async fn a_valid_token_gets_201_a_hardened_cookie_and_an_escaped_reload_page() {
     let h = Harness::start(&[]).await;
     let r = h
-        .with_token(h.get("/narrative/ws.1.obj.2%3Cb%3E?x=1"), "alice-token")
-        .send()
-        .await
-        .unwrap();
+        .open("/narrative/ws.1.obj.2%3Cb%3E?x=1", "alice-token")
+        .await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
     let body = r.text().await.unwrap();
@@ -249,11 +244,7 @@ async fn a_valid_token_gets_201_a_hardened_cookie_and_an_escaped_reload_page() {
     assert_eq!(alice.kind, NarrativeKind::User);
     assert_eq!(h.manager.calls(Op::Assign), 1, "served from the pool");
 
-    let again = h
-        .with_token(h.get("/narrative/ws.1.obj.2"), "alice-token")
-        .send()
-        .await
-        .unwrap();
+    let again = h.open("/narrative/ws.1.obj.2", "alice-token").await;
     assert_eq!(again.status(), StatusCode::CREATED);
     assert_eq!(again.headers()["set-cookie"].to_str().unwrap(), cookie);
     h.stop().await;
@@ -262,11 +253,7 @@ async fn a_valid_token_gets_201_a_hardened_cookie_and_an_escaped_reload_page() {
 #[tokio::test]
 async fn cookie_secure_can_be_turned_off() {
     let h = Harness::start(&[("cookie_secure", "false")]).await;
-    let r = h
-        .with_token(h.get("/narrative/x"), "alice-token")
-        .send()
-        .await
-        .unwrap();
+    let r = h.open("/narrative/x", "alice-token").await;
     assert!(!r.headers()["set-cookie"]
         .to_str()
         .unwrap()
@@ -284,11 +271,7 @@ async fn a_backend_failure_is_503_with_a_reason() {
             detail: "http://rancher/v2-beta answered 500".into(),
         },
     );
-    let r = h
-        .with_token(h.get("/narrative/x"), "alice-token")
-        .send()
-        .await
-        .unwrap();
+    let r = h.open("/narrative/x", "alice-token").await;
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(r.text().await.unwrap().contains("answered 500"));
     h.stop().await;
@@ -332,10 +315,7 @@ async fn shutdown_answers_401_404_200_and_403_for_others() {
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert_eq!(r.text().await.unwrap(), "No sessions found for user");
 
-    h.with_token(h.get("/narrative/x"), "alice-token")
-        .send()
-        .await
-        .unwrap();
+    h.open("/narrative/x", "alice-token").await;
     let r = h
         .with_token(del("/narrative_shutdown/kbadmin"), "alice-token")
         .send()
@@ -358,10 +338,7 @@ async fn shutdown_answers_401_404_200_and_403_for_others() {
         "Service narrative-alice-522b27 deleted"
     );
 
-    h.with_token(h.get("/narrative/x"), "alice-token")
-        .send()
-        .await
-        .unwrap();
+    h.open("/narrative/x", "alice-token").await;
     let r = h
         .with_token(del("/narrative_shutdown/alice"), "admin-token")
         .send()
@@ -398,10 +375,8 @@ async fn status_is_public_and_full_for_the_status_role() {
     assert!(public.get("narrative_services").is_none());
 
     let user: serde_json::Value = h
-        .with_token(h.get("/narrative_status/"), "alice-token")
-        .send()
+        .open("/narrative_status/", "alice-token")
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -411,10 +386,8 @@ async fn status_is_public_and_full_for_the_status_role() {
     );
 
     let admin: serde_json::Value = h
-        .with_token(h.get("/narrative_status/"), "admin-token")
-        .send()
+        .open("/narrative_status/", "admin-token")
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -440,10 +413,7 @@ async fn reaper_checks_the_caller_and_reports() {
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.text().await.unwrap(), "Reaper success: 0 deleted");
 
-    h.with_token(h.get("/narrative/x"), "alice-token")
-        .send()
-        .await
-        .unwrap();
+    h.open("/narrative/x", "alice-token").await;
     h.get("/reaper/").send().await.unwrap();
     h.clock.advance(Duration::from_secs(601));
     h.traefik.set(Err(ActivityError::new(
@@ -511,14 +481,8 @@ async fn health_readiness_and_metrics() {
         h.get("/readyz").send().await.unwrap().status(),
         StatusCode::OK
     );
-    h.with_token(h.get("/narrative/x"), "alice-token")
-        .send()
-        .await
-        .unwrap();
-    h.with_token(h.get("/narrative/x"), "alice-token")
-        .send()
-        .await
-        .unwrap();
+    h.open("/narrative/x", "alice-token").await;
+    h.open("/narrative/x", "alice-token").await;
     let text = h
         .get("/metrics")
         .send()
