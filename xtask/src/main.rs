@@ -3,6 +3,8 @@
 //! - `ci`: formatting, lints, every test, then the end-to-end test against a real Traefik.
 //! - `demo`: traefiker behind a real Traefik on this machine, until Ctrl-C.
 //! - `e2e`: the end-to-end test alone.
+//! - `bench-server`: request-path figures of the server (req/s, p50/p99, backend and auth
+//!   calls per request, RSS), from `traefiker-server/examples/bench_server.rs` in release mode.
 
 mod demo;
 mod e2e;
@@ -17,8 +19,20 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("demo") => demo::demo(),
         Some("e2e") => e2e::e2e(),
+        Some("bench-server") => run(
+            "cargo",
+            &[
+                "run",
+                "--release",
+                "--quiet",
+                "-p",
+                "traefiker-server",
+                "--example",
+                "bench_server",
+            ],
+        ),
         _ => {
-            eprintln!("usage: cargo xtask ci|demo|e2e");
+            eprintln!("usage: cargo xtask ci|demo|e2e|bench-server");
             return ExitCode::from(2);
         }
     };
