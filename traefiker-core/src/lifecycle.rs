@@ -433,10 +433,17 @@ impl Lifecycle {
         Ok(Some(name))
     }
 
-    /// Every narrative with its last-seen instant.
-    pub async fn status(&self) -> Result<Vec<StatusEntry>, Error> {
+    /// Every narrative the backend lists (one call), refreshing what this process knows of
+    /// users and the pool.
+    pub async fn narratives(&self) -> Result<Vec<Narrative>, Error> {
         let all = self.inner.manager.list().await?;
         self.absorb(&all);
+        Ok(all)
+    }
+
+    /// Every narrative with its last-seen instant.
+    pub async fn status(&self) -> Result<Vec<StatusEntry>, Error> {
+        let all = self.narratives().await?;
         let records = self.inner.store.load()?;
         Ok(all
             .into_iter()
@@ -453,8 +460,7 @@ impl Lifecycle {
     /// Starts tracking user narratives the store does not know yet, from now, without
     /// touching known idle clocks (start-up, SPEC §7).
     pub async fn track_existing(&self) -> Result<usize, Error> {
-        let all = self.inner.manager.list().await?;
-        self.absorb(&all);
+        let all = self.narratives().await?;
         let records = self.inner.store.load()?;
         let now = self.inner.clock.now();
         let new: Vec<(String, DateTime<Utc>)> = all
@@ -500,8 +506,7 @@ impl Lifecycle {
     pub async fn fill_pool(&self) -> Result<PoolReport, Error> {
         let _guard = self.inner.pool_lock.lock().await;
         let manager = &self.inner.manager;
-        let all = manager.list().await?;
-        self.absorb(&all);
+        self.narratives().await?;
         let mut report = PoolReport::default();
         let Some(image) = self.image() else {
             report.failures.push(Error::NoImage.to_string());
@@ -614,8 +619,7 @@ impl Lifecycle {
         let manager = &self.inner.manager;
         let mut report = ReapReport::new(mode);
 
-        let all = manager.list().await?;
-        self.absorb(&all);
+        let all = self.narratives().await?;
         report.duplicates = duplicates(&all);
 
         let users: Vec<(&Narrative, Tracked)> = all

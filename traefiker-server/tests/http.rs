@@ -513,3 +513,34 @@ async fn health_readiness_and_metrics() {
     );
     h.stop().await;
 }
+
+#[tokio::test]
+async fn traefik_dynamic_always_routes_the_narrative_prefix_to_traefiker() {
+    let h = Harness::start(&[
+        ("traefik_rule_syntax", "v3"),
+        ("traefik_self_url", "http://127.0.0.1:5000"),
+    ])
+    .await;
+    let doc: serde_json::Value = h
+        .get("/traefik/dynamic")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let router = &doc["http"]["routers"]["traefiker"];
+    assert_eq!(
+        router["rule"],
+        "Host(`localhost`) && PathPrefix(`/narrative/`)"
+    );
+    assert_eq!(router["priority"], 1);
+    assert_eq!(router["entryPoints"], serde_json::json!(["web"]));
+    assert_eq!(
+        doc["http"]["services"]["traefiker"]["loadBalancer"]["servers"][0]["url"],
+        "http://127.0.0.1:5000"
+    );
+    // The in-memory backend knows no addresses, so it publishes no narrative route.
+    assert_eq!(doc["http"]["routers"].as_object().unwrap().len(), 1);
+    h.stop().await;
+}

@@ -9,7 +9,7 @@
 
 use actix_web::{web, HttpResponse};
 use serde_json::{json, Map, Value};
-use traefiker_core::{NarrativeState, StatusEntry};
+use traefiker_core::{Narrative, NarrativeState};
 
 use crate::app::AppState;
 
@@ -17,13 +17,12 @@ use crate::app::AppState;
 pub const SELF_NAME: &str = "traefiker";
 
 /// The dynamic configuration for `entries`.
-pub fn dynamic_config(state: &AppState, entries: &[StatusEntry]) -> Value {
+pub fn dynamic_config(state: &AppState, narratives: &[Narrative]) -> Value {
     let routing = &state.config.routing;
     let manager = state.lifecycle.manager();
     let mut routers = Map::new();
     let mut services = Map::new();
-    for entry in entries {
-        let n = &entry.narrative;
+    for n in narratives {
         let Some(address) = &n.address else { continue };
         if matches!(n.state, NarrativeState::Removing | NarrativeState::Stopped) {
             continue;
@@ -58,13 +57,13 @@ pub fn dynamic_config(state: &AppState, entries: &[StatusEntry]) -> Value {
     json!({"http": {"routers": routers, "services": services}})
 }
 
-/// The handler. A backend failure answers 503, so Traefik keeps its last good configuration
-/// instead of dropping every route.
+/// The handler: one backend listing per poll, nothing else. A backend failure answers 503, so
+/// Traefik keeps its last good configuration instead of dropping every route.
 pub async fn dynamic(state: web::Data<AppState>) -> HttpResponse {
-    match state.lifecycle.status().await {
-        Ok(entries) => HttpResponse::Ok()
+    match state.lifecycle.narratives().await {
+        Ok(narratives) => HttpResponse::Ok()
             .content_type("application/json")
-            .body(dynamic_config(&state, &entries).to_string()),
+            .body(dynamic_config(&state, &narratives).to_string()),
         Err(e) => HttpResponse::ServiceUnavailable()
             .content_type("text/plain; charset=utf-8")
             .body(format!("backend unavailable: {e}")),
