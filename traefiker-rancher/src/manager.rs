@@ -422,10 +422,19 @@ impl ContainerManager for RancherManager {
         narrative: &Narrative,
         assignment: &Assignment,
     ) -> Result<Narrative, ManagerError> {
-        // Read first: Rancher would happily rename a service that is being removed.
+        // Read first: Rancher would happily rename a service that is being removed, or one
+        // that another replica has just given to someone else. Renaming is not conditional in
+        // Rancher, so this read (one extra round trip on a new user's path) is the only guard
+        // against two users sharing one container.
         let (url, service) = self
             .live_service(&narrative.id, narrative.name.as_str())
             .await?;
+        if service.name.as_deref() != Some(narrative.name.as_str()) {
+            return Err(ManagerError::NotFound {
+                backend: BACKEND.to_owned(),
+                name: narrative.name.to_string(),
+            });
+        }
         let target = match service.links.self_.as_deref() {
             Some(link) => self
                 .client

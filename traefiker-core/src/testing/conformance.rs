@@ -258,6 +258,35 @@ pub async fn assign_vanished_candidate(m: &dyn ContainerManager, ctx: &Context) 
     assert_eq!(find(m, &assignment.name).await, None, "nothing was made");
 }
 
+/// Assigning a candidate that was already given to someone else fails with `NotFound` and
+/// leaves the first user's narrative alone: two users never share a container, even when a
+/// stale listing offers the same candidate twice (another replica's assignment).
+pub async fn assign_is_not_repeated(m: &dyn ContainerManager, ctx: &Context) {
+    let waiting = m
+        .create(&ctx.prespawn_spec())
+        .await
+        .expect("create waiting");
+    let first = ctx.assignment();
+    let given = m.assign(&waiting, &first).await.expect("first assign");
+    let second = ctx.assignment();
+    let err = m
+        .assign(&waiting, &second)
+        .await
+        .expect_err("assigning the same candidate again fails");
+    assert!(
+        matches!(err, ManagerError::NotFound { .. }),
+        "an already assigned candidate is NotFound, got {err:?}"
+    );
+    let owner = find(m, &first.name).await.expect("the first user keeps it");
+    assert_eq!(owner.id, given.id);
+    assert_eq!(
+        find(m, &second.name).await,
+        None,
+        "nothing was made for the second"
+    );
+    m.remove(&owner).await.expect("remove");
+}
+
 /// Listing reports both kinds, classified by name.
 pub async fn list_sees_both_kinds(m: &dyn ContainerManager, ctx: &Context) {
     let user = m.create(&ctx.user_spec()).await.expect("create user");
@@ -320,6 +349,7 @@ pub async fn run_all(m: &dyn ContainerManager, ctx: &Context) {
     assign_renames_prespawned(m, ctx).await;
     assign_to_taken_name(m, ctx).await;
     assign_vanished_candidate(m, ctx).await;
+    assign_is_not_repeated(m, ctx).await;
     list_sees_both_kinds(m, ctx).await;
     zombies_contract(m, ctx).await;
     traefik_service_is_stable(m, ctx).await;
