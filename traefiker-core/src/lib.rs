@@ -46,9 +46,11 @@
 
 pub mod activity;
 pub mod clock;
+pub mod entropy;
 pub mod error;
 pub mod lifecycle;
 pub mod manager;
+pub mod membership;
 pub mod names;
 pub mod narrative;
 pub mod reaper;
@@ -59,11 +61,13 @@ pub mod testing;
 
 pub use activity::{Activity, ActivitySnapshot, ActivitySource, ActivityTarget};
 pub use clock::{Clock, SystemClock};
+pub use entropy::{Entropy, OsEntropy};
 pub use error::{ActivityError, Error, InvalidInput, ManagerError, StoreError};
 pub use lifecycle::{ConnectOutcome, Connection, Lifecycle, LifecycleConfig, StatusEntry};
 pub use manager::{BackendInfo, ContainerManager};
-pub use names::{Naming, NarrativeKind, ServiceName, SessionId, UserId};
+pub use membership::{Membership, Solo};
+pub use names::{Naming, NarrativeKind, ReplicaId, ServiceName, SessionId, UserId};
 pub use narrative::{Assignment, Narrative, NarrativeState, Origin, SpawnSpec};
 pub use reaper::{PoolReport, ReapMode, ReapReport, SkipReason};
-pub use rules::{Routing, RuleSyntax};
+pub use rules::{Routing, RuleSyntax, REPLICA_LABEL, SESSION_LABEL};
 pub use store::{ActivityStore, MemoryStore, SqliteStore};

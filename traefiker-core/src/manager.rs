@@ -4,7 +4,7 @@ use async_trait::async_trait;
 
 use crate::error::ManagerError;
 use crate::names::ServiceName;
-use crate::narrative::{Assignment, Narrative, SpawnSpec};
+use crate::narrative::{Assignment, Narrative, Origin, SpawnSpec};
 
 /// What a backend says about itself once it has checked it can work.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,7 +30,16 @@ pub struct BackendInfo {
 ///   Containers being removed are not returned.
 /// - `list` returns every narrative of the configured image, all pages, users' and waiting.
 /// - `assign` renames a waiting container and sets its description, keeping its session; a
-///   candidate that is gone fails with [`ManagerError::NotFound`].
+///   candidate that is gone, or no longer has the name it was listed with, fails with
+///   [`ManagerError::NotFound`]. Whether the rename is conditional (compare-and-rename) or a
+///   read followed by an unconditional rename, as on Rancher and Docker, is the backend's
+///   [`crate::testing::conformance::Caps::conditional_assign`]; the lifecycle is safe either
+///   way because only one replica ever assigns a given waiting container.
+/// - Labels given at creation are read back: the session ([`crate::rules::SESSION_LABEL`])
+///   and the replica ([`crate::rules::REPLICA_LABEL`]) of every listed narrative.
+/// - `mark_connected` sets the narrative's description to `origin`, so the next listing
+///   reports it as [`Narrative::origin`]; or answers [`ManagerError::Unsupported`] where
+///   containers have no mutable metadata.
 /// - `remove` is idempotent: a container already gone is success. Every operation may be
 ///   repeated after a crash, a timeout or a competing replica, and must converge.
 /// - `zombies` lists containers that stopped after starting once, or answers
@@ -56,6 +65,14 @@ pub trait ContainerManager: Send + Sync + std::fmt::Debug {
         narrative: &Narrative,
         assignment: &Assignment,
     ) -> Result<Narrative, ManagerError>;
+
+    /// Records that a user was connected to `narrative` now: its description becomes
+    /// `origin`, which every replica's reaper reads as activity (SPEC §9).
+    async fn mark_connected(
+        &self,
+        narrative: &Narrative,
+        origin: &Origin,
+    ) -> Result<(), ManagerError>;
 
     /// Removes `narrative`; already gone is success.
     async fn remove(&self, narrative: &Narrative) -> Result<(), ManagerError>;

@@ -115,6 +115,12 @@ impl SessionId {
         // session may be issued then, and there is nothing a caller could do instead.
         #[allow(clippy::expect_used)]
         getrandom::fill(&mut bytes).expect("the operating system's random generator failed");
+        Self::from_bytes(bytes)
+    }
+
+    /// The session id of 128 bits drawn elsewhere (see [`crate::Entropy`]); only a
+    /// cryptographically secure source may feed a deployment.
+    pub fn from_bytes(bytes: [u8; 16]) -> Self {
         Self(hex::encode(bytes))
     }
 
@@ -150,6 +156,46 @@ impl fmt::Debug for SessionId {
 impl fmt::Display for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}…", self.short())
+    }
+}
+
+/// The identity of one traefiker replica (SPEC §9): the orchestrator's name for it (Rancher:
+/// rancher-metadata `self/container/name`) or the host name. It marks the waiting containers
+/// the replica made, so it is a label value: 1 to 63 characters of `[A-Za-z0-9._-]`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ReplicaId(String);
+
+impl ReplicaId {
+    /// Validates a replica id from configuration, the orchestrator or a label.
+    pub fn new(id: impl Into<String>) -> Result<Self, InvalidInput> {
+        let id = id.into();
+        if id.is_empty() || id.len() > MAX_NAME_LEN {
+            return Err(InvalidInput::new(
+                "replica id",
+                format!("must be 1 to {MAX_NAME_LEN} characters"),
+            ));
+        }
+        if !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        {
+            return Err(InvalidInput::new(
+                "replica id",
+                "may contain only letters, digits, '.', '_' and '-'",
+            ));
+        }
+        Ok(Self(id))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ReplicaId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
     }
 }
 

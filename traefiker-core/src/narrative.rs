@@ -5,7 +5,7 @@ use std::fmt;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
-use crate::names::{NarrativeKind, ServiceName, SessionId};
+use crate::names::{NarrativeKind, ReplicaId, ServiceName, SessionId};
 
 /// One narrative container, as a backend reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,8 +23,12 @@ pub struct Narrative {
     pub kind: NarrativeKind,
     /// What the backend says it is doing.
     pub state: NarrativeState,
-    /// Who it was made or assigned for, from the container's description.
+    /// Who it was made, assigned or last connected for, from the container's description
+    /// ([`crate::ContainerManager::mark_connected`] refreshes it).
     pub origin: Option<Origin>,
+    /// The replica that made it, from its [`crate::rules::REPLICA_LABEL`]; only that replica
+    /// assigns a waiting container (SPEC §9). `None` for containers made by the Python version.
+    pub replica: Option<ReplicaId>,
     /// Where the narrative answers HTTP, e.g. `http://10.42.3.7:8888`, when the backend knows.
     pub address: Option<String>,
     /// Public endpoints the backend reports for it (status pages show them).
@@ -65,8 +69,9 @@ impl fmt::Display for NarrativeState {
 }
 
 /// The container description `client-ip:<ip> timestamp:<iso>` written when a narrative is
-/// created for or assigned to a user (SPEC §3); status pages read `last_ip` and `created`
-/// from it.
+/// created for or assigned to a user (SPEC §3), and refreshed when a user is connected to it
+/// so every replica's reaper sees the connection (SPEC §9); status pages read `last_ip` and
+/// `created` from it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Origin {
     /// The client address the user came from, if the request said.

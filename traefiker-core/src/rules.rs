@@ -15,6 +15,10 @@ use crate::names::SessionId;
 /// Label naming a container's session; read back to answer a returning user.
 pub const SESSION_LABEL: &str = "session_id";
 
+/// Label naming the replica that made a waiting container (SPEC §9); only that replica
+/// assigns it.
+pub const REPLICA_LABEL: &str = "traefiker.replica";
+
 /// Path every narrative request starts with.
 pub const NARRATIVE_PATH_PREFIX: &str = "/narrative/";
 

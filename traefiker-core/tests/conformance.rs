@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use traefiker_core::testing::conformance::{run_all, Caps, Context};
-use traefiker_core::testing::InMemoryManager;
+use traefiker_core::testing::{AssignMode, InMemoryManager};
 use traefiker_core::{ContainerManager, Naming};
 
 fn context() -> Context {
@@ -12,6 +12,8 @@ fn context() -> Context {
         Caps {
             reports_address: false,
             zombies: true,
+            conditional_assign: true,
+            marks_connected: true,
         },
     )
 }
@@ -27,4 +29,15 @@ async fn in_memory_manager_conforms() {
 async fn in_memory_manager_conforms_as_a_trait_object() {
     let manager: Arc<dyn ContainerManager> = Arc::new(InMemoryManager::new(Naming::default()));
     run_all(manager.as_ref(), &context()).await;
+}
+
+#[tokio::test]
+async fn in_memory_manager_conforms_when_it_renames_like_rancher() {
+    let manager = InMemoryManager::new(Naming::default())
+        .with_assign_mode(AssignMode::ReadThenRename)
+        .with_latency(std::time::Duration::from_millis(2));
+    let mut ctx = context();
+    ctx.caps.conditional_assign = false;
+    run_all(&manager, &ctx).await;
+    assert!(manager.containers().is_empty(), "the suite cleans up");
 }

@@ -11,8 +11,8 @@ use mockall::predicate::eq;
 
 use traefiker_core::{
     Assignment, BackendInfo, ConnectOutcome, ContainerManager, Lifecycle, LifecycleConfig,
-    ManagerError, MemoryStore, Narrative, NarrativeKind, NarrativeState, ServiceName, SessionId,
-    SpawnSpec, SystemClock, UserId,
+    ManagerError, MemoryStore, Narrative, NarrativeKind, NarrativeState, Origin, ServiceName,
+    SessionId, SpawnSpec, SystemClock, UserId,
 };
 
 mock! {
@@ -24,6 +24,7 @@ mock! {
         async fn list(&self) -> Result<Vec<Narrative>, ManagerError>;
         async fn create(&self, spec: &SpawnSpec) -> Result<Narrative, ManagerError>;
         async fn assign(&self, narrative: &Narrative, assignment: &Assignment) -> Result<Narrative, ManagerError>;
+        async fn mark_connected(&self, narrative: &Narrative, origin: &Origin) -> Result<(), ManagerError>;
         async fn remove(&self, narrative: &Narrative) -> Result<(), ManagerError>;
         async fn zombies(&self) -> Result<Vec<Narrative>, ManagerError>;
         fn traefik_service(&self, narrative_name: &ServiceName) -> String;
@@ -45,6 +46,7 @@ fn narrative(name: &str, kind: NarrativeKind) -> Narrative {
         kind,
         state: NarrativeState::Running,
         origin: None,
+        replica: None,
         address: None,
         public_endpoints: vec![],
         created: None,

@@ -10,7 +10,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use traefiker_core::{
     Assignment, BackendInfo, ContainerManager, InvalidInput, ManagerError, Narrative,
-    NarrativeKind, NarrativeState, Origin, ServiceName, SessionId, SpawnSpec,
+    NarrativeKind, NarrativeState, Origin, ReplicaId, ServiceName, SessionId, SpawnSpec,
+    REPLICA_LABEL,
 };
 
 use crate::config::LocalConfig;
@@ -64,6 +65,7 @@ struct Child {
     image: String,
     kind: NarrativeKind,
     origin: Option<Origin>,
+    replica: Option<ReplicaId>,
     port: u16,
     created: DateTime<Utc>,
     removing: bool,
@@ -150,6 +152,7 @@ impl LocalManager {
             kind: child.kind,
             state,
             origin: child.origin.clone(),
+            replica: child.replica.clone(),
             address: Some(format!("http://{}", SocketAddr::new(self.host, child.port))),
             public_endpoints: Vec::new(),
             created: Some(child.created),
@@ -233,6 +236,10 @@ impl LocalManager {
             image: spec.image.clone(),
             kind: spec.kind,
             origin: spec.origin.clone(),
+            replica: spec
+                .labels
+                .get(REPLICA_LABEL)
+                .and_then(|r| ReplicaId::new(r.as_str()).ok()),
             port,
             created: Utc::now(),
             removing: false,
@@ -419,6 +426,21 @@ impl ContainerManager for LocalManager {
         let assigned = self.narrative(child);
         forget_zombies(&mut state.children, &assignment.name);
         Ok(assigned)
+    }
+
+    async fn mark_connected(
+        &self,
+        narrative: &Narrative,
+        origin: &Origin,
+    ) -> Result<(), ManagerError> {
+        let mut state = self.state();
+        let child = state
+            .children
+            .values_mut()
+            .find(|c| c.id == narrative.id && c.live())
+            .ok_or_else(|| LocalError::NotFound(narrative.name.to_string()))?;
+        child.origin = Some(origin.clone());
+        Ok(())
     }
 
     async fn remove(&self, narrative: &Narrative) -> Result<(), ManagerError> {

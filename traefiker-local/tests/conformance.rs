@@ -18,6 +18,8 @@ async fn local_manager_passes_the_conformance_suite() {
         Caps {
             reports_address: true,
             zombies: true,
+            conditional_assign: true,
+            marks_connected: true,
         },
     );
     tokio::time::timeout(Duration::from_secs(60), run_all(&manager, &ctx))

@@ -25,6 +25,8 @@ fn ctx() -> Context {
         Caps {
             reports_address: true,
             zombies: true,
+            conditional_assign: true,
+            marks_connected: true,
         },
     )
 }

@@ -224,6 +224,8 @@ async fn the_local_backend_runs_the_standin_binary() {
         Caps {
             reports_address: true,
             zombies: true,
+            conditional_assign: true,
+            marks_connected: true,
         },
     );
     let spec = ctx.user_spec();
@@ -271,6 +273,8 @@ async fn an_assigned_waiting_narrative_names_its_user_through_the_name_file() {
         Caps {
             reports_address: true,
             zombies: true,
+            conditional_assign: true,
+            marks_connected: true,
         },
     );
     let waiting_spec = ctx.prespawn_spec();

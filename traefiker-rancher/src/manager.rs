@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use traefiker_core::{
     Assignment, BackendInfo, ContainerManager, ManagerError, Naming, Narrative, NarrativeState,
-    Origin, ServiceName, SessionId, SpawnSpec,
+    Origin, ReplicaId, ServiceName, SessionId, SpawnSpec, REPLICA_LABEL, SESSION_LABEL,
 };
 use url::Url;
 
@@ -18,11 +18,9 @@ use crate::config::RancherConfig;
 use crate::discovery::{discover, Location};
 use crate::error::{SetupError, BACKEND};
 use crate::wire::{
-    CreateService, LaunchConfigOut, RenameService, RestartPolicy, Service, CAP_DROP,
+    CreateService, DescribeService, LaunchConfigOut, RenameService, RestartPolicy, Service,
+    CAP_DROP,
 };
-
-/// The label holding a narrative's session id (SPEC §2).
-const SESSION_LABEL: &str = "session_id";
 
 /// Port Jupyter answers on inside a narrative.
 const NARRATIVE_PORT: u16 = 8888;
@@ -174,6 +172,9 @@ impl RancherManager {
             kind,
             state: state(service.state.as_deref()),
             origin: service.description.as_deref().and_then(Origin::parse),
+            replica: service
+                .label(REPLICA_LABEL)
+                .and_then(|r| ReplicaId::new(r).ok()),
             public_endpoints: service
                 .public_endpoints
                 .iter()
@@ -464,6 +465,25 @@ impl ContainerManager for RancherManager {
                     renamed.id
                 ),
             })
+    }
+
+    async fn mark_connected(
+        &self,
+        narrative: &Narrative,
+        origin: &Origin,
+    ) -> Result<(), ManagerError> {
+        // The description is the one piece of mutable metadata a Rancher service has; every
+        // replica's listing reads it back, so it is where a connection becomes visible to
+        // every reaper (SPEC §9).
+        let url = self.service_url(&narrative.id);
+        let body = DescribeService {
+            description: origin.to_description(),
+        };
+        self.client
+            .put::<Service>(&url, &body)
+            .await
+            .map_err(|e| e.into_manager(narrative.name.as_str()))?;
+        Ok(())
     }
 
     async fn remove(&self, narrative: &Narrative) -> Result<(), ManagerError> {

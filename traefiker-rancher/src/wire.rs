@@ -190,3 +190,9 @@ pub(crate) struct RenameService<'a> {
     pub name: &'a str,
     pub description: String,
 }
+
+/// The body of a description update (a connection mark).
+#[derive(Debug, Serialize)]
+pub(crate) struct DescribeService {
+    pub description: String,
+}

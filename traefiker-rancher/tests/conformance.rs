@@ -17,6 +17,8 @@ async fn rancher_manager_passes_the_conformance_suite() {
             Caps {
                 reports_address: true,
                 zombies: true,
+                conditional_assign: false,
+                marks_connected: true,
             },
         );
         run_all(&manager, &ctx).await;
@@ -46,6 +48,8 @@ async fn the_suite_passes_with_small_pages_and_finished_removals() {
             Caps {
                 reports_address: true,
                 zombies: true,
+                conditional_assign: false,
+                marks_connected: true,
             },
         );
         run_all(&manager, &ctx).await;

@@ -82,6 +82,7 @@ fn waiting(id: &str, n: &str, session: &str) -> Narrative {
         kind: NarrativeKind::Prespawned,
         state: NarrativeState::Running,
         origin: None,
+        replica: None,
         address: None,
         public_endpoints: vec![],
         created: None,

@@ -12,8 +12,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use traefiker_core::{
-    Assignment, BackendInfo, ContainerManager, ManagerError, Narrative, ReapReport, ServiceName,
-    SpawnSpec,
+    Assignment, BackendInfo, ContainerManager, ManagerError, Narrative, Origin, ReapReport,
+    ServiceName, SpawnSpec,
 };
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -208,6 +208,18 @@ impl ContainerManager for Timed {
         assignment: &Assignment,
     ) -> Result<Narrative, ManagerError> {
         timed!(self, "assign", self.inner.assign(narrative, assignment))
+    }
+
+    async fn mark_connected(
+        &self,
+        narrative: &Narrative,
+        origin: &Origin,
+    ) -> Result<(), ManagerError> {
+        timed!(
+            self,
+            "mark_connected",
+            self.inner.mark_connected(narrative, origin)
+        )
     }
 
     async fn remove(&self, narrative: &Narrative) -> Result<(), ManagerError> {

@@ -15,9 +15,9 @@ use chrono::Utc;
 
 use crate::error::ManagerError;
 use crate::manager::ContainerManager;
-use crate::names::{Naming, NarrativeKind, ServiceName, SessionId, UserId};
+use crate::names::{Naming, NarrativeKind, ReplicaId, ServiceName, SessionId, UserId};
 use crate::narrative::{Assignment, Narrative, Origin, SpawnSpec};
-use crate::rules::Routing;
+use crate::rules::{Routing, REPLICA_LABEL};
 
 /// What a backend can do, where the contract allows a choice. Each capability is still
 /// asserted: a backend without zombie detection must answer `Unsupported`.
@@ -27,6 +27,14 @@ pub struct Caps {
     pub reports_address: bool,
     /// `zombies` is supported.
     pub zombies: bool,
+    /// `assign` is one atomic compare-and-rename. `false` for a read followed by an
+    /// unconditional rename (Rancher, Docker): two concurrent assignments of one candidate
+    /// may then both succeed, which the lifecycle prevents by letting only the replica that
+    /// made a waiting container assign it (SPEC §9). In the spirit of object_store's
+    /// `PutMode`: the suite asserts the stronger guarantee only where it is claimed.
+    pub conditional_assign: bool,
+    /// `mark_connected` is supported (containers have mutable metadata).
+    pub marks_connected: bool,
 }
 
 /// How the suite names and starts its containers.
@@ -41,6 +49,9 @@ pub struct Context {
 }
 
 impl Context {
+    /// The replica id the suite's waiting containers are labelled with.
+    pub const REPLICA: &'static str = "conformance-replica";
+
     /// A context with the default naming and `image`.
     pub fn new(image: impl Into<String>, caps: Caps) -> Self {
         Self {
@@ -73,12 +84,14 @@ impl Context {
         }
     }
 
-    /// A spec for a new waiting container.
+    /// A spec for a new waiting container, made by replica `conformance-replica`.
     pub fn prespawn_spec(&self) -> SpawnSpec {
         let session = SessionId::generate();
+        let mut labels = Routing::default().labels(session.short(), &session);
+        labels.insert(REPLICA_LABEL.to_owned(), Self::REPLICA.to_owned());
         SpawnSpec {
             name: self.naming.prespawn_container(&session),
-            labels: Routing::default().labels(session.short(), &session),
+            labels,
             session,
             image: self.image.clone(),
             kind: NarrativeKind::Prespawned,
@@ -287,6 +300,102 @@ pub async fn assign_is_not_repeated(m: &dyn ContainerManager, ctx: &Context) {
     m.remove(&owner).await.expect("remove");
 }
 
+/// Two concurrent assignments of one candidate to two users: with a conditional rename
+/// exactly one wins; without, the backend may let both succeed, but never leaves two
+/// containers with one user's name nor loses the candidate's session.
+pub async fn concurrent_assign(m: &dyn ContainerManager, ctx: &Context) {
+    let waiting = m
+        .create(&ctx.prespawn_spec())
+        .await
+        .expect("create waiting");
+    let (a, b) = (ctx.assignment(), ctx.assignment());
+    let (ra, rb) = futures::join!(m.assign(&waiting, &a), m.assign(&waiting, &b));
+    let wins = [&ra, &rb].iter().filter(|r| r.is_ok()).count();
+    if ctx.caps.conditional_assign {
+        assert_eq!(
+            wins, 1,
+            "a conditional assign lets exactly one of two concurrent assignments win"
+        );
+    } else {
+        assert!(wins >= 1, "one of two concurrent assignments succeeds");
+    }
+    for r in [&ra, &rb] {
+        if let Err(e) = r {
+            assert!(
+                matches!(e, ManagerError::NotFound { .. }),
+                "the loser of a race for a candidate sees NotFound, got {e:?}"
+            );
+        }
+    }
+    let listed = m.list().await.expect("list");
+    let holders: Vec<&Narrative> = listed.iter().filter(|n| n.id == waiting.id).collect();
+    assert_eq!(holders.len(), 1, "the candidate is one container");
+    assert_eq!(
+        holders[0].session, waiting.session,
+        "the candidate keeps its session"
+    );
+    for n in listed
+        .iter()
+        .filter(|n| n.name == a.name || n.name == b.name)
+    {
+        m.remove(n).await.expect("remove");
+    }
+}
+
+/// The replica label of a waiting container is read back by `find` and `list`, and survives
+/// an assignment.
+pub async fn replica_label_is_read_back(m: &dyn ContainerManager, ctx: &Context) {
+    let replica = ReplicaId::new(Context::REPLICA).unwrap();
+    let spec = ctx.prespawn_spec();
+    let waiting = m.create(&spec).await.expect("create waiting");
+    assert_eq!(
+        waiting.replica.as_ref(),
+        Some(&replica),
+        "create reports it"
+    );
+    let listed = m.list().await.expect("list");
+    let seen = listed.iter().find(|n| n.id == waiting.id).expect("listed");
+    assert_eq!(seen.replica.as_ref(), Some(&replica), "list reads it back");
+    let user = m.create(&ctx.user_spec()).await.expect("create user");
+    assert_eq!(user.replica, None, "a container made without it has none");
+    m.remove(&waiting).await.expect("remove");
+    m.remove(&user).await.expect("remove");
+}
+
+/// `mark_connected` changes the description that `find` and `list` read back, or answers
+/// `Unsupported`.
+pub async fn mark_connected_is_read_back(m: &dyn ContainerManager, ctx: &Context) {
+    let created = m.create(&ctx.user_spec()).await.expect("create");
+    let origin = Origin {
+        client_ip: Some("192.0.2.9".into()),
+        at: Utc::now() + chrono::Duration::seconds(5),
+    };
+    match m.mark_connected(&created, &origin).await {
+        Ok(()) => {
+            assert!(
+                ctx.caps.marks_connected,
+                "marked although caps say unsupported"
+            );
+            let found = find(m, &created.name).await.expect("found");
+            let read = found.origin.expect("the mark is read back");
+            assert_eq!(read.client_ip.as_deref(), Some("192.0.2.9"));
+            assert!(
+                (read.at - origin.at).num_milliseconds().abs() < 1000,
+                "the mark's time is read back"
+            );
+            assert_eq!(found.session, created.session, "the session is kept");
+        }
+        Err(ManagerError::Unsupported { .. }) => {
+            assert!(
+                !ctx.caps.marks_connected,
+                "unsupported although caps say supported"
+            )
+        }
+        Err(e) => panic!("mark_connected failed: {e}"),
+    }
+    m.remove(&created).await.expect("remove");
+}
+
 /// Listing reports both kinds, classified by name.
 pub async fn list_sees_both_kinds(m: &dyn ContainerManager, ctx: &Context) {
     let user = m.create(&ctx.user_spec()).await.expect("create user");
@@ -350,6 +459,9 @@ pub async fn run_all(m: &dyn ContainerManager, ctx: &Context) {
     assign_to_taken_name(m, ctx).await;
     assign_vanished_candidate(m, ctx).await;
     assign_is_not_repeated(m, ctx).await;
+    concurrent_assign(m, ctx).await;
+    replica_label_is_read_back(m, ctx).await;
+    mark_connected_is_read_back(m, ctx).await;
     list_sees_both_kinds(m, ctx).await;
     zombies_contract(m, ctx).await;
     traefik_service_is_stable(m, ctx).await;

@@ -3,11 +3,14 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 use crate::error::ManagerError;
 use crate::manager::{BackendInfo, ContainerManager};
-use crate::names::{Naming, NarrativeKind, ServiceName};
-use crate::narrative::{Assignment, Narrative, NarrativeState, SpawnSpec};
+use crate::names::{Naming, NarrativeKind, ReplicaId, ServiceName};
+use crate::narrative::{Assignment, Narrative, NarrativeState, Origin, SpawnSpec};
+use crate::rules::REPLICA_LABEL;
 
 /// The operations of a [`ContainerManager`], for call counts and failure injection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -22,32 +25,73 @@ pub enum Op {
     Create,
     /// `assign`
     Assign,
+    /// `mark_connected`
+    MarkConnected,
     /// `remove`
     Remove,
     /// `zombies`
     Zombies,
 }
 
-#[derive(Debug, Default)]
+/// How `assign` renames, as [`crate::testing::conformance::Caps::conditional_assign`] says.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AssignMode {
+    /// One atomic compare-and-rename: the candidate is renamed only if it still has the name
+    /// it was listed with. Stricter than any orchestrator traefiker runs on.
+    #[default]
+    Conditional,
+    /// What Rancher and Docker do: read the candidate (one call's latency), then rename it
+    /// unconditionally (another call's latency), whatever happened in between.
+    ReadThenRename,
+}
+
+/// Seeded random latency and failures, for the simulation: every call waits a latency drawn
+/// from `latency`, some calls fail before acting, and some act but lose their answer (the
+/// caller sees an error although the change happened, like a timeout after Rancher did it).
+#[derive(Clone, Debug)]
+pub struct Faults {
+    /// The seed of the generator; the same seed gives the same latencies and failures.
+    pub seed: u64,
+    /// Each call's latency is drawn uniformly from this range.
+    pub latency: (Duration, Duration),
+    /// Probability that a call fails without acting.
+    pub fail_before: f64,
+    /// Probability that a call that changes something acts but answers an error.
+    pub fail_after: f64,
+    /// Probability that a call is slow: its latency is multiplied by 20.
+    pub slow: f64,
+}
+
+#[derive(Debug)]
 struct State {
     next_id: u64,
     containers: BTreeMap<u64, Narrative>,
     zombies: Vec<u64>,
     failures: HashMap<Op, VecDeque<ManagerError>>,
-    calls: HashMap<Op, usize>,
+    calls: BTreeMap<Op, usize>,
+    rng: Option<(StdRng, Faults)>,
 }
 
 /// A [`ContainerManager`] that keeps containers in memory, with the real semantics: unique
-/// names, rename, idempotent remove, zombies. It also counts calls, injects failures and can
-/// add latency, for lifecycle tests.
+/// names, rename, idempotent remove, zombies, labels read back. It also counts calls, injects
+/// failures, adds latency (fixed or seeded random), and can rename like Rancher
+/// ([`AssignMode::ReadThenRename`]), for lifecycle tests and the simulation.
 #[derive(Debug)]
 pub struct InMemoryManager {
     naming: Naming,
     latency: Duration,
+    mode: AssignMode,
     state: Mutex<State>,
 }
 
 const BACKEND: &str = "in-memory";
+
+/// What a call does after its latency: fail first, act and then fail, or act.
+enum Fate {
+    Fail(ManagerError),
+    LoseAnswer,
+    Answer,
+}
 
 impl InMemoryManager {
     /// An empty backend classifying names with `naming`.
@@ -55,7 +99,15 @@ impl InMemoryManager {
         Self {
             naming,
             latency: Duration::ZERO,
-            state: Mutex::new(State::default()),
+            mode: AssignMode::Conditional,
+            state: Mutex::new(State {
+                next_id: 0,
+                containers: BTreeMap::new(),
+                zombies: Vec::new(),
+                failures: HashMap::new(),
+                calls: BTreeMap::new(),
+                rng: None,
+            }),
         }
     }
 
@@ -63,6 +115,23 @@ impl InMemoryManager {
     pub fn with_latency(mut self, latency: Duration) -> Self {
         self.latency = latency;
         self
+    }
+
+    /// The same, renaming as `mode` says.
+    pub fn with_assign_mode(mut self, mode: AssignMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// The same, with seeded random latency and failures instead of a fixed latency.
+    pub fn with_faults(self, faults: Faults) -> Self {
+        self.state().rng = Some((StdRng::seed_from_u64(faults.seed), faults));
+        self
+    }
+
+    /// How `assign` renames.
+    pub fn assign_mode(&self) -> AssignMode {
+        self.mode
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -83,7 +152,12 @@ impl InMemoryManager {
         self.state().calls.get(&op).copied().unwrap_or(0)
     }
 
-    /// Every live container.
+    /// Every call counted so far, by operation.
+    pub fn all_calls(&self) -> BTreeMap<Op, usize> {
+        self.state().calls.clone()
+    }
+
+    /// Every live container, in creation order.
     pub fn containers(&self) -> Vec<Narrative> {
         self.state().containers.values().cloned().collect()
     }
@@ -104,7 +178,7 @@ impl InMemoryManager {
         let ids: Vec<u64> = state
             .containers
             .iter()
-            .filter(|(_, n)| n.name.as_str() == name)
+            .filter(|(_, s)| s.name.as_str() == name)
             .map(|(id, _)| *id)
             .collect();
         for id in ids {
@@ -115,18 +189,102 @@ impl InMemoryManager {
         }
     }
 
-    async fn begin(&self, op: Op) -> Result<(), ManagerError> {
-        if self.latency.is_zero() {
+    /// Waits the call's latency, counts it, and decides its fate. `changes` says whether the
+    /// call changes something (only those can lose their answer after acting).
+    async fn begin(&self, op: Op, changes: bool) -> Fate {
+        let (latency, random_fate) = {
+            let mut state = self.state();
+            match state.rng.as_mut() {
+                None => (self.latency, None),
+                Some((rng, faults)) => {
+                    let (lo, hi) = faults.latency;
+                    let mut latency = if hi > lo {
+                        rng.random_range(lo..=hi)
+                    } else {
+                        lo
+                    };
+                    if rng.random_bool(faults.slow) {
+                        latency *= 20;
+                    }
+                    let fate = if rng.random_bool(faults.fail_before) {
+                        Some(Fate::Fail(unavailable(op, "injected failure")))
+                    } else if changes && rng.random_bool(faults.fail_after) {
+                        Some(Fate::LoseAnswer)
+                    } else {
+                        None
+                    };
+                    (latency, fate)
+                }
+            }
+        };
+        if latency.is_zero() {
             tokio::task::yield_now().await;
         } else {
-            tokio::time::sleep(self.latency).await;
+            tokio::time::sleep(latency).await;
         }
         let mut state = self.state();
         *state.calls.entry(op).or_insert(0) += 1;
-        match state.failures.get_mut(&op).and_then(VecDeque::pop_front) {
-            Some(e) => Err(e),
-            None => Ok(()),
+        if let Some(e) = state.failures.get_mut(&op).and_then(VecDeque::pop_front) {
+            return Fate::Fail(e);
         }
+        random_fate.unwrap_or(Fate::Answer)
+    }
+
+    /// The latency of the second half of a read-then-rename.
+    async fn pause(&self) {
+        let latency = {
+            let mut state = self.state();
+            match state.rng.as_mut() {
+                None => self.latency,
+                Some((rng, faults)) => {
+                    let (lo, hi) = faults.latency;
+                    if hi > lo {
+                        rng.random_range(lo..=hi)
+                    } else {
+                        lo
+                    }
+                }
+            }
+        };
+        if latency.is_zero() {
+            tokio::task::yield_now().await;
+        } else {
+            tokio::time::sleep(latency).await;
+        }
+    }
+
+    fn rename(
+        &self,
+        state: &mut State,
+        id: u64,
+        listed: &Narrative,
+        assignment: &Assignment,
+    ) -> Result<Narrative, ManagerError> {
+        if state
+            .containers
+            .iter()
+            .any(|(other, s)| *other != id && s.name == assignment.name)
+        {
+            return Err(name_taken(&assignment.name));
+        }
+        let target = state
+            .containers
+            .get_mut(&id)
+            .ok_or_else(|| not_found(&listed.name))?;
+        target.name = assignment.name.clone();
+        target.origin = Some(assignment.origin.clone());
+        target.kind = self
+            .naming
+            .kind_of(assignment.name.as_str())
+            .unwrap_or(NarrativeKind::User);
+        Ok(target.clone())
+    }
+}
+
+fn unavailable(op: Op, detail: &str) -> ManagerError {
+    ManagerError::Unavailable {
+        backend: BACKEND.into(),
+        detail: format!("{op:?}: {detail}"),
     }
 }
 
@@ -137,14 +295,31 @@ fn name_taken(name: &ServiceName) -> ManagerError {
     }
 }
 
+fn not_found(name: &ServiceName) -> ManagerError {
+    ManagerError::NotFound {
+        backend: BACKEND.into(),
+        name: name.to_string(),
+    }
+}
+
 fn parse_id(narrative: &Narrative) -> Option<u64> {
     narrative.id.parse().ok()
+}
+
+/// What a call whose change was made answers: the result, or the lost answer's error.
+fn answer<T>(fate: Fate, op: Op, result: Result<T, ManagerError>) -> Result<T, ManagerError> {
+    match (fate, result) {
+        (Fate::LoseAnswer, Ok(_)) => Err(unavailable(op, "answer lost after the change")),
+        (_, result) => result,
+    }
 }
 
 #[async_trait]
 impl ContainerManager for InMemoryManager {
     async fn verify(&self) -> Result<BackendInfo, ManagerError> {
-        self.begin(Op::Verify).await?;
+        if let Fate::Fail(e) = self.begin(Op::Verify, false).await {
+            return Err(e);
+        }
         Ok(BackendInfo {
             backend: BACKEND.into(),
             location: "this process".into(),
@@ -152,24 +327,31 @@ impl ContainerManager for InMemoryManager {
     }
 
     async fn find(&self, name: &ServiceName) -> Result<Option<Narrative>, ManagerError> {
-        self.begin(Op::Find).await?;
+        if let Fate::Fail(e) = self.begin(Op::Find, false).await {
+            return Err(e);
+        }
         Ok(self
             .state()
             .containers
             .values()
-            .find(|n| &n.name == name)
+            .find(|s| &s.name == name)
             .cloned())
     }
 
     async fn list(&self) -> Result<Vec<Narrative>, ManagerError> {
-        self.begin(Op::List).await?;
+        if let Fate::Fail(e) = self.begin(Op::List, false).await {
+            return Err(e);
+        }
         Ok(self.containers())
     }
 
     async fn create(&self, spec: &SpawnSpec) -> Result<Narrative, ManagerError> {
-        self.begin(Op::Create).await?;
+        let fate = self.begin(Op::Create, true).await;
+        if let Fate::Fail(e) = fate {
+            return Err(e);
+        }
         let mut state = self.state();
-        if state.containers.values().any(|n| n.name == spec.name) {
+        if state.containers.values().any(|s| s.name == spec.name) {
             return Err(name_taken(&spec.name));
         }
         state.next_id += 1;
@@ -182,12 +364,16 @@ impl ContainerManager for InMemoryManager {
             kind: spec.kind,
             state: NarrativeState::Running,
             origin: spec.origin.clone(),
+            replica: spec
+                .labels
+                .get(REPLICA_LABEL)
+                .and_then(|r| ReplicaId::new(r.as_str()).ok()),
             address: None,
             public_endpoints: Vec::new(),
             created: None,
         };
         state.containers.insert(id, narrative.clone());
-        Ok(narrative)
+        answer(fate, Op::Create, Ok(narrative))
     }
 
     async fn assign(
@@ -195,46 +381,73 @@ impl ContainerManager for InMemoryManager {
         narrative: &Narrative,
         assignment: &Assignment,
     ) -> Result<Narrative, ManagerError> {
-        self.begin(Op::Assign).await?;
-        let mut state = self.state();
-        let not_found = || ManagerError::NotFound {
-            backend: BACKEND.into(),
-            name: narrative.name.to_string(),
+        let fate = self.begin(Op::Assign, true).await;
+        if let Fate::Fail(e) = fate {
+            return Err(e);
+        }
+        let id = parse_id(narrative).ok_or_else(|| not_found(&narrative.name))?;
+        let still_waiting = |state: &State| {
+            state
+                .containers
+                .get(&id)
+                .is_some_and(|s| s.kind == NarrativeKind::Prespawned && s.name == narrative.name)
         };
-        let id = parse_id(narrative).ok_or_else(not_found)?;
-        match state.containers.get(&id) {
-            Some(current) if current.kind == NarrativeKind::Prespawned => {}
-            _ => return Err(not_found()),
+        let result = match self.mode {
+            AssignMode::Conditional => {
+                let mut state = self.state();
+                if still_waiting(&state) {
+                    self.rename(&mut state, id, narrative, assignment)
+                } else {
+                    Err(not_found(&narrative.name))
+                }
+            }
+            AssignMode::ReadThenRename => {
+                if !still_waiting(&self.state()) {
+                    return Err(not_found(&narrative.name));
+                }
+                // Between the read and the rename anything may happen, as on Rancher.
+                self.pause().await;
+                let mut state = self.state();
+                self.rename(&mut state, id, narrative, assignment)
+            }
+        };
+        answer(fate, Op::Assign, result)
+    }
+
+    async fn mark_connected(
+        &self,
+        narrative: &Narrative,
+        origin: &Origin,
+    ) -> Result<(), ManagerError> {
+        let fate = self.begin(Op::MarkConnected, true).await;
+        if let Fate::Fail(e) = fate {
+            return Err(e);
         }
-        if state
-            .containers
-            .iter()
-            .any(|(other, n)| *other != id && n.name == assignment.name)
-        {
-            return Err(name_taken(&assignment.name));
-        }
-        let target = state.containers.get_mut(&id).ok_or_else(not_found)?;
-        target.name = assignment.name.clone();
-        target.origin = Some(assignment.origin.clone());
-        target.kind = self
-            .naming
-            .kind_of(assignment.name.as_str())
-            .unwrap_or(NarrativeKind::User);
-        Ok(target.clone())
+        let mut state = self.state();
+        let stored = parse_id(narrative)
+            .and_then(|id| state.containers.get_mut(&id))
+            .ok_or_else(|| not_found(&narrative.name))?;
+        stored.origin = Some(origin.clone());
+        answer(fate, Op::MarkConnected, Ok(()))
     }
 
     async fn remove(&self, narrative: &Narrative) -> Result<(), ManagerError> {
-        self.begin(Op::Remove).await?;
+        let fate = self.begin(Op::Remove, true).await;
+        if let Fate::Fail(e) = fate {
+            return Err(e);
+        }
         if let Some(id) = parse_id(narrative) {
             let mut state = self.state();
             state.containers.remove(&id);
             state.zombies.retain(|z| *z != id);
         }
-        Ok(())
+        answer(fate, Op::Remove, Ok(()))
     }
 
     async fn zombies(&self) -> Result<Vec<Narrative>, ManagerError> {
-        self.begin(Op::Zombies).await?;
+        if let Fate::Fail(e) = self.begin(Op::Zombies, false).await {
+            return Err(e);
+        }
         let state = self.state();
         Ok(state
             .zombies

@@ -8,5 +8,5 @@ mod memory;
 mod scripted;
 
 pub use clock::ManualClock;
-pub use memory::{InMemoryManager, Op};
+pub use memory::{AssignMode, Faults, InMemoryManager, Op};
 pub use scripted::ScriptedActivity;
