@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use traefiker_core::testing::{InMemoryManager, ManualClock, ScriptedActivity};
-use traefiker_core::{ActivitySnapshot, Lifecycle, LifecycleConfig, MemoryStore, ReapMode, UserId};
+use traefiker_core::{
+    ActivitySnapshot, Lifecycle, LifecycleConfig, MemoryStore, ReapMode, UserId, Visit,
+};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -31,7 +33,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     for user in ["alice", "bob_smith", "x.y__z-"] {
         let c = lifecycle
-            .connect(&UserId::new(user)?, Some("192.0.2.7".into()))
+            .connect(&UserId::new(user)?, Visit::from_ip("192.0.2.7"))
             .await?;
         println!(
             "{user:>10} -> {} ({}), session cookie {}",
@@ -40,7 +42,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             c.session
         );
     }
-    let again = lifecycle.connect(&UserId::new("alice")?, None).await?;
+    let again = lifecycle
+        .connect(&UserId::new("alice")?, Visit::default())
+        .await?;
     println!(
         "     alice -> {} ({}) again",
         again.name,

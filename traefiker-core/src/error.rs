@@ -127,4 +127,10 @@ pub enum Error {
         "no narrative image is known yet: set image_tag or make narrative_version_url reachable"
     )]
     NoImage,
+    /// A new user was refused: `max_narratives` user narratives exist.
+    #[error("at capacity: {limit} user narratives exist (max_narratives)")]
+    AtCapacity {
+        /// The configured cap.
+        limit: usize,
+    },
 }

@@ -22,7 +22,7 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use traefiker_core::{Lifecycle, LifecycleConfig, MemoryStore, SystemClock, UserId};
+//! use traefiker_core::{Lifecycle, LifecycleConfig, MemoryStore, SystemClock, UserId, Visit};
 //! use traefiker_core::testing::InMemoryManager;
 //!
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -38,7 +38,7 @@
 //! );
 //! lifecycle.fill_pool().await?;
 //! let alice = UserId::new("alice")?;
-//! let connection = lifecycle.connect(&alice, None).await?;
+//! let connection = lifecycle.connect(&alice, Visit::default()).await?;
 //! assert_eq!(connection.name.as_str(), "narrative-alice-522b27");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! # }).unwrap();
@@ -48,11 +48,15 @@ pub mod activity;
 pub mod clock;
 pub mod entropy;
 pub mod error;
+pub mod flight;
+pub mod index;
 pub mod lifecycle;
 pub mod manager;
 pub mod membership;
 pub mod names;
 pub mod narrative;
+pub mod pool;
+pub mod readiness;
 pub mod reaper;
 pub mod rules;
 pub mod store;
@@ -63,11 +67,15 @@ pub use activity::{Activity, ActivitySnapshot, ActivitySource, ActivityTarget};
 pub use clock::{Clock, SystemClock};
 pub use entropy::{Entropy, OsEntropy};
 pub use error::{ActivityError, Error, InvalidInput, ManagerError, StoreError};
-pub use lifecycle::{ConnectOutcome, Connection, Lifecycle, LifecycleConfig, StatusEntry};
+pub use lifecycle::{
+    ConnectOutcome, Connection, CycleSummary, Lifecycle, LifecycleBuilder, LifecycleConfig,
+    Standing, StatusEntry, Visit,
+};
 pub use manager::{BackendInfo, ContainerManager};
 pub use membership::{Membership, Solo};
 pub use names::{Naming, NarrativeKind, ReplicaId, ServiceName, SessionId, UserId};
 pub use narrative::{Assignment, Narrative, NarrativeState, Origin, SpawnSpec};
+pub use readiness::Readiness;
 pub use reaper::{PoolReport, ReapMode, ReapReport, SkipReason};
 pub use rules::{Routing, RuleSyntax, REPLICA_LABEL, SESSION_LABEL};
 pub use store::{ActivityStore, MemoryStore, SqliteStore};

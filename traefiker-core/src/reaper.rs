@@ -24,6 +24,8 @@ pub enum ReapMode {
 pub enum SkipReason {
     /// Some source could not tell whether it is active.
     ActivityUnknown,
+    /// A user was connected to it after the cycle read activity.
+    ConnectedSince,
     /// Removing it failed; the next cycle tries again.
     RemoveFailed(String),
 }
@@ -97,6 +99,8 @@ pub struct PoolReport {
     pub excess_removed: usize,
     /// Waiting narratives of the current image after the step.
     pub waiting: usize,
+    /// Of those, how many have not answered their readiness check yet.
+    pub unready: usize,
     /// Operations that failed, for the log; the next step retries.
     pub failures: Vec<String>,
 }
@@ -114,6 +118,8 @@ pub struct ReapReport {
     pub pool: PoolReport,
     /// Narratives left alone, and why.
     pub skipped: Vec<(ServiceName, SkipReason)>,
+    /// Waiting narratives of replicas no longer alive, removed (or, dry, that would be).
+    pub abandoned: Vec<ServiceName>,
     /// Names held by more than one container (an operator should remove the extras).
     pub duplicates: Vec<ServiceName>,
     /// Store records of vanished containers dropped.
@@ -132,6 +138,7 @@ impl ReapReport {
             zombies: Vec::new(),
             pool: PoolReport::default(),
             skipped: Vec::new(),
+            abandoned: Vec::new(),
             duplicates: Vec::new(),
             pruned: 0,
             activity_failures: Vec::new(),
@@ -139,7 +146,8 @@ impl ReapReport {
         }
     }
 
-    /// How many containers were really removed (or, dry, would be).
+    /// How many user narratives and zombies were really removed (or, dry, would be); the
+    /// count `/reaper/` reports.
     pub fn removed(&self) -> usize {
         self.idle.len() + self.zombies.len()
     }

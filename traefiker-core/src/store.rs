@@ -21,11 +21,20 @@ pub trait ActivityStore: Send + Sync + std::fmt::Debug {
     /// Everything recorded.
     fn load(&self) -> Result<HashMap<String, DateTime<Utc>>, StoreError>;
 
-    /// Sets the last-seen instant of each service, inserting or replacing.
-    fn record(&self, seen: &[(String, DateTime<Utc>)]) -> Result<(), StoreError>;
+    /// In one transaction: sets the last-seen instant of each service in `seen` (inserting or
+    /// replacing), then drops the records of `forget` (unknown ones are ignored).
+    fn update(&self, seen: &[(String, DateTime<Utc>)], forget: &[String])
+        -> Result<(), StoreError>;
 
-    /// Drops the records of `services`; unknown ones are ignored.
-    fn forget(&self, services: &[String]) -> Result<(), StoreError>;
+    /// Sets the last-seen instant of each service.
+    fn record(&self, seen: &[(String, DateTime<Utc>)]) -> Result<(), StoreError> {
+        self.update(seen, &[])
+    }
+
+    /// Drops the records of `services`.
+    fn forget(&self, services: &[String]) -> Result<(), StoreError> {
+        self.update(&[], services)
+    }
 }
 
 /// A store that lives as long as the process: for tests and embedders with no disk.
@@ -52,14 +61,14 @@ impl ActivityStore for MemoryStore {
         Ok(self.records().clone())
     }
 
-    fn record(&self, seen: &[(String, DateTime<Utc>)]) -> Result<(), StoreError> {
-        self.records().extend(seen.iter().cloned());
-        Ok(())
-    }
-
-    fn forget(&self, services: &[String]) -> Result<(), StoreError> {
+    fn update(
+        &self,
+        seen: &[(String, DateTime<Utc>)],
+        forget: &[String],
+    ) -> Result<(), StoreError> {
         let mut records = self.records();
-        for s in services {
+        records.extend(seen.iter().cloned());
+        for s in forget {
             records.remove(s);
         }
         Ok(())
@@ -143,33 +152,33 @@ impl ActivityStore for SqliteStore {
         Ok(out)
     }
 
-    fn record(&self, seen: &[(String, DateTime<Utc>)]) -> Result<(), StoreError> {
+    fn update(
+        &self,
+        seen: &[(String, DateTime<Utc>)],
+        forget: &[String],
+    ) -> Result<(), StoreError> {
+        if seen.is_empty() && forget.is_empty() {
+            return Ok(());
+        }
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(|e| self.error(e))?;
         {
-            let mut stmt = tx
-                .prepare(
+            let mut upsert = tx
+                .prepare_cached(
                     "INSERT INTO narr_activity (servicename, lastseen) VALUES (?1, ?2)
                      ON CONFLICT(servicename) DO UPDATE SET lastseen = excluded.lastseen",
                 )
                 .map_err(|e| self.error(e))?;
             for (name, at) in seen {
-                stmt.execute(params![name, to_epoch(at)])
+                upsert
+                    .execute(params![name, to_epoch(at)])
                     .map_err(|e| self.error(e))?;
             }
-        }
-        tx.commit().map_err(|e| self.error(e))
-    }
-
-    fn forget(&self, services: &[String]) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(|e| self.error(e))?;
-        {
-            let mut stmt = tx
-                .prepare("DELETE FROM narr_activity WHERE servicename = ?1")
+            let mut delete = tx
+                .prepare_cached("DELETE FROM narr_activity WHERE servicename = ?1")
                 .map_err(|e| self.error(e))?;
-            for name in services {
-                stmt.execute(params![name]).map_err(|e| self.error(e))?;
+            for name in forget {
+                delete.execute(params![name]).map_err(|e| self.error(e))?;
             }
         }
         tx.commit().map_err(|e| self.error(e))

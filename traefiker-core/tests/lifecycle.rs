@@ -10,11 +10,21 @@ use traefiker_core::testing::{InMemoryManager, ManualClock, Op, ScriptedActivity
 use traefiker_core::{
     Activity, ActivityError, ActivitySnapshot, ActivityStore, ConnectOutcome, ContainerManager,
     Lifecycle, LifecycleConfig, ManagerError, MemoryStore, Narrative, NarrativeKind, ReapMode,
-    SkipReason, SqliteStore, UserId,
+    ReplicaId, SkipReason, SqliteStore, UserId, Visit,
 };
 
 const IMAGE: &str = "kbase/narrative:5.4.3";
 const TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Long enough for an untouched narrative to be reaped: the idle timeout plus the interval at
+/// which connects refresh their marks.
+fn past_timeout() -> Duration {
+    let config = LifecycleConfig {
+        idle_timeout: TIMEOUT,
+        ..LifecycleConfig::default()
+    };
+    TIMEOUT + config.mark_refresh() + Duration::from_secs(1)
+}
 
 struct World {
     manager: Arc<InMemoryManager>,
@@ -64,6 +74,11 @@ fn world(pool_size: usize) -> World {
 
 /// A second traefiker over the same backend, with a store of its own.
 fn another_replica(w: &World, pool_size: usize, image: &str) -> Lifecycle {
+    replica_as(w, "replica-b", pool_size, image)
+}
+
+/// A traefiker with replica id `id` over the same backend, with a store of its own.
+fn replica_as(w: &World, id: &str, pool_size: usize, image: &str) -> Lifecycle {
     Lifecycle::new(
         w.manager.clone(),
         vec![],
@@ -71,6 +86,7 @@ fn another_replica(w: &World, pool_size: usize, image: &str) -> Lifecycle {
         w.clock.clone(),
         LifecycleConfig {
             pool_size,
+            replica: ReplicaId::new(id).unwrap(),
             ..LifecycleConfig::default()
         },
         Some(image.to_owned()),
@@ -101,21 +117,62 @@ fn names(list: &[Narrative]) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn a_returning_user_costs_one_find() {
+async fn a_returning_user_costs_no_backend_call() {
     let w = world(0);
-    let first = bounded(w.lifecycle.connect(&user("alice"), None))
+    let first = bounded(w.lifecycle.connect(&user("alice"), Visit::default()))
         .await
         .unwrap();
     assert_eq!(first.outcome, ConnectOutcome::Created);
-    let calls_before = [Op::Find, Op::List, Op::Create, Op::Assign].map(|op| w.manager.calls(op));
-    let again = bounded(w.lifecycle.connect(&user("alice"), None))
+    let calls_before = w.manager.all_calls();
+    let again = bounded(w.lifecycle.connect(&user("alice"), Visit::default()))
         .await
         .unwrap();
     assert_eq!(again.outcome, ConnectOutcome::Existing);
     assert_eq!(again.session, first.session);
-    let calls_after = [Op::Find, Op::List, Op::Create, Op::Assign].map(|op| w.manager.calls(op));
-    assert_eq!(calls_after[0], calls_before[0] + 1, "one find");
-    assert_eq!(calls_after[1..], calls_before[1..], "nothing else");
+    assert_eq!(
+        w.manager.all_calls(),
+        calls_before,
+        "no backend call at all"
+    );
+}
+
+#[tokio::test]
+async fn a_request_that_traefik_did_not_route_is_checked_with_one_find() {
+    let w = world(0);
+    let first = bounded(w.lifecycle.connect(&user("alice"), Visit::default()))
+        .await
+        .unwrap();
+    let routed_back = Visit {
+        client_ip: None,
+        session_cookie: Some(first.session.clone()),
+    };
+    // The container exists (its route was not loaded yet): same answer, one find.
+    let finds = w.manager.calls(Op::Find);
+    let again = bounded(w.lifecycle.connect(&user("alice"), routed_back.clone()))
+        .await
+        .unwrap();
+    assert_eq!(again.session, first.session);
+    assert_eq!(w.manager.calls(Op::Find), finds + 1);
+    // The container is gone (removed behind this replica's back): a new one, never the old
+    // session.
+    let gone = w.manager.containers().pop().unwrap();
+    w.manager.remove(&gone).await.unwrap();
+    let fresh = bounded(w.lifecycle.connect(&user("alice"), routed_back))
+        .await
+        .unwrap();
+    assert_eq!(fresh.outcome, ConnectOutcome::Created);
+    assert_ne!(fresh.session, first.session);
+    // A stale cookie of another session is answered from the index with the current one.
+    let calls = w.manager.all_calls();
+    let stale = Visit {
+        client_ip: None,
+        session_cookie: Some(first.session),
+    };
+    let current = bounded(w.lifecycle.connect(&user("alice"), stale))
+        .await
+        .unwrap();
+    assert_eq!(current.session, fresh.session);
+    assert_eq!(w.manager.all_calls(), calls);
 }
 
 #[tokio::test]
@@ -126,7 +183,7 @@ async fn fifty_concurrent_connects_of_a_new_user_make_one_container() {
         .map(|_| {
             let lifecycle = w.lifecycle.clone();
             let alice = alice.clone();
-            tokio::spawn(async move { lifecycle.connect(&alice, None).await })
+            tokio::spawn(async move { lifecycle.connect(&alice, Visit::default()).await })
         })
         .collect();
     let mut sessions = HashSet::new();
@@ -148,7 +205,7 @@ async fn fifty_concurrent_connects_take_one_waiting_container() {
         .map(|_| {
             let lifecycle = w.lifecycle.clone();
             let alice = alice.clone();
-            tokio::spawn(async move { lifecycle.connect(&alice, None).await })
+            tokio::spawn(async move { lifecycle.connect(&alice, Visit::default()).await })
         })
         .collect();
     let mut outcomes = HashSet::new();
@@ -177,7 +234,11 @@ async fn twenty_new_users_against_a_pool_of_five() {
     let tasks: Vec<_> = (0..20)
         .map(|i| {
             let lifecycle = w.lifecycle.clone();
-            tokio::spawn(async move { lifecycle.connect(&user(&format!("user{i}")), None).await })
+            tokio::spawn(async move {
+                lifecycle
+                    .connect(&user(&format!("user{i}")), Visit::default())
+                    .await
+            })
         })
         .collect();
     let mut assigned = 0;
@@ -216,14 +277,14 @@ async fn the_pool_is_refilled_in_the_background_not_on_the_request_path() {
         let lifecycle = w.lifecycle.clone();
         tokio::spawn(async move {
             lifecycle
-                .run_pool_filler(Duration::from_millis(10), async {
+                .run_pool_filler(async {
                     let _ = stop_rx.await;
                 })
                 .await
         })
     };
     let creates_before = w.manager.calls(Op::Create);
-    let c = bounded(w.lifecycle.connect(&user("alice"), None))
+    let c = bounded(w.lifecycle.connect(&user("alice"), Visit::default()))
         .await
         .unwrap();
     assert_eq!(c.outcome, ConnectOutcome::Assigned);
@@ -255,7 +316,7 @@ async fn a_failing_create_leaves_nothing_half_made() {
             detail: "down".into(),
         },
     );
-    let err = bounded(w.lifecycle.connect(&user("alice"), None))
+    let err = bounded(w.lifecycle.connect(&user("alice"), Visit::default()))
         .await
         .unwrap_err();
     assert!(matches!(
@@ -263,7 +324,7 @@ async fn a_failing_create_leaves_nothing_half_made() {
         traefiker_core::Error::Backend(ManagerError::Unavailable { .. })
     ));
     assert!(w.manager.containers().is_empty());
-    let ok = bounded(w.lifecycle.connect(&user("alice"), None))
+    let ok = bounded(w.lifecycle.connect(&user("alice"), Visit::default()))
         .await
         .unwrap();
     assert_eq!(ok.outcome, ConnectOutcome::Created);
@@ -274,8 +335,10 @@ async fn a_failing_create_leaves_nothing_half_made() {
 async fn a_container_made_by_another_replica_is_adopted() {
     let w = world(0);
     let other = another_replica(&w, 0, IMAGE);
-    let theirs = bounded(other.connect(&user("alice"), None)).await.unwrap();
-    let ours = bounded(w.lifecycle.connect(&user("alice"), None))
+    let theirs = bounded(other.connect(&user("alice"), Visit::default()))
+        .await
+        .unwrap();
+    let ours = bounded(w.lifecycle.connect(&user("alice"), Visit::default()))
         .await
         .unwrap();
     assert_eq!(ours.session, theirs.session);
@@ -289,9 +352,11 @@ async fn a_waiting_container_is_not_spent_when_the_user_already_has_one() {
     bounded(w.lifecycle.fill_pool()).await.unwrap();
     let other = another_replica(&w, 0, IMAGE);
     // The other replica knows of no pool, so it creates alice's container.
-    let theirs = bounded(other.connect(&user("alice"), None)).await.unwrap();
+    let theirs = bounded(other.connect(&user("alice"), Visit::default()))
+        .await
+        .unwrap();
     assert_eq!(theirs.outcome, ConnectOutcome::Created);
-    let ours = bounded(w.lifecycle.connect(&user("alice"), None))
+    let ours = bounded(w.lifecycle.connect(&user("alice"), Visit::default()))
         .await
         .unwrap();
     assert_eq!(ours.session, theirs.session);
@@ -305,10 +370,10 @@ async fn a_waiting_container_is_not_spent_when_the_user_already_has_one() {
 #[tokio::test]
 async fn idle_users_are_reaped_active_and_waiting_ones_are_not() {
     let w = world(1);
-    bounded(w.lifecycle.connect(&user("alice"), None))
+    bounded(w.lifecycle.connect(&user("alice"), Visit::default()))
         .await
         .unwrap();
-    bounded(w.lifecycle.connect(&user("bob"), None))
+    bounded(w.lifecycle.connect(&user("bob"), Visit::default()))
         .await
         .unwrap();
     let first = bounded(w.lifecycle.reap_cycle(ReapMode::Apply))
@@ -317,7 +382,7 @@ async fn idle_users_are_reaped_active_and_waiting_ones_are_not() {
     assert_eq!(first.removed(), 0, "new narratives are tracked from now");
     assert_eq!(first.pool.created, 1);
 
-    w.clock.advance(TIMEOUT + Duration::from_secs(1));
+    w.clock.advance(past_timeout());
     w.traefik.set(active(&["narrative-alice-522b27"]));
     let second = bounded(w.lifecycle.reap_cycle(ReapMode::Apply))
         .await
@@ -343,7 +408,7 @@ async fn idle_users_are_reaped_active_and_waiting_ones_are_not() {
 #[tokio::test]
 async fn activity_unavailable_means_no_idle_reap_but_the_rest_runs() {
     let w = world(1);
-    bounded(w.lifecycle.connect(&user("alice"), None))
+    bounded(w.lifecycle.connect(&user("alice"), Visit::default()))
         .await
         .unwrap();
     bounded(w.lifecycle.reap_cycle(ReapMode::Apply))
@@ -405,7 +470,7 @@ async fn a_restart_keeps_idle_clocks() {
         manager.clone(),
         clock.clone(),
     );
-    bounded(before.lifecycle.connect(&user("alice"), None))
+    bounded(before.lifecycle.connect(&user("alice"), Visit::default()))
         .await
         .unwrap();
     bounded(before.lifecycle.reap_cycle(ReapMode::Apply))
@@ -425,7 +490,7 @@ async fn a_restart_keeps_idle_clocks() {
         0,
         "known clocks are kept"
     );
-    clock.advance(Duration::from_secs(61));
+    clock.advance(past_timeout() - TIMEOUT + Duration::from_secs(60));
     let report = bounded(after.lifecycle.reap_cycle(ReapMode::Apply))
         .await
         .unwrap();
@@ -437,19 +502,17 @@ async fn a_restart_keeps_idle_clocks() {
 #[tokio::test]
 async fn records_of_vanished_containers_are_pruned_and_failed_removals_not_counted() {
     let w = world(0);
-    bounded(w.lifecycle.connect(&user("alice"), None))
-        .await
-        .unwrap();
-    bounded(w.lifecycle.connect(&user("bob"), None))
-        .await
-        .unwrap();
-    bounded(w.lifecycle.reap_cycle(ReapMode::Apply))
-        .await
-        .unwrap();
+    // Left by an earlier run.
     w.store
         .record(&[("narrative-gone-000000".into(), w.clock.now_for_test())])
         .unwrap();
-    w.clock.advance(TIMEOUT * 2);
+    bounded(w.lifecycle.connect(&user("alice"), Visit::default()))
+        .await
+        .unwrap();
+    bounded(w.lifecycle.connect(&user("bob"), Visit::default()))
+        .await
+        .unwrap();
+    w.clock.advance(past_timeout());
     w.manager.fail_next(
         Op::Remove,
         ManagerError::Unavailable {
@@ -479,7 +542,7 @@ async fn records_of_vanished_containers_are_pruned_and_failed_removals_not_count
 #[tokio::test]
 async fn a_dry_run_changes_nothing() {
     let w = world(2);
-    bounded(w.lifecycle.connect(&user("alice"), None))
+    bounded(w.lifecycle.connect(&user("alice"), Visit::default()))
         .await
         .unwrap();
     bounded(w.lifecycle.reap_cycle(ReapMode::Apply))
@@ -510,9 +573,9 @@ async fn a_new_image_replaces_waiting_containers_and_the_pool_never_overshoots()
         .iter()
         .all(|n| n.image == "kbase/narrative:5.4.4" && !old.contains(&n.id)));
 
-    // Another replica's fill left extra waiting containers: the pool settles back.
-    let extra = another_replica(&w, 5, "kbase/narrative:5.4.4");
-    bounded(extra.fill_pool()).await.unwrap();
+    // An earlier run of this replica left extra waiting containers: the pool settles back.
+    let earlier = replica_as(&w, "traefiker", 5, "kbase/narrative:5.4.4");
+    bounded(earlier.fill_pool()).await.unwrap();
     assert_eq!(w.manager.containers().len(), 5);
     let report = bounded(w.lifecycle.fill_pool()).await.unwrap();
     assert_eq!(report.excess_removed, 2);
@@ -526,7 +589,7 @@ async fn shutdown_removes_the_users_narrative_and_record() {
         bounded(w.lifecycle.shutdown(&user("alice"))).await.unwrap(),
         None
     );
-    bounded(w.lifecycle.connect(&user("alice"), None))
+    bounded(w.lifecycle.connect(&user("alice"), Visit::default()))
         .await
         .unwrap();
     bounded(w.lifecycle.reap_cycle(ReapMode::Apply))
@@ -537,7 +600,7 @@ async fn shutdown_removes_the_users_narrative_and_record() {
     assert_eq!(gone.unwrap().as_str(), "narrative-alice-522b27");
     assert!(w.manager.containers().is_empty());
     assert!(w.store.load().unwrap().is_empty());
-    let again = bounded(w.lifecycle.connect(&user("alice"), None))
+    let again = bounded(w.lifecycle.connect(&user("alice"), Visit::default()))
         .await
         .unwrap();
     assert_eq!(
@@ -550,7 +613,7 @@ async fn shutdown_removes_the_users_narrative_and_record() {
 #[tokio::test]
 async fn duplicates_are_reported_never_removed() {
     let w = world(0);
-    let first = bounded(w.lifecycle.connect(&user("alice"), None))
+    let first = bounded(w.lifecycle.connect(&user("alice"), Visit::default()))
         .await
         .unwrap();
     let mut dup = w.manager.find(&first.name).await.unwrap().unwrap();
@@ -561,7 +624,7 @@ async fn duplicates_are_reported_never_removed() {
         .unwrap();
     assert_eq!(report.duplicates, vec![first.name.clone()]);
     assert_eq!(w.manager.containers().len(), 2);
-    let again = bounded(w.lifecycle.connect(&user("alice"), None))
+    let again = bounded(w.lifecycle.connect(&user("alice"), Visit::default()))
         .await
         .unwrap();
     assert_eq!(again.session, first.session, "find returns the oldest");
@@ -572,14 +635,14 @@ async fn status_lists_every_narrative_with_its_last_seen() {
     let w = world(1);
     bounded(
         w.lifecycle
-            .connect(&user("alice"), Some("192.0.2.9".into())),
+            .connect(&user("alice"), Visit::from_ip("192.0.2.9")),
     )
     .await
     .unwrap();
     bounded(w.lifecycle.reap_cycle(ReapMode::Apply))
         .await
         .unwrap();
-    let status = bounded(w.lifecycle.status()).await.unwrap();
+    let status = w.lifecycle.status();
     assert_eq!(status.len(), 2);
     let alice = status
         .iter()

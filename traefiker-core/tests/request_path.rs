@@ -12,7 +12,7 @@ use mockall::predicate::eq;
 use traefiker_core::{
     Assignment, BackendInfo, ConnectOutcome, ContainerManager, Lifecycle, LifecycleConfig,
     ManagerError, MemoryStore, Narrative, NarrativeKind, NarrativeState, Origin, ServiceName,
-    SessionId, SpawnSpec, SystemClock, UserId,
+    SessionId, SpawnSpec, SystemClock, UserId, Visit,
 };
 
 mock! {
@@ -68,7 +68,31 @@ fn lifecycle(manager: MockManager) -> Lifecycle {
 }
 
 #[tokio::test]
-async fn a_known_user_costs_exactly_one_find() {
+async fn a_known_user_costs_no_call() {
+    let alice = narrative("narrative-alice-522b27", NarrativeKind::User);
+    let session = alice.session.clone();
+    let mut m = MockManager::new();
+    let listed = vec![alice.clone()];
+    m.expect_list()
+        .times(1)
+        .returning(move || Ok(listed.clone()));
+    m.expect_traefik_service().returning(|n| n.to_string());
+    let lc = lifecycle(m);
+    lc.track_existing().await.unwrap();
+    for _ in 0..3 {
+        let c = lc
+            .connect(&UserId::new("alice").unwrap(), Visit::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            (c.outcome, c.session),
+            (ConnectOutcome::Existing, session.clone())
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_known_user_that_traefik_did_not_route_costs_exactly_one_find() {
     let alice = narrative("narrative-alice-522b27", NarrativeKind::User);
     let session = alice.session.clone();
     let mut m = MockManager::new();
@@ -83,8 +107,12 @@ async fn a_known_user_costs_exactly_one_find() {
         .returning(move |_| Ok(Some(alice.clone())));
     let lc = lifecycle(m);
     lc.track_existing().await.unwrap();
+    let visit = Visit {
+        client_ip: None,
+        session_cookie: Some(session.clone()),
+    };
     let c = lc
-        .connect(&UserId::new("alice").unwrap(), None)
+        .connect(&UserId::new("alice").unwrap(), visit)
         .await
         .unwrap();
     assert_eq!((c.outcome, c.session), (ConnectOutcome::Existing, session));
@@ -92,7 +120,8 @@ async fn a_known_user_costs_exactly_one_find() {
 
 #[tokio::test]
 async fn a_new_user_from_the_pool_costs_exactly_one_assign() {
-    let waiting = narrative("narrativepre-1f2e3d", NarrativeKind::Prespawned);
+    let mut waiting = narrative("narrativepre-1f2e3d", NarrativeKind::Prespawned);
+    waiting.replica = Some(LifecycleConfig::default().replica);
     let mut m = MockManager::new();
     let listed = vec![waiting.clone()];
     m.expect_list()
@@ -108,7 +137,7 @@ async fn a_new_user_from_the_pool_costs_exactly_one_assign() {
     let lc = lifecycle(m);
     lc.track_existing().await.unwrap();
     let c = lc
-        .connect(&UserId::new("dave").unwrap(), None)
+        .connect(&UserId::new("dave").unwrap(), Visit::default())
         .await
         .unwrap();
     assert_eq!(c.outcome, ConnectOutcome::Assigned);

@@ -97,6 +97,10 @@ impl AppState {
                 pool_size: config.num_prespawn,
                 idle_timeout: config.reaper_timeout,
                 narrative_env: config.narrative_env.clone(),
+                // A little beyond the backend's own deadline, so its error (which names the
+                // URL) normally wins; this one only catches a backend that hangs anyway.
+                call_timeout: config.timeouts.rancher + Duration::from_secs(1),
+                ..LifecycleConfig::default()
             },
             initial_image,
         );
@@ -294,9 +298,7 @@ pub async fn run(
         let lifecycle = state.lifecycle.clone();
         let rx = stop_rx.clone();
         tasks.push(tokio::spawn(async move {
-            lifecycle
-                .run_pool_filler(Duration::from_secs(5), stopped(rx))
-                .await;
+            lifecycle.run_pool_filler(stopped(rx)).await;
         }));
     }
     if state.lifecycle.image().is_none() {

@@ -30,7 +30,7 @@ pub async fn run(command: Command, config: Config) -> Result<ExitCode, StartupEr
         }
         Command::Status { json } => {
             let (state, _backend) = app::build(config).await?;
-            let entries = state.lifecycle.status().await?;
+            let entries = state.lifecycle.status();
             if json {
                 let prefix = state.config.naming.user_template().prefix();
                 let now = chrono::Utc::now();

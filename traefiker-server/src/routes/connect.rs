@@ -5,7 +5,7 @@ use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-use traefiker_core::UserId;
+use traefiker_core::{SessionId, UserId, Visit};
 
 use crate::app::AppState;
 use crate::routes::{client_ip_header, identify};
@@ -91,8 +91,14 @@ pub async fn narrative(
         Ok(user) => user,
         Err(e) => return text(actix_web::http::StatusCode::FORBIDDEN, e.to_string()),
     };
-    let client_ip = client_ip_header(&req);
-    match state.lifecycle.connect(&user, client_ip).await {
+    let visit = Visit {
+        client_ip: client_ip_header(&req),
+        // Only a well-formed session can be the user's own; anything else is just stale.
+        session_cookie: req
+            .cookie(&state.config.session_cookie)
+            .and_then(|c| SessionId::parse(c.value()).ok()),
+    };
+    match state.lifecycle.connect(&user, visit).await {
         Ok(connection) => {
             state.metrics.connect(connection.outcome.as_str());
             tracing::info!(

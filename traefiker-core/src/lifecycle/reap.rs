@@ -1,0 +1,331 @@
+//! One reaper cycle (SPEC §6, §9): read activity, remove user narratives idle longer than the
+//! timeout, zombies and the waiting containers of replicas that are gone, then top the pool
+//! up.
+//!
+//! A narrative is last seen at the newest of: its record in the store (activity seen by a
+//! cycle, or a connect by this replica), and its connection mark in the orchestrator (a
+//! connect by any replica). It is reaped only when that is older than the idle timeout plus
+//! the mark interval, decided again under its lane just before the removal, so a connect that
+//! lands after the activity read — on this replica — always wins.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use futures::FutureExt;
+
+use super::{at_most_parallel, lock, CycleSummary, Lifecycle};
+use crate::activity::{join_activity, ActivityTarget};
+use crate::error::{ActivityError, Error, ManagerError};
+use crate::names::{NarrativeKind, ServiceName};
+use crate::narrative::{Narrative, NarrativeState};
+use crate::reaper::{plan_idle, ReapMode, ReapReport, SkipReason, Tracked};
+
+impl Lifecycle {
+    /// One reaper cycle: records activity, removes user narratives idle longer than the
+    /// timeout, zombies, and waiting containers of replicas no longer alive; prunes vanished
+    /// records; refreshes and tops up the pool. The store is written once, in one
+    /// transaction.
+    ///
+    /// If any activity source fails, nothing is reaped for idleness: an outage never looks
+    /// like idleness. The rest of the cycle still runs. A dry run changes nothing.
+    pub async fn reap_cycle(&self, mode: ReapMode) -> Result<ReapReport, Error> {
+        let _guard = self.inner.reap_lock.lock().await;
+        let manager = &self.inner.manager;
+        let apply = mode == ReapMode::Apply;
+        let mut report = ReapReport::new(mode);
+        self.load_records()?;
+
+        self.refresh_peers().await;
+        let all = self.narratives().await?;
+        report.duplicates = duplicates(&all);
+
+        let users: Vec<(&Narrative, Tracked)> = all
+            .iter()
+            .filter(|n| n.kind == NarrativeKind::User && n.state != NarrativeState::Removing)
+            .map(|n| {
+                (
+                    n,
+                    Tracked {
+                        name: n.name.clone(),
+                        service: manager.traefik_service(&n.name),
+                    },
+                )
+            })
+            .collect();
+        let targets: Vec<ActivityTarget> = users
+            .iter()
+            .map(|(n, t)| ActivityTarget {
+                service: t.service.clone(),
+                address: n.address.clone(),
+            })
+            .collect();
+        let deadline = self.inner.config.activity_timeout;
+        let answers = futures::future::join_all(self.inner.sources.iter().map(|source| {
+            let targets = &targets;
+            async move {
+                tokio::time::timeout(deadline, source.snapshot(targets))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(ActivityError::new(
+                            source.name(),
+                            format!("no answer within {} s", deadline.as_secs_f64()),
+                        ))
+                    })
+            }
+        }))
+        .await;
+        let joined = join_activity(&targets, answers);
+        report.activity_failures = joined.failures.clone();
+
+        let now = self.inner.clock.now();
+        let grace = self.grace();
+        let records = {
+            let known = lock(&self.inner.known);
+            last_seen(&users, &known.records)
+        };
+        let tracked: Vec<Tracked> = users.iter().map(|(_, t)| t.clone()).collect();
+        let plan = plan_idle(now, grace, &tracked, &records, &joined.per_service);
+        report.skipped = plan
+            .unknown
+            .iter()
+            .map(|n| (n.clone(), SkipReason::ActivityUnknown))
+            .collect();
+        let touch: Vec<(String, DateTime<Utc>)> =
+            plan.touch.iter().map(|s| (s.clone(), now)).collect();
+        if apply {
+            lock(&self.inner.known)
+                .records
+                .extend(touch.iter().cloned());
+        }
+
+        let mut forget = plan.prune.clone();
+        for idle in &plan.reap {
+            let Some((narrative, _)) = users.iter().find(|(n, _)| n.name == idle.name) else {
+                continue;
+            };
+            if !apply {
+                report.idle.push(idle.name.clone());
+                continue;
+            }
+            match self.remove_idle(narrative, &idle.service).await {
+                Ok(true) => {
+                    forget.push(idle.service.clone());
+                    report.idle.push(idle.name.clone());
+                }
+                Ok(false) => report
+                    .skipped
+                    .push((idle.name.clone(), SkipReason::ConnectedSince)),
+                Err(e) => report
+                    .skipped
+                    .push((idle.name.clone(), SkipReason::RemoveFailed(e.to_string()))),
+            }
+        }
+
+        match self.call("zombies", manager.zombies()).await {
+            Ok(zombies) => {
+                for zombie in zombies {
+                    if apply {
+                        if let Err(e) = self.remove_zombie(&zombie).await {
+                            report
+                                .failures
+                                .push(format!("remove zombie {}: {e}", zombie.name));
+                            continue;
+                        }
+                        forget.push(manager.traefik_service(&zombie.name));
+                    }
+                    report.zombies.push(zombie.name);
+                }
+            }
+            Err(ManagerError::Unsupported { .. }) => {}
+            Err(e) => report.failures.push(format!("list zombies: {e}")),
+        }
+
+        for (abandoned, result) in self.remove_abandoned(apply).await {
+            match result {
+                Ok(()) => report.abandoned.push(abandoned.name),
+                Err(e) => report
+                    .failures
+                    .push(format!("remove abandoned {}: {e}", abandoned.name)),
+            }
+        }
+
+        if apply {
+            let gone: HashSet<&String> = forget.iter().collect();
+            let touch: Vec<(String, DateTime<Utc>)> = touch
+                .into_iter()
+                .filter(|(s, _)| !gone.contains(s))
+                .collect();
+            {
+                let mut known = lock(&self.inner.known);
+                for service in &forget {
+                    known.records.remove(service);
+                }
+            }
+            self.inner.store.update(&touch, &forget)?;
+            report.pruned = plan.prune.len();
+            match self.fill_pool().await {
+                Ok(pool) => report.pool = pool,
+                Err(e) => report.failures.push(format!("fill pool: {e}")),
+            }
+            lock(&self.inner.known).last_cycle = Some(CycleSummary {
+                at: self.inner.clock.now(),
+                report: report.clone(),
+            });
+        }
+        Ok(report)
+    }
+
+    /// How much longer than the idle timeout a record or mark protects its narrative: the
+    /// interval at which connects refresh them.
+    fn grace(&self) -> chrono::Duration {
+        chrono::Duration::from_std(
+            self.inner.config.idle_timeout + self.inner.config.mark_refresh(),
+        )
+        .unwrap_or(chrono::Duration::MAX)
+    }
+
+    /// Removes an idle narrative unless it was connected since the decision; `Ok(false)` when
+    /// it was kept.
+    async fn remove_idle(&self, narrative: &Narrative, service: &str) -> Result<bool, Error> {
+        let name = &narrative.name;
+        let _lane = self.inner.lanes.enter(name).await;
+        let mut newest = narrative.origin.as_ref().map(|o| o.at);
+        // Another replica's connect shows only in the orchestrator: look again.
+        let check_remote = self.shared_marks(&lock(&self.inner.known));
+        if check_remote {
+            match self.call("find", self.inner.manager.find(name)).await? {
+                Some(found) if found.id == narrative.id => {
+                    newest = newest.max(found.origin.map(|o| o.at));
+                }
+                // Gone already, or replaced by a new container: nothing idle to remove.
+                _ => return Ok(false),
+            }
+        }
+        let grace = self.grace();
+        {
+            let mut known = lock(&self.inner.known);
+            let now = self.inner.clock.now();
+            let seen = known.records.get(service).copied().max(newest);
+            if seen.is_some_and(|s| now.signed_duration_since(s) <= grace) {
+                return Ok(false);
+            }
+            let gen = known.bump();
+            if !known.index.begin_removal(name, &narrative.id, gen) {
+                return Ok(false);
+            }
+        }
+        match self
+            .call("remove", self.inner.manager.remove(narrative))
+            .await
+        {
+            Ok(()) => {
+                let mut known = lock(&self.inner.known);
+                let gen = known.bump();
+                known.index.forget(name, gen);
+                tracing::info!(service = %name, reason = "idle", "reaped a narrative");
+                Ok(true)
+            }
+            Err(e) => {
+                let mut known = lock(&self.inner.known);
+                let gen = known.bump();
+                known.index.removal_failed(name, gen);
+                Err(e.into())
+            }
+        }
+    }
+
+    async fn remove_zombie(&self, zombie: &Narrative) -> Result<(), ManagerError> {
+        let _lane = self.inner.lanes.enter(&zombie.name).await;
+        self.call("remove", self.inner.manager.remove(zombie))
+            .await?;
+        let mut known = lock(&self.inner.known);
+        let gen = known.bump();
+        if zombie.kind == NarrativeKind::User
+            && known
+                .index
+                .get(&zombie.name)
+                .is_some_and(|n| n.id == zombie.id)
+        {
+            known.index.forget(&zombie.name, gen);
+        }
+        tracing::info!(service = %zombie.name, reason = "zombie", "reaped a narrative");
+        Ok(())
+    }
+
+    /// Removes waiting containers made by replicas that are not alive, when the peers are
+    /// known (SPEC §9). A dry run only lists them.
+    async fn remove_abandoned(&self, apply: bool) -> Vec<(Narrative, Result<(), ManagerError>)> {
+        let abandoned: Vec<Narrative> = {
+            let known = lock(&self.inner.known);
+            let Some(peers) = &known.peers else {
+                return Vec::new();
+            };
+            let me = &self.inner.config.replica;
+            known
+                .foreign
+                .iter()
+                .filter(|n| {
+                    n.replica
+                        .as_ref()
+                        .is_some_and(|r| r != me && !peers.contains(r))
+                })
+                .cloned()
+                .collect()
+        };
+        if !apply {
+            return abandoned.into_iter().map(|n| (n, Ok(()))).collect();
+        }
+        let results: Vec<(Narrative, Result<(), ManagerError>)> = at_most_parallel(
+            abandoned
+                .into_iter()
+                .map(|n| {
+                    async move {
+                        let result = self.call("remove", self.inner.manager.remove(&n)).await;
+                        (n, result)
+                    }
+                    .boxed()
+                })
+                .collect(),
+        )
+        .await;
+        let mut known = lock(&self.inner.known);
+        for (n, result) in &results {
+            if result.is_ok() {
+                known.foreign.retain(|f| f.id != n.id);
+                tracing::info!(service = %n.name, reason = "replica gone", "removed a waiting narrative");
+            }
+        }
+        results
+    }
+}
+
+/// Every record, with each user narrative's connection mark where it is newer. A narrative
+/// with no record stays without one (tracked from now by the plan), whatever its mark: a
+/// replica that has just started errs toward keeping.
+fn last_seen(
+    users: &[(&Narrative, crate::reaper::Tracked)],
+    records: &HashMap<String, DateTime<Utc>>,
+) -> HashMap<String, DateTime<Utc>> {
+    let mut seen = records.clone();
+    for (n, t) in users {
+        if let (Some(record), Some(origin)) = (seen.get_mut(&t.service), n.origin.as_ref()) {
+            *record = (*record).max(origin.at);
+        }
+    }
+    seen
+}
+
+/// Names held by more than one container.
+fn duplicates(all: &[Narrative]) -> Vec<ServiceName> {
+    let mut seen = HashMap::new();
+    for n in all {
+        *seen.entry(&n.name).or_insert(0usize) += 1;
+    }
+    let mut dups: Vec<ServiceName> = seen
+        .into_iter()
+        .filter(|(_, count)| *count > 1)
+        .map(|(name, _)| name.clone())
+        .collect();
+    dups.sort();
+    dups
+}
