@@ -3,6 +3,8 @@
 //! - `ci`: formatting, lints, every test, then the end-to-end test against a real Traefik.
 //! - `demo`: traefiker behind a real Traefik on this machine, until Ctrl-C.
 //! - `e2e`: the end-to-end test alone.
+//! - `sim [--seeds N] [--from S] [--seed S] [--steps M] [--replicas R] [--trace]`: the
+//!   deterministic simulation of the lifecycle (`traefiker-sim`), in release mode.
 //! - `bench-server`: request-path figures of the server (req/s, p50/p99, backend and auth
 //!   calls per request, RSS), from `traefiker-server/examples/bench_server.rs` in release mode.
 
@@ -19,6 +21,7 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("demo") => demo::demo(),
         Some("e2e") => e2e::e2e(),
+        Some("sim") => sim(&args[1..]),
         Some("bench-server") => run(
             "cargo",
             &[
@@ -32,7 +35,7 @@ fn main() -> ExitCode {
             ],
         ),
         _ => {
-            eprintln!("usage: cargo xtask ci|demo|e2e|bench-server");
+            eprintln!("usage: cargo xtask ci|demo|e2e|sim|bench-server");
             return ExitCode::from(2);
         }
     };
@@ -60,9 +63,17 @@ fn ci() -> Result<(), String> {
         ],
     )?;
     run("cargo", &["test", "--workspace"])?;
+    sim(&["--seeds".to_owned(), "300".to_owned()])?;
     eprintln!("==> cargo xtask e2e");
     e2e::e2e()?;
     Ok(())
+}
+
+/// The simulation, optimised: a few hundred seeds take seconds instead of minutes.
+fn sim(args: &[String]) -> Result<(), String> {
+    let mut all = vec!["run", "--release", "--quiet", "-p", "traefiker-sim", "--"];
+    all.extend(args.iter().map(String::as_str));
+    run("cargo", &all)
 }
 
 fn run(program: &str, args: &[&str]) -> Result<(), String> {

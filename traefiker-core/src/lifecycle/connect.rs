@@ -76,7 +76,7 @@ impl Lifecycle {
             let mut known = lock(&self.inner.known);
             let narrative = known.index.get(name)?;
             if visit.session_cookie.as_ref() == Some(&narrative.session)
-                || self.mark_due(&known, narrative, now)
+                || self.mark_due(narrative, now)
             {
                 return None;
             }
@@ -96,8 +96,8 @@ impl Lifecycle {
         Some(connection)
     }
 
-    fn mark_due(&self, known: &Known, narrative: &Narrative, now: DateTime<Utc>) -> bool {
-        self.shared_marks(known)
+    fn mark_due(&self, narrative: &Narrative, now: DateTime<Utc>) -> bool {
+        self.shared_marks()
             && narrative.origin.as_ref().is_none_or(|o| {
                 now.signed_duration_since(o.at)
                     > chrono::Duration::from_std(self.inner.config.mark_refresh())
@@ -127,32 +127,33 @@ impl Lifecycle {
         };
         let known = lock(&self.inner.known).index.get(&name).cloned();
         if let Some(narrative) = known {
-            if visit.session_cookie.as_ref() != Some(&narrative.session) {
-                return self.existing(narrative, &origin).await;
-            }
-            // Traefik did not route the user's own session: look.
-            let found = self.call("find", self.inner.manager.find(&name)).await?;
-            match found {
-                Some(found) if is_live(&found) => {
-                    let gen = {
-                        let mut known = lock(&self.inner.known);
-                        let gen = known.bump();
-                        known.index.upsert(found.clone(), gen);
-                        gen
-                    };
-                    tracing::debug!(
-                        generation = gen,
-                        "the narrative exists; its route is not loaded yet"
-                    );
-                    return self.existing(found, &origin).await;
+            let answer = if visit.session_cookie.as_ref() != Some(&narrative.session) {
+                self.existing(narrative, &origin).await?
+            } else {
+                // Traefik did not route the user's own session: look.
+                match self.call("find", self.inner.manager.find(&name)).await? {
+                    Some(found) if is_live(&found) => {
+                        {
+                            let mut known = lock(&self.inner.known);
+                            let gen = known.bump();
+                            known.index.upsert(found.clone(), gen);
+                        }
+                        tracing::debug!("the narrative exists; its route is not loaded yet");
+                        self.existing(found, &origin).await?
+                    }
+                    Some(dead) => {
+                        self.clear_dead(&name, dead).await?;
+                        None
+                    }
+                    None => None,
                 }
-                Some(dead) => self.clear_dead(&name, dead).await?,
-                None => {
-                    let mut known = lock(&self.inner.known);
-                    let gen = known.bump();
-                    known.index.forget(&name, gen);
-                }
+            };
+            if let Some(connection) = answer {
+                return Ok(connection);
             }
+            let mut known = lock(&self.inner.known);
+            let gen = known.bump();
+            known.index.forget(&name, gen);
         }
         if let Some(limit) = self.inner.config.max_narratives {
             if lock(&self.inner.known).index.len() >= limit {
@@ -165,25 +166,34 @@ impl Lifecycle {
         self.create_for(user, name, origin).await
     }
 
-    /// Answers with `narrative`, marking the connection in the orchestrator if due.
-    async fn existing(&self, narrative: Narrative, origin: &Origin) -> Result<Connection, Error> {
-        let due = {
-            let known = lock(&self.inner.known);
-            self.mark_due(&known, &narrative, origin.at)
-        };
+    /// Answers with `narrative`, marking the connection in the orchestrator if due; `None`
+    /// when marking finds it gone.
+    async fn existing(
+        &self,
+        narrative: Narrative,
+        origin: &Origin,
+    ) -> Result<Option<Connection>, Error> {
+        let now = self.inner.clock.now();
+        let due = self.mark_due(&narrative, now);
         if due {
+            // Stamped now, not when the request arrived: the mark must cover the answer.
+            let mark = Origin {
+                client_ip: origin.client_ip.clone(),
+                at: now,
+            };
             match self
                 .call(
                     "mark_connected",
-                    self.inner.manager.mark_connected(&narrative, origin),
+                    self.inner.manager.mark_connected(&narrative, &mark),
                 )
                 .await
             {
                 Ok(()) => {
                     let mut known = lock(&self.inner.known);
                     let gen = known.bump();
-                    known.index.marked(&narrative.name, origin.at, gen);
+                    known.index.marked(&narrative.name, now, gen);
                 }
+                Err(ManagerError::NotFound { .. }) => return Ok(None),
                 Err(ManagerError::Unsupported { .. }) => {
                     tracing::warn!("the backend cannot mark connections: other replicas' reapers see connections only through activity");
                     self.inner
@@ -193,16 +203,17 @@ impl Lifecycle {
                 Err(e) => return Err(e.into()),
             }
         }
-        self.connected(&narrative.name, origin.at);
-        Ok(Connection {
+        self.connected(&narrative.name);
+        Ok(Some(Connection {
             name: narrative.name,
             session: narrative.session,
             outcome: ConnectOutcome::Existing,
-        })
+        }))
     }
 
-    /// Records a connect to `name` at `at` as last-seen.
-    fn connected(&self, name: &ServiceName, at: DateTime<Utc>) {
+    /// Records a connect to `name`, answered now, as last-seen.
+    fn connected(&self, name: &ServiceName) {
+        let at = self.inner.clock.now();
         let service = self.inner.manager.traefik_service(name);
         let write = note_connect(
             &mut lock(&self.inner.known),
@@ -282,7 +293,7 @@ impl Lifecycle {
             match result {
                 Ok(assigned) => {
                     tracing::info!(service = %name, from = %candidate.name, attempt, "assigned a waiting narrative");
-                    self.connected(name, origin.at);
+                    self.connected(name);
                     return Ok(Some(Connection {
                         name: name.clone(),
                         session: assigned.session,
@@ -327,7 +338,7 @@ impl Lifecycle {
                     let gen = known.bump();
                     known.index.upsert(created.clone(), gen);
                 }
-                self.connected(&name, origin.at);
+                self.connected(&name);
                 Ok(Connection {
                     name,
                     session: created.session,
@@ -350,7 +361,14 @@ impl Lifecycle {
                     let gen = known.bump();
                     known.index.upsert(existing.clone(), gen);
                 }
-                self.existing(existing, origin).await
+                if let Some(connection) = self.existing(existing, origin).await? {
+                    return Ok(connection);
+                }
+                Err(ManagerError::Unavailable {
+                    backend: "lifecycle".into(),
+                    detail: format!("{name} vanished while being adopted; retry"),
+                }
+                .into())
             }
             _ => Err(ManagerError::Unavailable {
                 backend: "lifecycle".into(),

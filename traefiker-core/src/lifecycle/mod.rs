@@ -591,14 +591,12 @@ impl Lifecycle {
         lock(&self.inner.known).peers = peers;
     }
 
-    /// Whether a connect must leave a mark in the orchestrator for other replicas' reapers:
-    /// while peers are unknown or another replica runs, and the backend can.
-    fn shared_marks(&self, known: &Known) -> bool {
+    /// Whether connects leave a mark in the orchestrator for every replica's reaper: whenever
+    /// the backend can. Not only while peers are known to run: membership is learned by
+    /// polling, and a replica that thought itself alone and skipped the mark could see its
+    /// user reaped by one that had just started (the simulation found exactly that).
+    fn shared_marks(&self) -> bool {
         self.inner.marks_supported.load(Ordering::Relaxed)
-            && known
-                .peers
-                .as_ref()
-                .is_none_or(|p| p.iter().any(|r| r != &self.inner.config.replica))
     }
 
     /// Starts tracking user narratives the store does not know yet, from now, without

@@ -35,8 +35,10 @@ impl Lifecycle {
         let mut report = ReapReport::new(mode);
         self.load_records()?;
 
-        self.refresh_peers().await;
         let all = self.narratives().await?;
+        // After the listing: a replica registers before it makes containers, so every live
+        // replica whose waiting containers the listing shows is among these peers.
+        self.refresh_peers().await;
         report.duplicates = duplicates(&all);
 
         let users: Vec<(&Narrative, Tracked)> = all
@@ -191,8 +193,7 @@ impl Lifecycle {
         let _lane = self.inner.lanes.enter(name).await;
         let mut newest = narrative.origin.as_ref().map(|o| o.at);
         // Another replica's connect shows only in the orchestrator: look again.
-        let check_remote = self.shared_marks(&lock(&self.inner.known));
-        if check_remote {
+        if self.shared_marks() {
             match self.call("find", self.inner.manager.find(name)).await? {
                 Some(found) if found.id == narrative.id => {
                     newest = newest.max(found.origin.map(|o| o.at));
@@ -280,7 +281,7 @@ impl Lifecycle {
                 .into_iter()
                 .map(|n| {
                     async move {
-                        let result = self.call("remove", self.inner.manager.remove(&n)).await;
+                        let result = self.remove_if_still_waiting(&n).await;
                         (n, result)
                     }
                     .boxed()
@@ -296,6 +297,19 @@ impl Lifecycle {
             }
         }
         results
+    }
+}
+
+impl Lifecycle {
+    /// Removes another replica's waiting container if it still waits under the name it was
+    /// listed with: deletes are not conditional, and one given to a user since must stay.
+    async fn remove_if_still_waiting(&self, n: &Narrative) -> Result<(), ManagerError> {
+        match self.call("find", self.inner.manager.find(&n.name)).await? {
+            Some(found) if found.id == n.id && found.kind == NarrativeKind::Prespawned => {
+                self.call("remove", self.inner.manager.remove(n)).await
+            }
+            _ => Ok(()),
+        }
     }
 }
 

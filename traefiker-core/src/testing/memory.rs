@@ -125,8 +125,13 @@ impl InMemoryManager {
 
     /// The same, with seeded random latency and failures instead of a fixed latency.
     pub fn with_faults(self, faults: Faults) -> Self {
-        self.state().rng = Some((StdRng::seed_from_u64(faults.seed), faults));
+        self.set_faults(Some(faults));
         self
+    }
+
+    /// Starts (or, with `None`, stops) seeded random latency and failures.
+    pub fn set_faults(&self, faults: Option<Faults>) {
+        self.state().rng = faults.map(|f| (StdRng::seed_from_u64(f.seed), f));
     }
 
     /// How `assign` renames.
