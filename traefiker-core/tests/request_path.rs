@@ -45,7 +45,11 @@ fn narrative(name: &str, kind: NarrativeKind) -> Narrative {
         image: "kbase/narrative:5.4.3".into(),
         kind,
         state: NarrativeState::Running,
-        origin: None,
+        // Made or marked just now, as a listing shows it: no connection mark is due.
+        origin: Some(Origin {
+            client_ip: None,
+            at: chrono::Utc::now(),
+        }),
         replica: None,
         address: None,
         public_endpoints: vec![],
