@@ -2,6 +2,9 @@
 //!
 //! One narrative is one Rancher service of scale 1 in the configured stack. Its Rancher id is
 //! the narrative's opaque id, and `{env_url}/services/{id}` is its `links.self`.
+//!
+//! Every operation runs under one [`Deadline`]: [`Timeouts::request`] for a single operation
+//! (all its requests and retries), [`Timeouts::list`] for a listing across all its pages.
 
 use std::cmp::Ordering;
 
@@ -13,8 +16,8 @@ use traefiker_core::{
 };
 use url::Url;
 
-use crate::client::{join, parse_setting, shown, Client};
-use crate::config::RancherConfig;
+use crate::client::{join, parse_setting, shown, Client, Deadline};
+use crate::config::{RancherConfig, Timeouts};
 use crate::discovery::{discover, Location};
 use crate::error::{SetupError, BACKEND};
 use crate::wire::{
@@ -35,6 +38,7 @@ pub struct RancherManager {
     image_prefix: String,
     naming: Naming,
     page_size: u32,
+    timeouts: Timeouts,
 }
 
 impl RancherManager {
@@ -69,6 +73,7 @@ impl RancherManager {
             .transpose()?;
         let location = discover(
             &client,
+            config.timeouts,
             &rancher_url,
             &config.meta_url,
             env_url,
@@ -99,6 +104,7 @@ impl RancherManager {
             image_prefix: format!("docker:{}:", config.image_name),
             naming: config.naming,
             page_size: config.page_size.min(3000),
+            timeouts: config.timeouts,
             location,
         })
     }
@@ -217,12 +223,22 @@ impl RancherManager {
             .collect()
     }
 
+    /// A deadline for one operation from now.
+    fn operation(&self) -> Deadline {
+        Deadline::after(self.timeouts.request)
+    }
+
     /// The live service of `id`, or `NotFound` for `subject`.
-    async fn live_service(&self, id: &str, subject: &str) -> Result<(Url, Service), ManagerError> {
+    async fn live_service(
+        &self,
+        id: &str,
+        subject: &str,
+        deadline: Deadline,
+    ) -> Result<(Url, Service), ManagerError> {
         let url = self.service_url(id);
         let service: Service = self
             .client
-            .get(&url)
+            .get(&url, deadline)
             .await
             .map_err(|e| e.into_manager(subject))?;
         if service.is_removed() {
@@ -280,18 +296,19 @@ fn oldest_first(a: &Narrative, b: &Narrative) -> Ordering {
 #[async_trait]
 impl ContainerManager for RancherManager {
     async fn verify(&self) -> Result<BackendInfo, ManagerError> {
+        let deadline = self.operation();
         let subject = "the Rancher API";
         self.client
-            .get::<serde_json::Value>(&self.rancher_url)
+            .get::<serde_json::Value>(&self.rancher_url, deadline)
             .await
             .map_err(|e| e.into_manager(subject))?;
         self.client
-            .get::<serde_json::Value>(&self.location.env_url)
+            .get::<serde_json::Value>(&self.location.env_url, deadline)
             .await
             .map_err(|e| e.into_manager("the environment (rancher_env_url)"))?;
         let stack = join(&self.location.env_url, &["stacks", &self.location.stack_id]);
         self.client
-            .get::<serde_json::Value>(&stack)
+            .get::<serde_json::Value>(&stack, deadline)
             .await
             .map_err(|e| e.into_manager("the stack (rancher_stack_id)"))?;
         Ok(BackendInfo {
@@ -309,7 +326,7 @@ impl ContainerManager for RancherManager {
         let url = self.filtered("name", name.as_str());
         let services: Vec<Service> = self
             .client
-            .list_all(url)
+            .list_all(url, self.operation())
             .await
             .map_err(|e| e.into_manager(name.as_str()))?;
         // Filters Rancher does not know are silently ignored, so check the answer really is
@@ -358,7 +375,7 @@ impl ContainerManager for RancherManager {
             .append_pair("limit", &self.page_size.to_string());
         let services: Vec<Service> = self
             .client
-            .list_all(url)
+            .list_all(url, Deadline::after(self.timeouts.list))
             .await
             .map_err(|e| e.into_manager("the stack's services"))?;
         Ok(self.narratives(services))
@@ -396,10 +413,11 @@ impl ContainerManager for RancherManager {
                 start_on_create: true,
             },
         };
+        let deadline = self.operation();
         let url = join(&self.location.env_url, &["service"]);
         let service: Service = self
             .client
-            .post(&url, &body)
+            .post(&url, &body, deadline)
             .await
             .map_err(|e| e.into_manager(spec.name.as_str()))?;
         tracing::info!(name = %spec.name, service_id = %service.id, "created narrative service");
@@ -427,8 +445,9 @@ impl ContainerManager for RancherManager {
         // that another replica has just given to someone else. Renaming is not conditional in
         // Rancher, so this read (one extra round trip on a new user's path) is the only guard
         // against two users sharing one container.
+        let deadline = self.operation();
         let (url, service) = self
-            .live_service(&narrative.id, narrative.name.as_str())
+            .live_service(&narrative.id, narrative.name.as_str(), deadline)
             .await?;
         if service.name.as_deref() != Some(narrative.name.as_str()) {
             return Err(ManagerError::NotFound {
@@ -449,7 +468,7 @@ impl ContainerManager for RancherManager {
         };
         let renamed: Service =
             self.client
-                .put(&target, &body)
+                .put(&target, &body, deadline)
                 .await
                 .map_err(|e| match e.status() {
                     Some(404) => e.into_manager(narrative.name.as_str()),
@@ -480,16 +499,17 @@ impl ContainerManager for RancherManager {
             description: origin.to_description(),
         };
         self.client
-            .put::<Service>(&url, &body)
+            .put::<Service>(&url, &body, self.operation())
             .await
             .map_err(|e| e.into_manager(narrative.name.as_str()))?;
         Ok(())
     }
 
     async fn remove(&self, narrative: &Narrative) -> Result<(), ManagerError> {
+        let deadline = self.operation();
         let url = self.service_url(&narrative.id);
         let subject = narrative.name.as_str();
-        match self.client.delete(&url).await {
+        match self.client.delete(&url, deadline).await {
             Ok(()) => {
                 tracing::info!(name = %narrative.name, service_id = %narrative.id,
                     "removing narrative service");
@@ -498,7 +518,7 @@ impl ContainerManager for RancherManager {
             Err(e) if e.status() == Some(404) => Ok(()),
             // Busy or refused: fine if it is already on its way out.
             Err(e) if matches!(e.status(), Some(409 | 422)) => {
-                match self.live_service(&narrative.id, subject).await {
+                match self.live_service(&narrative.id, subject, deadline).await {
                     Err(ManagerError::NotFound { .. }) => Ok(()),
                     _ => Err(e.into_manager(subject)),
                 }
@@ -509,9 +529,10 @@ impl ContainerManager for RancherManager {
 
     async fn zombies(&self) -> Result<Vec<Narrative>, ManagerError> {
         let url = self.filtered("healthState", "started-once");
+        // Environment-wide and paginated like `list`, so a listing's deadline.
         let services: Vec<Service> = self
             .client
-            .list_all(url)
+            .list_all(url, Deadline::after(self.timeouts.list))
             .await
             .map_err(|e| e.into_manager("started-once services"))?;
         // The list is environment-wide; keep narratives of our stack only.

@@ -145,10 +145,10 @@ async fn injected_faults_map_to_variants_and_reads_retry() {
 }
 
 #[tokio::test]
-async fn latency_beyond_the_request_timeout_is_unavailable() {
+async fn latency_beyond_the_listing_deadline_is_unavailable() {
     let fake = bounded(FakeRancher::start()).await;
     let mut config = fake.config();
-    config.timeouts.request = Duration::from_millis(100);
+    config.timeouts.list = Duration::from_millis(100);
     config.retry = traefiker_rancher::RetryPolicy::none();
     let m = RancherManager::new(config).unwrap();
     fake.set_latency(Duration::from_millis(500));

@@ -148,13 +148,14 @@ impl FakeRancher {
     }
 
     /// A configuration for a manager over this fake, fully configured (no discovery needed),
-    /// with short timeouts and quick retries.
+    /// with short deadlines and quick retries.
     pub fn config(&self) -> RancherConfig {
         let mut config = RancherConfig::new(self.url())
             .with_credentials(self.credentials())
             .with_stack(self.env_url(), STACK_ID, STACK_NAME);
         config.meta_url = self.meta_url();
         config.timeouts.request = Duration::from_secs(5);
+        config.timeouts.list = Duration::from_secs(10);
         config.retry = RetryPolicy {
             max_retries: 2,
             initial_backoff: Duration::from_millis(10),
