@@ -333,6 +333,22 @@ impl Client {
         .map(|_| ())
     }
 
+    /// DELETE `url`, asked again while Rancher answers 409: the resource is busy in another
+    /// process (a create still activating it) and nothing was done, so asking again is not a
+    /// blind retry (rancher/gdapi-python retries on 409 the same way). Within `deadline`.
+    pub(crate) async fn delete_when_idle(
+        &self,
+        url: &Url,
+        deadline: Deadline,
+    ) -> Result<(), RancherError> {
+        (|| self.delete(url, deadline))
+            .retry(backoff(&self.retry))
+            .sleep(tokio::time::sleep)
+            .when(|e| e.status() == Some(409))
+            .adjust(|_, wait| wait.filter(|w| *w < deadline.remaining()))
+            .await
+    }
+
     async fn write<T: DeserializeOwned>(
         &self,
         method: Method,

@@ -249,6 +249,47 @@ impl RancherManager {
         }
         Ok((url, service))
     }
+
+    /// Removes a service this manager has just created but cannot report as a narrative (an
+    /// image that is not `image_name`, a label Rancher dropped...), so nothing is left running
+    /// that no listing would ever show; then the error saying why. Uses what is left of the
+    /// create's deadline.
+    async fn discard_created(
+        &self,
+        spec: &SpawnSpec,
+        service: &Service,
+        why: &str,
+        deadline: Deadline,
+    ) -> ManagerError {
+        let image = self
+            .image_prefix
+            .trim_start_matches("docker:")
+            .trim_end_matches(':');
+        let cleanup = match self
+            .client
+            .delete_when_idle(&self.service_url(&service.id), deadline)
+            .await
+        {
+            Ok(()) => "it was removed".to_owned(),
+            Err(e) if e.status() == Some(404) => "it is gone".to_owned(),
+            Err(e) => {
+                tracing::error!(name = %spec.name, service_id = %service.id, error = %e,
+                    "cannot remove a created service that is not a narrative: remove it by hand");
+                format!(
+                    "removing it failed ({e}): remove service {} by hand",
+                    service.id
+                )
+            }
+        };
+        ManagerError::Rejected {
+            backend: BACKEND.to_owned(),
+            detail: format!(
+                "created service {} ({}) does not read back as a narrative: {why} \
+                 (is image_name {image:?} the image being started?); {cleanup}",
+                spec.name, service.id
+            ),
+        }
+    }
 }
 
 fn unset(setting: &'static str) -> SetupError {
@@ -415,25 +456,18 @@ impl ContainerManager for RancherManager {
         };
         let deadline = self.operation();
         let url = join(&self.location.env_url, &["service"]);
+        // A POST whose answer is lost (timeout, broken connection, 5xx) may have created the
+        // service: that is `Unavailable`, and the caller looks the name up (trait contract).
         let service: Service = self
             .client
             .post(&url, &body, deadline)
             .await
             .map_err(|e| e.into_manager(spec.name.as_str()))?;
         tracing::info!(name = %spec.name, service_id = %service.id, "created narrative service");
-        self.narrative(&service)
-            .map_err(|why| ManagerError::Rejected {
-                backend: BACKEND.to_owned(),
-                detail: format!(
-                    "created service {} ({}) does not read back as a narrative: {why} \
-                 (is image_name {:?} the image being started?)",
-                    spec.name,
-                    service.id,
-                    self.image_prefix
-                        .trim_start_matches("docker:")
-                        .trim_end_matches(':')
-                ),
-            })
+        match self.narrative(&service) {
+            Ok(narrative) => Ok(narrative),
+            Err(why) => Err(self.discard_created(spec, &service, why, deadline).await),
+        }
     }
 
     async fn assign(

@@ -276,6 +276,40 @@ async fn create_is_not_retried_on_500() {
     assert!(matches!(err, ManagerError::Unavailable { .. }), "{err:?}");
 }
 
+/// The created service is not of the configured image, so it is removed by its id before the
+/// error; Rancher still busy creating it answers 409 (nothing done), and the removal is asked
+/// again.
+#[tokio::test]
+async fn a_created_service_that_is_not_a_narrative_is_removed_even_while_busy() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v2-beta/projects/1a5/service"))
+        .respond_with(json(201, fixture("service-created.json", &server)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path("/v2-beta/projects/1a5/services/1s37"))
+        .respond_with(json(409, fixture("error-409.json", &server)))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path("/v2-beta/projects/1a5/services/1s37"))
+        .respond_with(json(200, fixture("service-removed.json", &server)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut config = config(&server);
+    config.image_name = "kbase/notebook".into();
+    let err = bounded(RancherManager::new(config).unwrap().create(&erin_spec()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ManagerError::Rejected { .. }), "{err:?}");
+    assert!(err.to_string().contains("1s37"), "{err}");
+}
+
 #[tokio::test]
 async fn assign_reads_the_service_then_puts_name_and_description_to_its_self_link() {
     let server = MockServer::start().await;

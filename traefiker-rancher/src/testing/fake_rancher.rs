@@ -3,6 +3,12 @@
 //! paginated top-level collections (`limit`/`marker`, `pagination.next`), removal that passes
 //! through `removing`, 404 error bodies, basic auth (401), and queued faults and latency.
 //!
+//! It is no stricter than Rancher: renames and removals are unconditional (a PUT renames
+//! whatever it names, whoever read it last), and a create or rename takes effect when the
+//! request arrives, before any injected latency delays its answer, as Rancher commits before
+//! it answers. So latency on creates and renames widens the window in which the change is
+//! visible to everyone but its caller.
+//!
 //! Bodies follow the shapes of `tests/fixtures/` (trimmed), with links pointing at the fake.
 //! World: project `Default` (`1a5`) and `Sandbox` (`1a9`); in `1a5` the stacks `narratives`
 //! (`1st5`, where narratives live) and `tools` (`1st6`); services `traefik` (`1s21`) in
@@ -71,6 +77,8 @@ struct State {
     services: BTreeMap<u64, FakeService>,
     faults: VecDeque<Fault>,
     latency: Duration,
+    create_latency: Duration,
+    put_latency: Duration,
     calls: Vec<String>,
 }
 
@@ -97,6 +105,8 @@ impl FakeRancher {
             services: BTreeMap::new(),
             faults: VecDeque::new(),
             latency: Duration::ZERO,
+            create_latency: Duration::ZERO,
+            put_latency: Duration::ZERO,
             calls: Vec::new(),
         }));
         Mock::given(wiremock::matchers::any())
@@ -173,6 +183,19 @@ impl FakeRancher {
     /// Every API answer is delayed by `latency`.
     pub fn set_latency(&self, latency: Duration) {
         self.state().latency = latency;
+    }
+
+    /// Every create (`POST` of a service) is answered `latency` later, on top of
+    /// [`FakeRancher::set_latency`]; the service exists from the moment the request arrives.
+    pub fn set_create_latency(&self, latency: Duration) {
+        self.state().create_latency = latency;
+    }
+
+    /// Every `PUT` of a service (renames and description updates) is answered `latency` later,
+    /// on top of [`FakeRancher::set_latency`]; the change is visible from the moment the
+    /// request arrives.
+    pub fn set_put_latency(&self, latency: Duration) {
+        self.state().put_latency = latency;
     }
 
     /// The next API request gets `fault` (queued: several calls queue several).
@@ -630,7 +653,12 @@ impl Respond for Responder {
                 _ => ResponseTemplate::new(404).set_body_string("Not found\n"),
             };
         }
-        let delay = st.latency;
+        let delay = st.latency
+            + match request.method.as_str() {
+                "POST" => st.create_latency,
+                "PUT" => st.put_latency,
+                _ => Duration::ZERO,
+            };
         let fault = st.faults.pop_front();
         let answer = match fault {
             Some(Fault::Status(status)) => error_body(status, status_code(status), None),
