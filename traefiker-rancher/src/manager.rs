@@ -176,7 +176,7 @@ impl RancherManager {
             session,
             image: image.to_owned(),
             kind,
-            state: state(service.state.as_deref()),
+            state: state(service.state.as_deref(), service.health_state.as_deref()),
             origin: service.description.as_deref().and_then(Origin::parse),
             replica: service
                 .label(REPLICA_LABEL)
@@ -305,10 +305,23 @@ fn client_for(config: &RancherConfig) -> Result<(Client, Url), SetupError> {
     Ok((client, rancher_url))
 }
 
-/// Rancher's service states, normalised.
-fn state(state: Option<&str>) -> NarrativeState {
+/// Rancher's service states, normalised. An `active` service is `Running` only when its
+/// health says its container is up: a waiting narrative is handed to a user only when
+/// `Running`, so one that is still starting or failing its checks must not look ready.
+/// (`healthState` values: rancher/cattle `HealthcheckConstants`, the service's computed in
+/// `ServiceDiscoveryServiceImpl.calculateServiceHealthState`.)
+fn state(state: Option<&str>, health: Option<&str>) -> NarrativeState {
     match state.unwrap_or("") {
-        "active" => NarrativeState::Running,
+        "active" => match health.unwrap_or("") {
+            "initializing" | "reinitializing" => NarrativeState::Starting,
+            // Every container of the service stopped after starting once: the zombie case.
+            "started-once" => NarrativeState::Stopped,
+            h @ ("unhealthy" | "updating-unhealthy" | "degraded") => {
+                NarrativeState::Other(h.to_owned())
+            }
+            // `healthy`, `updating-healthy`, or none: no health check to fail.
+            _ => NarrativeState::Running,
+        },
         "registering" | "activating" => NarrativeState::Starting,
         "updating-active" | "updating-inactive" | "upgrading" | "upgraded" | "restarting"
         | "rolling-back" | "canceling-upgrade" | "canceled-upgrade" | "finishing-upgrade" => {
@@ -589,12 +602,23 @@ mod tests {
 
     #[test]
     fn rancher_states_are_normalised() {
-        assert_eq!(state(Some("active")), NarrativeState::Running);
-        assert_eq!(state(Some("registering")), NarrativeState::Starting);
-        assert_eq!(state(Some("updating-active")), NarrativeState::Updating);
-        assert_eq!(state(Some("inactive")), NarrativeState::Stopped);
-        assert_eq!(state(Some("removing")), NarrativeState::Removing);
-        assert_eq!(state(Some("error")), NarrativeState::Other("error".into()));
+        let healthy = Some("healthy");
+        assert_eq!(state(Some("active"), healthy), NarrativeState::Running);
+        assert_eq!(state(Some("active"), None), NarrativeState::Running);
+        assert_eq!(
+            state(Some("registering"), healthy),
+            NarrativeState::Starting
+        );
+        assert_eq!(
+            state(Some("updating-active"), healthy),
+            NarrativeState::Updating
+        );
+        assert_eq!(state(Some("inactive"), healthy), NarrativeState::Stopped);
+        assert_eq!(state(Some("removing"), healthy), NarrativeState::Removing);
+        assert_eq!(
+            state(Some("error"), healthy),
+            NarrativeState::Other("error".into())
+        );
     }
 
     #[test]

@@ -195,6 +195,51 @@ async fn list_reads_an_unpaginated_collection_in_one_call() {
     assert_eq!(listed.len(), 6);
 }
 
+/// `healthState` decides whether an `active` service is `Running`: only those may be handed
+/// to a user. The fixture's services with the health states Rancher computes for a service.
+#[tokio::test]
+async fn health_decides_whether_an_active_narrative_is_running() {
+    let server = MockServer::start().await;
+    let mut services = fixture("stack-services.json", &server);
+    for s in services["data"].as_array_mut().unwrap() {
+        let health = match s["id"].as_str().unwrap() {
+            "1s33" => "initializing",
+            "1s34" => "unhealthy",
+            "1s35" => "reinitializing",
+            "1s32" => "degraded",
+            _ => continue,
+        };
+        s["healthState"] = health.into();
+    }
+    Mock::given(method("GET"))
+        .and(path("/v2-beta/projects/1a5/services"))
+        .respond_with(json(200, services))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let listed = bounded(manager(&server).list()).await.unwrap();
+    let state = |id: &str| {
+        listed
+            .iter()
+            .find(|n| n.id == id)
+            .map(|n| n.state.clone())
+            .unwrap()
+    };
+    assert_eq!(state("1s31"), NarrativeState::Running, "healthy");
+    assert_eq!(state("1s33"), NarrativeState::Starting);
+    assert_eq!(state("1s35"), NarrativeState::Starting);
+    assert_eq!(state("1s34"), NarrativeState::Other("unhealthy".into()));
+    assert_eq!(state("1s32"), NarrativeState::Other("degraded".into()));
+    // The fixture's zombie: its container stopped after starting once.
+    assert_eq!(state("1s36"), NarrativeState::Stopped);
+    let running: Vec<&str> = listed
+        .iter()
+        .filter(|n| n.state == NarrativeState::Running)
+        .map(|n| n.id.as_str())
+        .collect();
+    assert_eq!(running, ["1s31"]);
+}
+
 fn erin_spec() -> SpawnSpec {
     let session = SessionId::parse("0b7e4d1a9c3f6e2b8d5a1c7f4e0b9d3a").unwrap();
     let routing = Routing::new(
