@@ -236,8 +236,20 @@ impl Client {
         parse("GET", url, status, &bytes)
     }
 
-    /// GET `url` as plain text without credentials (rancher-metadata needs none, and the key
-    /// must not travel to another host).
+    /// GET `url` as JSON without credentials (rancher-metadata needs none, and the key must
+    /// not travel to another host).
+    pub(crate) async fn get_json_anonymous<T: DeserializeOwned>(
+        &self,
+        url: &Url,
+        deadline: Deadline,
+    ) -> Result<T, RancherError> {
+        let (status, bytes) = self
+            .get_bytes(url, false, "application/json", deadline)
+            .await?;
+        parse("GET", url, status, &bytes)
+    }
+
+    /// GET `url` as plain text without credentials, like [`Client::get_json_anonymous`].
     pub(crate) async fn get_text_anonymous(
         &self,
         url: &Url,

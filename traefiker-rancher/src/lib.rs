@@ -62,6 +62,7 @@ mod config;
 mod discovery;
 mod error;
 mod manager;
+mod membership;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod wire;
@@ -69,3 +70,4 @@ mod wire;
 pub use config::{Credentials, RancherConfig, RetryPolicy, Timeouts};
 pub use error::SetupError;
 pub use manager::RancherManager;
+pub use membership::RancherMembership;
