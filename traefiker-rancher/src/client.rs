@@ -33,8 +33,13 @@ pub(crate) struct Deadline {
 impl Deadline {
     /// A deadline `budget` from now.
     pub(crate) fn after(budget: Duration) -> Self {
+        let now = Instant::now();
         Self {
-            at: Instant::now() + budget,
+            // A budget too large to add to the clock (a configured 10^18 s) is, in effect,
+            // none; a century stands in for it instead of a panic.
+            at: now
+                .checked_add(budget)
+                .unwrap_or(now + Duration::from_secs(100 * 365 * 24 * 3600)),
             budget,
         }
     }
@@ -419,6 +424,12 @@ fn method_name(method: &Method) -> &'static str {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_enormous_budget_is_a_far_deadline_not_a_panic() {
+        let deadline = Deadline::after(Duration::MAX);
+        assert!(deadline.remaining() > Duration::from_secs(3600));
+    }
 
     #[test]
     fn join_ignores_a_trailing_slash() {
