@@ -40,6 +40,10 @@ pub struct BackendInfo {
 /// - `mark_connected` sets the narrative's description to `origin`, so the next listing
 ///   reports it as [`Narrative::origin`]; or answers [`ManagerError::Unsupported`] where
 ///   containers have no mutable metadata.
+/// - A `create` that fails with [`ManagerError::Unavailable`] may have happened all the same
+///   (its answer was lost): the caller looks the name up and adopts or removes what it finds.
+///   A container the backend did create but cannot report as a narrative, it removes before
+///   failing, so no failed create leaves behind a container no listing shows.
 /// - `remove` is idempotent: a container already gone is success. Every operation may be
 ///   repeated after a crash, a timeout or a competing replica, and must converge.
 /// - `zombies` lists containers that stopped after starting once, or answers

@@ -1,10 +1,18 @@
-//! The HTTP layer: basic auth, timeouts, bounded retries of reads, Rancher's error bodies and
+//! The HTTP layer: basic auth, deadlines, bounded retries of reads, Rancher's error bodies and
 //! pagination. Knows nothing about narratives.
+//!
+//! Every call takes the [`Deadline`] of the operation it belongs to: each request may take only
+//! what is left of it, and a read is retried only while a retry can still start before it. So
+//! an operation answers within its deadline whatever Rancher does, retries included (SPEC §6a).
 
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
 use reqwest::header::{HeaderValue, ACCEPT, CONTENT_TYPE};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use tokio::time::Instant;
 use url::Url;
 
 use crate::config::{Credentials, RetryPolicy, Timeouts};
@@ -13,6 +21,33 @@ use crate::wire::{ApiError, Collection};
 
 /// Most pages one listing follows: a server whose `next` never ends must not hang us.
 const MAX_PAGES: usize = 10_000;
+
+/// When one operation (a find, an assignment's read and rename, a whole listing...) must have
+/// its answer. Copied into every request of the operation, so they share one budget.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Deadline {
+    at: Instant,
+    budget: Duration,
+}
+
+impl Deadline {
+    /// A deadline `budget` from now.
+    pub(crate) fn after(budget: Duration) -> Self {
+        let now = Instant::now();
+        Self {
+            // A budget too large to add to the clock (a configured 10^18 s) is, in effect,
+            // none; a century stands in for it instead of a panic.
+            at: now
+                .checked_add(budget)
+                .unwrap_or(now + Duration::from_secs(100 * 365 * 24 * 3600)),
+            budget,
+        }
+    }
+
+    fn remaining(&self) -> Duration {
+        self.at.saturating_duration_since(Instant::now())
+    }
+}
 
 /// An HTTP client for one Rancher, with its key pair.
 #[derive(Clone, Debug)]
@@ -92,7 +127,8 @@ impl Client {
         })
     }
 
-    /// One request, no retry. Returns the body of a 2xx answer.
+    /// One request, no retry, within what is left of `deadline`. Returns the body of a 2xx
+    /// answer.
     async fn execute(
         &self,
         method: Method,
@@ -100,11 +136,28 @@ impl Client {
         body: Option<&serde_json::Value>,
         authenticate: bool,
         accept: &'static str,
+        deadline: Deadline,
     ) -> Result<(u16, Vec<u8>), RancherError> {
         let name = method_name(&method);
+        let timed_out = |detail: String| RancherError::Transport {
+            method: name,
+            url: shown(url),
+            kind: TransportKind::Timeout,
+            detail: format!(
+                "{detail} (the operation's deadline is {:?})",
+                deadline.budget
+            ),
+        };
+        let remaining = deadline.remaining();
+        if remaining.is_zero() {
+            return Err(timed_out("not sent: no time left".into()));
+        }
         let mut request = self
             .http
             .request(method, url.clone())
+            // Overrides the client's own timeout: the request gets only what the operation
+            // has left, so a hung Rancher cannot stretch an operation past its deadline.
+            .timeout(remaining)
             .header(ACCEPT, HeaderValue::from_static(accept));
         if authenticate {
             if let Some(c) = &self.credentials {
@@ -116,18 +169,25 @@ impl Client {
                 .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
                 .body(serde_json::to_vec(body).unwrap_or_default());
         }
-        let transport = |e: reqwest::Error| RancherError::Transport {
-            method: name,
-            url: shown(url),
-            kind: if e.is_timeout() {
+        let transport = |e: reqwest::Error| {
+            let kind = if e.is_timeout() {
                 TransportKind::Timeout
             } else if e.is_connect() {
                 TransportKind::Connect
             } else {
                 TransportKind::Other
-            },
+            };
             // Without the URL: reqwest's message would repeat it, credentials included.
-            detail: e.without_url().to_string(),
+            let detail = e.without_url().to_string();
+            match kind {
+                TransportKind::Timeout => timed_out(detail),
+                kind => RancherError::Transport {
+                    method: name,
+                    url: shown(url),
+                    kind,
+                    detail,
+                },
+            }
         };
         let response = request.send().await.map_err(transport)?;
         let status = response.status().as_u16();
@@ -146,39 +206,61 @@ impl Client {
         })
     }
 
-    /// A GET, retried with backoff while the failure is transient.
+    /// A GET, retried with exponential backoff and jitter while the failure is transient and
+    /// the next attempt can still start before `deadline`.
     async fn get_bytes(
         &self,
         url: &Url,
         authenticate: bool,
         accept: &'static str,
+        deadline: Deadline,
     ) -> Result<(u16, Vec<u8>), RancherError> {
-        let mut attempt = 0;
-        loop {
-            match self
-                .execute(Method::GET, url, None, authenticate, accept)
-                .await
-            {
-                Err(e) if e.is_transient() && attempt < self.retry.max_retries => {
-                    tracing::debug!(url = %shown(url), attempt, error = %e, "retrying a Rancher read");
-                    tokio::time::sleep(self.retry.backoff(attempt)).await;
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
+        let attempt = || self.execute(Method::GET, url, None, authenticate, accept, deadline);
+        attempt
+            .retry(backoff(&self.retry))
+            .sleep(tokio::time::sleep)
+            .when(RancherError::is_transient)
+            // A wait that would end past the deadline only delays the same answer: stop and
+            // report the last failure now.
+            .adjust(|_, wait| wait.filter(|w| *w < deadline.remaining()))
+            .notify(|e, wait| {
+                tracing::debug!(url = %shown(url), error = %e, ?wait, "retrying a Rancher read");
+            })
+            .await
     }
 
     /// GET `url` as JSON (retried).
-    pub(crate) async fn get<T: DeserializeOwned>(&self, url: &Url) -> Result<T, RancherError> {
-        let (status, bytes) = self.get_bytes(url, true, "application/json").await?;
+    pub(crate) async fn get<T: DeserializeOwned>(
+        &self,
+        url: &Url,
+        deadline: Deadline,
+    ) -> Result<T, RancherError> {
+        let (status, bytes) = self
+            .get_bytes(url, true, "application/json", deadline)
+            .await?;
         parse("GET", url, status, &bytes)
     }
 
-    /// GET `url` as plain text without credentials (rancher-metadata needs none, and the key
-    /// must not travel to another host).
-    pub(crate) async fn get_text_anonymous(&self, url: &Url) -> Result<String, RancherError> {
-        let (status, bytes) = self.get_bytes(url, false, "text/plain").await?;
+    /// GET `url` as JSON without credentials (rancher-metadata needs none, and the key must
+    /// not travel to another host).
+    pub(crate) async fn get_json_anonymous<T: DeserializeOwned>(
+        &self,
+        url: &Url,
+        deadline: Deadline,
+    ) -> Result<T, RancherError> {
+        let (status, bytes) = self
+            .get_bytes(url, false, "application/json", deadline)
+            .await?;
+        parse("GET", url, status, &bytes)
+    }
+
+    /// GET `url` as plain text without credentials, like [`Client::get_json_anonymous`].
+    pub(crate) async fn get_text_anonymous(
+        &self,
+        url: &Url,
+        deadline: Deadline,
+    ) -> Result<String, RancherError> {
+        let (status, bytes) = self.get_bytes(url, false, "text/plain", deadline).await?;
         String::from_utf8(bytes).map_err(|_| RancherError::Body {
             method: "GET",
             url: shown(url),
@@ -187,10 +269,12 @@ impl Client {
         })
     }
 
-    /// Every item of the collection at `first`, following `pagination.next` to the end.
+    /// Every item of the collection at `first`, following `pagination.next` to the end, all
+    /// pages within one `deadline`.
     pub(crate) async fn list_all<T: DeserializeOwned>(
         &self,
         first: Url,
+        deadline: Deadline,
     ) -> Result<Vec<T>, RancherError> {
         let mut items = Vec::new();
         let mut next = Some(first);
@@ -203,7 +287,7 @@ impl Client {
                     detail: format!("more than {MAX_PAGES} pages: the pagination does not end"),
                 });
             }
-            let page: Collection<T> = self.get(&url).await?;
+            let page: Collection<T> = self.get(&url, deadline).await?;
             items.extend(page.data);
             if let Some(link) = page.pagination.and_then(|p| p.next) {
                 next = Some(self.follow(&url, &link)?);
@@ -237,8 +321,9 @@ impl Client {
         &self,
         url: &Url,
         body: &impl Serialize,
+        deadline: Deadline,
     ) -> Result<T, RancherError> {
-        self.write(Method::POST, url, body).await
+        self.write(Method::POST, url, body, deadline).await
     }
 
     /// PUT `body` as JSON to `url` (never retried).
@@ -246,15 +331,39 @@ impl Client {
         &self,
         url: &Url,
         body: &impl Serialize,
+        deadline: Deadline,
     ) -> Result<T, RancherError> {
-        self.write(Method::PUT, url, body).await
+        self.write(Method::PUT, url, body, deadline).await
     }
 
     /// DELETE `url` (never retried); the answer's body is not needed.
-    pub(crate) async fn delete(&self, url: &Url) -> Result<(), RancherError> {
-        self.execute(Method::DELETE, url, None, true, "application/json")
+    pub(crate) async fn delete(&self, url: &Url, deadline: Deadline) -> Result<(), RancherError> {
+        self.execute(
+            Method::DELETE,
+            url,
+            None,
+            true,
+            "application/json",
+            deadline,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// DELETE `url`, asked again while Rancher answers 409: the resource is busy in another
+    /// process (a create still activating it) and nothing was done, so asking again is not a
+    /// blind retry (rancher/gdapi-python retries on 409 the same way). Within `deadline`.
+    pub(crate) async fn delete_when_idle(
+        &self,
+        url: &Url,
+        deadline: Deadline,
+    ) -> Result<(), RancherError> {
+        (|| self.delete(url, deadline))
+            .retry(backoff(&self.retry))
+            .sleep(tokio::time::sleep)
+            .when(|e| e.status() == Some(409))
+            .adjust(|_, wait| wait.filter(|w| *w < deadline.remaining()))
             .await
-            .map(|_| ())
     }
 
     async fn write<T: DeserializeOwned>(
@@ -262,6 +371,7 @@ impl Client {
         method: Method,
         url: &Url,
         body: &impl Serialize,
+        deadline: Deadline,
     ) -> Result<T, RancherError> {
         let name = method_name(&method);
         let body = serde_json::to_value(body).map_err(|e| RancherError::Invalid {
@@ -269,10 +379,21 @@ impl Client {
             detail: format!("cannot encode the request: {e}"),
         })?;
         let (status, bytes) = self
-            .execute(method, url, Some(&body), true, "application/json")
+            .execute(method, url, Some(&body), true, "application/json", deadline)
             .await?;
         parse(name, url, status, &bytes)
     }
+}
+
+/// The retry schedule of `policy`: exponential from `initial_backoff`, capped at
+/// `max_backoff`, at most `max_retries` retries, with jitter so that replicas that failed
+/// together do not retry together.
+fn backoff(policy: &RetryPolicy) -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_min_delay(policy.initial_backoff)
+        .with_max_delay(policy.max_backoff)
+        .with_max_times(usize::try_from(policy.max_retries).unwrap_or(usize::MAX))
+        .with_jitter()
 }
 
 fn parse<T: DeserializeOwned>(
@@ -303,6 +424,12 @@ fn method_name(method: &Method) -> &'static str {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_enormous_budget_is_a_far_deadline_not_a_panic() {
+        let deadline = Deadline::after(Duration::MAX);
+        assert!(deadline.remaining() > Duration::from_secs(3600));
+    }
 
     #[test]
     fn join_ignores_a_trailing_slash() {

@@ -31,7 +31,7 @@ pub struct RancherConfig {
     pub image_name: String,
     /// The container name templates, to tell users' narratives from waiting ones.
     pub naming: Naming,
-    /// Connect and whole-request timeouts of every call.
+    /// Connect timeout and the deadlines of operations and listings.
     pub timeouts: Timeouts,
     /// Retries of idempotent reads.
     pub retry: RetryPolicy,
@@ -110,14 +110,19 @@ impl fmt::Debug for Credentials {
     }
 }
 
-/// How long each call may take (SPEC §6a).
+/// How long calls may take (SPEC §6a). The deadlines cover whole operations, retries
+/// included: a hung Rancher costs an operation at most its deadline, never more.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timeouts {
-    /// Establishing the connection (default 5 s).
+    /// Establishing a connection (default 5 s).
     pub connect: Duration,
-    /// One whole request and its answer (default 20 s). A retried read may take up to
-    /// `(1 + max_retries)` times this, plus backoff.
+    /// `rancher_timeout_secs`: one whole operation, every request and retry in it (default
+    /// 20 s): `find`, `assign` (its read and its rename), `create`, `mark_connected`,
+    /// `remove`, `verify`, one rancher-metadata question.
     pub request: Duration,
+    /// `rancher_list_timeout_secs`: one whole listing, every page and retry (default 60 s):
+    /// `list` and `zombies`, which may read many pages.
+    pub list: Duration,
 }
 
 impl Default for Timeouts {
@@ -125,19 +130,22 @@ impl Default for Timeouts {
         Self {
             connect: Duration::from_secs(5),
             request: Duration::from_secs(20),
+            list: Duration::from_secs(60),
         }
     }
 }
 
-/// Bounded retries with exponential backoff, for GETs only: a create, rename or remove that
-/// timed out may have happened, and repeating it blindly could act twice.
+/// Bounded retries with exponential backoff and jitter, for GETs only: a create, rename or
+/// remove that timed out may have happened, and repeating it blindly could act twice. Retries
+/// also stop at the operation's deadline ([`Timeouts`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Extra attempts after the first (default 2).
     pub max_retries: u32,
-    /// Wait before the first retry; doubled each time (default 200 ms).
+    /// Wait before the first retry; doubled each time, plus up to as much again of jitter
+    /// (default 200 ms).
     pub initial_backoff: Duration,
-    /// Longest wait between attempts (default 2 s).
+    /// Longest wait between attempts before jitter (default 2 s).
     pub max_backoff: Duration,
 }
 
@@ -148,13 +156,6 @@ impl RetryPolicy {
             max_retries: 0,
             ..Self::default()
         }
-    }
-
-    pub(crate) fn backoff(&self, attempt: u32) -> Duration {
-        let factor = 1u32.checked_shl(attempt).unwrap_or(u32::MAX);
-        self.initial_backoff
-            .saturating_mul(factor)
-            .min(self.max_backoff)
     }
 }
 
@@ -180,14 +181,5 @@ mod tests {
         let shown = format!("{config:?}");
         assert!(!shown.contains("ACCESSKEY123"), "{shown}");
         assert!(!shown.contains("s3cr3t-SECRET"), "{shown}");
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap() {
-        let p = RetryPolicy::default();
-        assert_eq!(p.backoff(0), Duration::from_millis(200));
-        assert_eq!(p.backoff(1), Duration::from_millis(400));
-        assert_eq!(p.backoff(10), Duration::from_secs(2));
-        assert_eq!(p.backoff(40), Duration::from_secs(2));
     }
 }

@@ -2,12 +2,14 @@
 //! were not configured, from rancher-metadata and the projects and stacks collections.
 //!
 //! Each step that fails names the setting that would make it unnecessary, because the usual
-//! fix for "cannot discover" is to configure the value.
+//! fix for "cannot discover" is to configure the value. Each step is one operation with its
+//! own deadline (a listing's for the projects and stacks), like the manager's.
 
 use traefiker_core::ManagerError;
 use url::Url;
 
-use crate::client::{join, parse_setting, shown, Client};
+use crate::client::{join, parse_setting, shown, Client, Deadline};
+use crate::config::Timeouts;
 use crate::error::{RancherError, SetupError, BACKEND};
 use crate::wire::{Project, Stack};
 
@@ -41,6 +43,7 @@ fn missing(setting: &'static str, reason: impl Into<String>, detail: String) -> 
 /// One rancher-metadata answer (version `2016-07-29`), as text without the credentials.
 async fn metadata(
     client: &Client,
+    timeouts: Timeouts,
     meta: &Url,
     key: &[&str],
     setting: &'static str,
@@ -48,16 +51,20 @@ async fn metadata(
     let mut segments = vec!["2016-07-29", "self", "stack"];
     segments.extend_from_slice(key);
     let url = join(meta, &segments);
-    let text = client.get_text_anonymous(&url).await.map_err(|e| {
-        failed(
-            setting,
-            format!(
-                "rancher-metadata at {} (rancher_meta) did not answer",
-                shown(meta)
-            ),
-            e,
-        )
-    })?;
+    let deadline = Deadline::after(timeouts.request);
+    let text = client
+        .get_text_anonymous(&url, deadline)
+        .await
+        .map_err(|e| {
+            failed(
+                setting,
+                format!(
+                    "rancher-metadata at {} (rancher_meta) did not answer",
+                    shown(meta)
+                ),
+                e,
+            )
+        })?;
     let value = text.trim().to_owned();
     if value.is_empty() {
         return Err(missing(
@@ -72,6 +79,7 @@ async fn metadata(
 /// Fills in what `env_url`, `stack_id` and `stack_name` leave unset.
 pub(crate) async fn discover(
     client: &Client,
+    timeouts: Timeouts,
     rancher_url: &Url,
     meta_url: &str,
     env_url: Option<Url>,
@@ -80,7 +88,7 @@ pub(crate) async fn discover(
 ) -> Result<Location, SetupError> {
     // The credentials must work whatever else is configured.
     client
-        .get::<serde_json::Value>(rancher_url)
+        .get::<serde_json::Value>(rancher_url, Deadline::after(timeouts.request))
         .await
         .map_err(|e| match e.status() {
             Some(401 | 403) => failed("rancher_password", "Rancher refused the API key", e),
@@ -92,9 +100,19 @@ pub(crate) async fn discover(
     let env_url = match env_url {
         Some(url) => url,
         None => {
-            let name = metadata(client, &meta()?, &["environment_name"], "rancher_env_url").await?;
+            let name = metadata(
+                client,
+                timeouts,
+                &meta()?,
+                &["environment_name"],
+                "rancher_env_url",
+            )
+            .await?;
             let projects: Vec<Project> = client
-                .list_all(join(rancher_url, &["projects"]))
+                .list_all(
+                    join(rancher_url, &["projects"]),
+                    Deadline::after(timeouts.list),
+                )
                 .await
                 .map_err(|e| failed("rancher_env_url", "listing projects failed", e))?;
             let project = projects
@@ -128,7 +146,7 @@ pub(crate) async fn discover(
         (Some(id), Some(name)) => (id, name),
         (id, name) => {
             let stacks: Vec<Stack> = client
-                .list_all(join(&env_url, &["stacks"]))
+                .list_all(join(&env_url, &["stacks"]), Deadline::after(timeouts.list))
                 .await
                 .map_err(|e| failed("rancher_stack_id", "listing stacks failed", e))?;
             match (id, name) {
@@ -149,7 +167,10 @@ pub(crate) async fn discover(
                 (None, name) => {
                     let name = match name {
                         Some(name) => name,
-                        None => metadata(client, &meta()?, &["name"], "rancher_stack_name").await?,
+                        None => {
+                            metadata(client, timeouts, &meta()?, &["name"], "rancher_stack_name")
+                                .await?
+                        }
                     };
                     // rancher-metadata lower-cases stack names; Rancher compares them
                     // case-insensitively too.
@@ -177,7 +198,7 @@ pub(crate) async fn discover(
     };
 
     client
-        .get::<serde_json::Value>(&env_url)
+        .get::<serde_json::Value>(&env_url, Deadline::after(timeouts.request))
         .await
         .map_err(|e| failed("rancher_env_url", "the environment did not answer", e))?;
 

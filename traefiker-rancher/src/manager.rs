@@ -2,6 +2,9 @@
 //!
 //! One narrative is one Rancher service of scale 1 in the configured stack. Its Rancher id is
 //! the narrative's opaque id, and `{env_url}/services/{id}` is its `links.self`.
+//!
+//! Every operation runs under one [`Deadline`]: [`Timeouts::request`] for a single operation
+//! (all its requests and retries), [`Timeouts::list`] for a listing across all its pages.
 
 use std::cmp::Ordering;
 
@@ -13,8 +16,8 @@ use traefiker_core::{
 };
 use url::Url;
 
-use crate::client::{join, parse_setting, shown, Client};
-use crate::config::RancherConfig;
+use crate::client::{join, parse_setting, shown, Client, Deadline};
+use crate::config::{RancherConfig, Timeouts};
 use crate::discovery::{discover, Location};
 use crate::error::{SetupError, BACKEND};
 use crate::wire::{
@@ -35,6 +38,7 @@ pub struct RancherManager {
     image_prefix: String,
     naming: Naming,
     page_size: u32,
+    timeouts: Timeouts,
 }
 
 impl RancherManager {
@@ -69,6 +73,7 @@ impl RancherManager {
             .transpose()?;
         let location = discover(
             &client,
+            config.timeouts,
             &rancher_url,
             &config.meta_url,
             env_url,
@@ -99,6 +104,7 @@ impl RancherManager {
             image_prefix: format!("docker:{}:", config.image_name),
             naming: config.naming,
             page_size: config.page_size.min(3000),
+            timeouts: config.timeouts,
             location,
         })
     }
@@ -170,7 +176,7 @@ impl RancherManager {
             session,
             image: image.to_owned(),
             kind,
-            state: state(service.state.as_deref()),
+            state: state(service.state.as_deref(), service.health_state.as_deref()),
             origin: service.description.as_deref().and_then(Origin::parse),
             replica: service
                 .label(REPLICA_LABEL)
@@ -217,12 +223,22 @@ impl RancherManager {
             .collect()
     }
 
+    /// A deadline for one operation from now.
+    fn operation(&self) -> Deadline {
+        Deadline::after(self.timeouts.request)
+    }
+
     /// The live service of `id`, or `NotFound` for `subject`.
-    async fn live_service(&self, id: &str, subject: &str) -> Result<(Url, Service), ManagerError> {
+    async fn live_service(
+        &self,
+        id: &str,
+        subject: &str,
+        deadline: Deadline,
+    ) -> Result<(Url, Service), ManagerError> {
         let url = self.service_url(id);
         let service: Service = self
             .client
-            .get(&url)
+            .get(&url, deadline)
             .await
             .map_err(|e| e.into_manager(subject))?;
         if service.is_removed() {
@@ -232,6 +248,47 @@ impl RancherManager {
             });
         }
         Ok((url, service))
+    }
+
+    /// Removes a service this manager has just created but cannot report as a narrative (an
+    /// image that is not `image_name`, a label Rancher dropped...), so nothing is left running
+    /// that no listing would ever show; then the error saying why. Uses what is left of the
+    /// create's deadline.
+    async fn discard_created(
+        &self,
+        spec: &SpawnSpec,
+        service: &Service,
+        why: &str,
+        deadline: Deadline,
+    ) -> ManagerError {
+        let image = self
+            .image_prefix
+            .trim_start_matches("docker:")
+            .trim_end_matches(':');
+        let cleanup = match self
+            .client
+            .delete_when_idle(&self.service_url(&service.id), deadline)
+            .await
+        {
+            Ok(()) => "it was removed".to_owned(),
+            Err(e) if e.status() == Some(404) => "it is gone".to_owned(),
+            Err(e) => {
+                tracing::error!(name = %spec.name, service_id = %service.id, error = %e,
+                    "cannot remove a created service that is not a narrative: remove it by hand");
+                format!(
+                    "removing it failed ({e}): remove service {} by hand",
+                    service.id
+                )
+            }
+        };
+        ManagerError::Rejected {
+            backend: BACKEND.to_owned(),
+            detail: format!(
+                "created service {} ({}) does not read back as a narrative: {why} \
+                 (is image_name {image:?} the image being started?); {cleanup}",
+                spec.name, service.id
+            ),
+        }
     }
 }
 
@@ -248,10 +305,23 @@ fn client_for(config: &RancherConfig) -> Result<(Client, Url), SetupError> {
     Ok((client, rancher_url))
 }
 
-/// Rancher's service states, normalised.
-fn state(state: Option<&str>) -> NarrativeState {
+/// Rancher's service states, normalised. An `active` service is `Running` only when its
+/// health says its container is up: a waiting narrative is handed to a user only when
+/// `Running`, so one that is still starting or failing its checks must not look ready.
+/// (`healthState` values: rancher/cattle `HealthcheckConstants`, the service's computed in
+/// `ServiceDiscoveryServiceImpl.calculateServiceHealthState`.)
+fn state(state: Option<&str>, health: Option<&str>) -> NarrativeState {
     match state.unwrap_or("") {
-        "active" => NarrativeState::Running,
+        "active" => match health.unwrap_or("") {
+            "initializing" | "reinitializing" => NarrativeState::Starting,
+            // Every container of the service stopped after starting once: the zombie case.
+            "started-once" => NarrativeState::Stopped,
+            h @ ("unhealthy" | "updating-unhealthy" | "degraded") => {
+                NarrativeState::Other(h.to_owned())
+            }
+            // `healthy`, `updating-healthy`, or none: no health check to fail.
+            _ => NarrativeState::Running,
+        },
         "registering" | "activating" => NarrativeState::Starting,
         "updating-active" | "updating-inactive" | "upgrading" | "upgraded" | "restarting"
         | "rolling-back" | "canceling-upgrade" | "canceled-upgrade" | "finishing-upgrade" => {
@@ -280,18 +350,19 @@ fn oldest_first(a: &Narrative, b: &Narrative) -> Ordering {
 #[async_trait]
 impl ContainerManager for RancherManager {
     async fn verify(&self) -> Result<BackendInfo, ManagerError> {
+        let deadline = self.operation();
         let subject = "the Rancher API";
         self.client
-            .get::<serde_json::Value>(&self.rancher_url)
+            .get::<serde_json::Value>(&self.rancher_url, deadline)
             .await
             .map_err(|e| e.into_manager(subject))?;
         self.client
-            .get::<serde_json::Value>(&self.location.env_url)
+            .get::<serde_json::Value>(&self.location.env_url, deadline)
             .await
             .map_err(|e| e.into_manager("the environment (rancher_env_url)"))?;
         let stack = join(&self.location.env_url, &["stacks", &self.location.stack_id]);
         self.client
-            .get::<serde_json::Value>(&stack)
+            .get::<serde_json::Value>(&stack, deadline)
             .await
             .map_err(|e| e.into_manager("the stack (rancher_stack_id)"))?;
         Ok(BackendInfo {
@@ -309,7 +380,7 @@ impl ContainerManager for RancherManager {
         let url = self.filtered("name", name.as_str());
         let services: Vec<Service> = self
             .client
-            .list_all(url)
+            .list_all(url, self.operation())
             .await
             .map_err(|e| e.into_manager(name.as_str()))?;
         // Filters Rancher does not know are silently ignored, so check the answer really is
@@ -358,7 +429,7 @@ impl ContainerManager for RancherManager {
             .append_pair("limit", &self.page_size.to_string());
         let services: Vec<Service> = self
             .client
-            .list_all(url)
+            .list_all(url, Deadline::after(self.timeouts.list))
             .await
             .map_err(|e| e.into_manager("the stack's services"))?;
         Ok(self.narratives(services))
@@ -396,26 +467,20 @@ impl ContainerManager for RancherManager {
                 start_on_create: true,
             },
         };
+        let deadline = self.operation();
         let url = join(&self.location.env_url, &["service"]);
+        // A POST whose answer is lost (timeout, broken connection, 5xx) may have created the
+        // service: that is `Unavailable`, and the caller looks the name up (trait contract).
         let service: Service = self
             .client
-            .post(&url, &body)
+            .post(&url, &body, deadline)
             .await
             .map_err(|e| e.into_manager(spec.name.as_str()))?;
         tracing::info!(name = %spec.name, service_id = %service.id, "created narrative service");
-        self.narrative(&service)
-            .map_err(|why| ManagerError::Rejected {
-                backend: BACKEND.to_owned(),
-                detail: format!(
-                    "created service {} ({}) does not read back as a narrative: {why} \
-                 (is image_name {:?} the image being started?)",
-                    spec.name,
-                    service.id,
-                    self.image_prefix
-                        .trim_start_matches("docker:")
-                        .trim_end_matches(':')
-                ),
-            })
+        match self.narrative(&service) {
+            Ok(narrative) => Ok(narrative),
+            Err(why) => Err(self.discard_created(spec, &service, why, deadline).await),
+        }
     }
 
     async fn assign(
@@ -427,8 +492,9 @@ impl ContainerManager for RancherManager {
         // that another replica has just given to someone else. Renaming is not conditional in
         // Rancher, so this read (one extra round trip on a new user's path) is the only guard
         // against two users sharing one container.
+        let deadline = self.operation();
         let (url, service) = self
-            .live_service(&narrative.id, narrative.name.as_str())
+            .live_service(&narrative.id, narrative.name.as_str(), deadline)
             .await?;
         if service.name.as_deref() != Some(narrative.name.as_str()) {
             return Err(ManagerError::NotFound {
@@ -449,7 +515,7 @@ impl ContainerManager for RancherManager {
         };
         let renamed: Service =
             self.client
-                .put(&target, &body)
+                .put(&target, &body, deadline)
                 .await
                 .map_err(|e| match e.status() {
                     Some(404) => e.into_manager(narrative.name.as_str()),
@@ -480,16 +546,17 @@ impl ContainerManager for RancherManager {
             description: origin.to_description(),
         };
         self.client
-            .put::<Service>(&url, &body)
+            .put::<Service>(&url, &body, self.operation())
             .await
             .map_err(|e| e.into_manager(narrative.name.as_str()))?;
         Ok(())
     }
 
     async fn remove(&self, narrative: &Narrative) -> Result<(), ManagerError> {
+        let deadline = self.operation();
         let url = self.service_url(&narrative.id);
         let subject = narrative.name.as_str();
-        match self.client.delete(&url).await {
+        match self.client.delete(&url, deadline).await {
             Ok(()) => {
                 tracing::info!(name = %narrative.name, service_id = %narrative.id,
                     "removing narrative service");
@@ -498,7 +565,7 @@ impl ContainerManager for RancherManager {
             Err(e) if e.status() == Some(404) => Ok(()),
             // Busy or refused: fine if it is already on its way out.
             Err(e) if matches!(e.status(), Some(409 | 422)) => {
-                match self.live_service(&narrative.id, subject).await {
+                match self.live_service(&narrative.id, subject, deadline).await {
                     Err(ManagerError::NotFound { .. }) => Ok(()),
                     _ => Err(e.into_manager(subject)),
                 }
@@ -509,9 +576,10 @@ impl ContainerManager for RancherManager {
 
     async fn zombies(&self) -> Result<Vec<Narrative>, ManagerError> {
         let url = self.filtered("healthState", "started-once");
+        // Environment-wide and paginated like `list`, so a listing's deadline.
         let services: Vec<Service> = self
             .client
-            .list_all(url)
+            .list_all(url, Deadline::after(self.timeouts.list))
             .await
             .map_err(|e| e.into_manager("started-once services"))?;
         // The list is environment-wide; keep narratives of our stack only.
@@ -534,12 +602,23 @@ mod tests {
 
     #[test]
     fn rancher_states_are_normalised() {
-        assert_eq!(state(Some("active")), NarrativeState::Running);
-        assert_eq!(state(Some("registering")), NarrativeState::Starting);
-        assert_eq!(state(Some("updating-active")), NarrativeState::Updating);
-        assert_eq!(state(Some("inactive")), NarrativeState::Stopped);
-        assert_eq!(state(Some("removing")), NarrativeState::Removing);
-        assert_eq!(state(Some("error")), NarrativeState::Other("error".into()));
+        let healthy = Some("healthy");
+        assert_eq!(state(Some("active"), healthy), NarrativeState::Running);
+        assert_eq!(state(Some("active"), None), NarrativeState::Running);
+        assert_eq!(
+            state(Some("registering"), healthy),
+            NarrativeState::Starting
+        );
+        assert_eq!(
+            state(Some("updating-active"), healthy),
+            NarrativeState::Updating
+        );
+        assert_eq!(state(Some("inactive"), healthy), NarrativeState::Stopped);
+        assert_eq!(state(Some("removing"), healthy), NarrativeState::Removing);
+        assert_eq!(
+            state(Some("error"), healthy),
+            NarrativeState::Other("error".into())
+        );
     }
 
     #[test]

@@ -196,3 +196,21 @@ pub(crate) struct RenameService<'a> {
 pub(crate) struct DescribeService {
     pub description: String,
 }
+
+/// One entry of rancher-metadata's `self/service/containers` with a JSON `Accept`: the
+/// container's name in metadata version `2015-07-25`, a container object from `2015-12-19` on
+/// (fixtures `metadata-service-containers-v1.json` and `-v2.json`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum MetaContainer {
+    Name(String),
+    Object { name: String },
+}
+
+impl MetaContainer {
+    pub(crate) fn into_name(self) -> String {
+        match self {
+            Self::Name(name) | Self::Object { name } => name,
+        }
+    }
+}

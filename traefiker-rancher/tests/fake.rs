@@ -2,9 +2,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use traefiker_core::{ContainerManager, ManagerError, NarrativeKind, ServiceName};
+use traefiker_core::{
+    Assignment, ContainerManager, ManagerError, NarrativeKind, Origin, ServiceName, SessionId,
+    SpawnSpec,
+};
 use traefiker_rancher::testing::{FakeRancher, Fault, STACK_ID};
 use traefiker_rancher::RancherManager;
 
@@ -16,6 +19,19 @@ async fn bounded<T>(f: impl Future<Output = T>) -> T {
 
 fn session(i: usize) -> String {
     format!("{i:032x}")
+}
+
+/// A user's narrative for `erin` from `image`.
+fn erin(image: &str) -> SpawnSpec {
+    SpawnSpec {
+        name: ServiceName::new("narrative-erin-2a4b17").unwrap(),
+        session: SessionId::parse(&session(7)).unwrap(),
+        image: image.into(),
+        kind: NarrativeKind::User,
+        labels: Default::default(),
+        env: Default::default(),
+        origin: None,
+    }
 }
 
 #[tokio::test]
@@ -145,10 +161,10 @@ async fn injected_faults_map_to_variants_and_reads_retry() {
 }
 
 #[tokio::test]
-async fn latency_beyond_the_request_timeout_is_unavailable() {
+async fn latency_beyond_the_listing_deadline_is_unavailable() {
     let fake = bounded(FakeRancher::start()).await;
     let mut config = fake.config();
-    config.timeouts.request = Duration::from_millis(100);
+    config.timeouts.list = Duration::from_millis(100);
     config.retry = traefiker_rancher::RetryPolicy::none();
     let m = RancherManager::new(config).unwrap();
     fake.set_latency(Duration::from_millis(500));
@@ -193,4 +209,92 @@ async fn wrong_credentials_are_rejected() {
         bounded(m.verify()).await,
         Err(ManagerError::Rejected { .. })
     ));
+}
+
+/// Issue 10 point 6: a service Rancher created is never left behind unseen. One that does not
+/// read back as a narrative (here: not the configured image) is removed by its id.
+#[tokio::test]
+async fn a_created_service_that_is_not_a_narrative_is_removed() {
+    let fake = bounded(FakeRancher::start()).await;
+    let m = RancherManager::new(fake.config()).unwrap();
+    let err = bounded(m.create(&erin("kbase/notebook:1.0")))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ManagerError::Rejected { .. }), "{err:?}");
+    let created = fake
+        .services()
+        .into_iter()
+        .find(|s| s.name == "narrative-erin-2a4b17")
+        .expect("Rancher did create it");
+    assert_eq!(created.state, "removing");
+    assert!(
+        fake.calls().contains(&format!(
+            "DELETE /v2-beta/projects/1a5/services/{}",
+            created.id
+        )),
+        "{:?}",
+        fake.calls()
+    );
+    assert!(err.to_string().contains("removed"), "{err}");
+}
+
+/// A create whose answer is lost after Rancher performed it is `Unavailable` within the
+/// deadline, is not repeated, and the name then finds the container (so the lifecycle can
+/// adopt it, as the `ContainerManager` contract says).
+#[tokio::test]
+async fn a_create_whose_answer_is_lost_is_unavailable_and_then_found_by_name() {
+    let fake = bounded(FakeRancher::start()).await;
+    let mut config = fake.config();
+    let deadline = Duration::from_millis(400);
+    config.timeouts.request = deadline;
+    let m = RancherManager::new(config).unwrap();
+    fake.set_create_latency(Duration::from_secs(5));
+    let spec = erin("kbase/narrative:5.4.3");
+    let started = Instant::now();
+    let err = bounded(m.create(&spec)).await.unwrap_err();
+    assert!(matches!(err, ManagerError::Unavailable { .. }), "{err:?}");
+    assert!(started.elapsed() < deadline + Duration::from_millis(350));
+    let posts = fake
+        .calls()
+        .iter()
+        .filter(|c| c.starts_with("POST "))
+        .count();
+    assert_eq!(posts, 1, "a create is never repeated blindly");
+    let found = bounded(m.find(&spec.name))
+        .await
+        .unwrap()
+        .expect("the lost create happened");
+    assert_eq!(found.session, spec.session);
+}
+
+/// Like Rancher, the fake renames when the PUT arrives, however late its answer: a rename whose
+/// answer is lost is `Unavailable`, and the new name is already taken by the renamed service.
+#[tokio::test]
+async fn a_rename_whose_answer_is_lost_has_happened() {
+    let fake = bounded(FakeRancher::start()).await;
+    let s = session(11);
+    fake.add_service(
+        &format!("narrativepre-{}", &s[26..]),
+        "docker:kbase/narrative:5.4.3",
+        Some(&s),
+        "healthy",
+    );
+    let mut config = fake.config();
+    config.timeouts.request = Duration::from_millis(400);
+    let m = RancherManager::new(config).unwrap();
+    let waiting = bounded(m.list()).await.unwrap().remove(0);
+    fake.set_put_latency(Duration::from_secs(5));
+    let to = ServiceName::new("narrative-dave-bfcdf3").unwrap();
+    let assignment = Assignment {
+        name: to.clone(),
+        origin: Origin {
+            client_ip: None,
+            at: chrono::Utc::now(),
+        },
+    };
+    let err = bounded(m.assign(&waiting, &assignment)).await.unwrap_err();
+    assert!(matches!(err, ManagerError::Unavailable { .. }), "{err:?}");
+    let found = bounded(m.find(&to)).await.unwrap().expect("renamed");
+    assert_eq!(found.id, waiting.id);
+    assert_eq!(found.session, waiting.session);
 }

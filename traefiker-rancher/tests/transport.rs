@@ -195,6 +195,51 @@ async fn list_reads_an_unpaginated_collection_in_one_call() {
     assert_eq!(listed.len(), 6);
 }
 
+/// `healthState` decides whether an `active` service is `Running`: only those may be handed
+/// to a user. The fixture's services with the health states Rancher computes for a service.
+#[tokio::test]
+async fn health_decides_whether_an_active_narrative_is_running() {
+    let server = MockServer::start().await;
+    let mut services = fixture("stack-services.json", &server);
+    for s in services["data"].as_array_mut().unwrap() {
+        let health = match s["id"].as_str().unwrap() {
+            "1s33" => "initializing",
+            "1s34" => "unhealthy",
+            "1s35" => "reinitializing",
+            "1s32" => "degraded",
+            _ => continue,
+        };
+        s["healthState"] = health.into();
+    }
+    Mock::given(method("GET"))
+        .and(path("/v2-beta/projects/1a5/services"))
+        .respond_with(json(200, services))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let listed = bounded(manager(&server).list()).await.unwrap();
+    let state = |id: &str| {
+        listed
+            .iter()
+            .find(|n| n.id == id)
+            .map(|n| n.state.clone())
+            .unwrap()
+    };
+    assert_eq!(state("1s31"), NarrativeState::Running, "healthy");
+    assert_eq!(state("1s33"), NarrativeState::Starting);
+    assert_eq!(state("1s35"), NarrativeState::Starting);
+    assert_eq!(state("1s34"), NarrativeState::Other("unhealthy".into()));
+    assert_eq!(state("1s32"), NarrativeState::Other("degraded".into()));
+    // The fixture's zombie: its container stopped after starting once.
+    assert_eq!(state("1s36"), NarrativeState::Stopped);
+    let running: Vec<&str> = listed
+        .iter()
+        .filter(|n| n.state == NarrativeState::Running)
+        .map(|n| n.id.as_str())
+        .collect();
+    assert_eq!(running, ["1s31"]);
+}
+
 fn erin_spec() -> SpawnSpec {
     let session = SessionId::parse("0b7e4d1a9c3f6e2b8d5a1c7f4e0b9d3a").unwrap();
     let routing = Routing::new(
@@ -274,6 +319,40 @@ async fn create_is_not_retried_on_500() {
         .await
         .unwrap_err();
     assert!(matches!(err, ManagerError::Unavailable { .. }), "{err:?}");
+}
+
+/// The created service is not of the configured image, so it is removed by its id before the
+/// error; Rancher still busy creating it answers 409 (nothing done), and the removal is asked
+/// again.
+#[tokio::test]
+async fn a_created_service_that_is_not_a_narrative_is_removed_even_while_busy() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v2-beta/projects/1a5/service"))
+        .respond_with(json(201, fixture("service-created.json", &server)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path("/v2-beta/projects/1a5/services/1s37"))
+        .respond_with(json(409, fixture("error-409.json", &server)))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path("/v2-beta/projects/1a5/services/1s37"))
+        .respond_with(json(200, fixture("service-removed.json", &server)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut config = config(&server);
+    config.image_name = "kbase/notebook".into();
+    let err = bounded(RancherManager::new(config).unwrap().create(&erin_spec()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ManagerError::Rejected { .. }), "{err:?}");
+    assert!(err.to_string().contains("1s37"), "{err}");
 }
 
 #[tokio::test]
@@ -451,31 +530,6 @@ async fn a_transient_failure_is_retried_to_success() {
         .await;
     let found = bounded(manager(&server).find(&name("narrative-alice-522b27"))).await;
     assert!(matches!(found, Ok(Some(_))), "{found:?}");
-}
-
-#[tokio::test]
-async fn a_hung_rancher_times_out_as_unavailable() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .respond_with(
-            json(200, fixture("services-by-name.json", &server)).set_delay(Duration::from_secs(3)),
-        )
-        .mount(&server)
-        .await;
-    let mut config = config(&server);
-    config.retry = RetryPolicy::none();
-    config.timeouts.request = Duration::from_millis(200);
-    let started = std::time::Instant::now();
-    let err = bounded(
-        RancherManager::new(config)
-            .unwrap()
-            .find(&name("narrative-alice-522b27")),
-    )
-    .await
-    .unwrap_err();
-    assert!(matches!(err, ManagerError::Unavailable { .. }), "{err:?}");
-    assert!(err.to_string().contains("timed out"), "{err}");
-    assert!(started.elapsed() < Duration::from_secs(2));
 }
 
 #[tokio::test]

@@ -162,6 +162,7 @@ pub async fn backend(config: &Config) -> Result<BuiltBackend, StartupError> {
             rc.naming = config.naming.clone();
             rc.timeouts.connect = config.timeouts.connect;
             rc.timeouts.request = config.timeouts.rancher;
+            rc.timeouts.list = config.timeouts.rancher_list;
             Arc::new(RancherManager::discover(rc).await?)
         }
         Backend::Local { command } => {

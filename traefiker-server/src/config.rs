@@ -79,7 +79,8 @@ pub const KEYS: &[Key] = &[
     key("auth_cache_secs", Some("60"), "how long a validated token is trusted"),
     key("connect_timeout_secs", Some("5"), "connect timeout of every outbound call"),
     key("auth2_timeout_secs", Some("20"), "whole-request timeout of auth2 calls"),
-    key("rancher_timeout_secs", Some("20"), "whole-request timeout of Rancher calls"),
+    key("rancher_timeout_secs", Some("20"), "deadline of each Rancher operation, every request and retry in it"),
+    key("rancher_list_timeout_secs", Some("60"), "deadline of a whole Rancher listing, every page and retry"),
     key("version_timeout_secs", Some("20"), "whole-request timeout of narrative_version_url"),
     key("metrics_timeout_secs", Some("10"), "whole-request timeout of the Traefik metrics page"),
     key("status_timeout_secs", Some("10"), "whole-request timeout of each narrative's /api/status"),
@@ -191,8 +192,10 @@ pub struct Timeouts {
     pub connect: Duration,
     /// auth2 requests.
     pub auth2: Duration,
-    /// Rancher requests.
+    /// Each Rancher operation, retries included.
     pub rancher: Duration,
+    /// A whole Rancher listing, every page.
+    pub rancher_list: Duration,
     /// The version URL.
     pub version: Duration,
     /// The Traefik metrics page.
@@ -557,6 +560,7 @@ impl Config {
             connect,
             auth2: r.secs("auth2_timeout_secs"),
             rancher: r.secs("rancher_timeout_secs"),
+            rancher_list: r.secs("rancher_list_timeout_secs"),
             version: r.secs("version_timeout_secs"),
             metrics: r.secs("metrics_timeout_secs"),
             status: r.secs("status_timeout_secs"),
@@ -565,6 +569,7 @@ impl Config {
             ("connect_timeout_secs", timeouts.connect),
             ("auth2_timeout_secs", timeouts.auth2),
             ("rancher_timeout_secs", timeouts.rancher),
+            ("rancher_list_timeout_secs", timeouts.rancher_list),
             ("version_timeout_secs", timeouts.version),
             ("metrics_timeout_secs", timeouts.metrics),
             ("status_timeout_secs", timeouts.status),

@@ -3,6 +3,16 @@
 //! paginated top-level collections (`limit`/`marker`, `pagination.next`), removal that passes
 //! through `removing`, 404 error bodies, basic auth (401), and queued faults and latency.
 //!
+//! It is no stricter than Rancher: renames and removals are unconditional (a PUT renames
+//! whatever it names, whoever read it last), and a create or rename takes effect when the
+//! request arrives, before any injected latency delays its answer, as Rancher commits before
+//! it answers. So latency on creates and renames widens the window in which the change is
+//! visible to everyone but its caller.
+//!
+//! rancher-metadata (version `2016-07-29`) answers `self/stack/environment_name`,
+//! `self/stack/name`, `self/container/name` and `self/service/containers`, as text or, when
+//! `Accept` asks for it, JSON (always labelled `text/plain`, as the real one does).
+//!
 //! Bodies follow the shapes of `tests/fixtures/` (trimmed), with links pointing at the fake.
 //! World: project `Default` (`1a5`) and `Sandbox` (`1a9`); in `1a5` the stacks `narratives`
 //! (`1st5`, where narratives live) and `tools` (`1st6`); services `traefik` (`1s21`) in
@@ -28,6 +38,19 @@ pub const STACK_NAME: &str = "narratives";
 
 const USER: &str = "FAKEACCESSKEY";
 const PASSWORD: &str = "fake-secret-key";
+
+/// How rancher-metadata lists the containers of a service with a JSON `Accept`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerForm {
+    /// Names only, as metadata version `2015-07-25` answers.
+    Names,
+    /// Container objects with a `name`, as `2015-12-19` and later (so `2016-07-29`) answer.
+    Objects,
+}
+
+/// The container name rancher-metadata gives by default: replica 1 of service `traefiker` in
+/// stack `traefiker`.
+pub const DEFAULT_REPLICA: &str = "traefiker-traefiker-1";
 
 /// A failure the fake answers the next API request with (metadata requests are not affected).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,6 +94,11 @@ struct State {
     services: BTreeMap<u64, FakeService>,
     faults: VecDeque<Fault>,
     latency: Duration,
+    create_latency: Duration,
+    put_latency: Duration,
+    identity: Option<String>,
+    peers: Option<Vec<String>>,
+    peer_form: PeerForm,
     calls: Vec<String>,
 }
 
@@ -97,6 +125,11 @@ impl FakeRancher {
             services: BTreeMap::new(),
             faults: VecDeque::new(),
             latency: Duration::ZERO,
+            create_latency: Duration::ZERO,
+            put_latency: Duration::ZERO,
+            identity: Some(DEFAULT_REPLICA.into()),
+            peers: Some(vec![DEFAULT_REPLICA.into()]),
+            peer_form: PeerForm::Objects,
             calls: Vec::new(),
         }));
         Mock::given(wiremock::matchers::any())
@@ -148,13 +181,14 @@ impl FakeRancher {
     }
 
     /// A configuration for a manager over this fake, fully configured (no discovery needed),
-    /// with short timeouts and quick retries.
+    /// with short deadlines and quick retries.
     pub fn config(&self) -> RancherConfig {
         let mut config = RancherConfig::new(self.url())
             .with_credentials(self.credentials())
             .with_stack(self.env_url(), STACK_ID, STACK_NAME);
         config.meta_url = self.meta_url();
         config.timeouts.request = Duration::from_secs(5);
+        config.timeouts.list = Duration::from_secs(10);
         config.retry = RetryPolicy {
             max_retries: 2,
             initial_backoff: Duration::from_millis(10),
@@ -172,6 +206,37 @@ impl FakeRancher {
     /// Every API answer is delayed by `latency`.
     pub fn set_latency(&self, latency: Duration) {
         self.state().latency = latency;
+    }
+
+    /// Every create (`POST` of a service) is answered `latency` later, on top of
+    /// [`FakeRancher::set_latency`]; the service exists from the moment the request arrives.
+    pub fn set_create_latency(&self, latency: Duration) {
+        self.state().create_latency = latency;
+    }
+
+    /// Every `PUT` of a service (renames and description updates) is answered `latency` later,
+    /// on top of [`FakeRancher::set_latency`]; the change is visible from the moment the
+    /// request arrives.
+    pub fn set_put_latency(&self, latency: Duration) {
+        self.state().put_latency = latency;
+    }
+
+    /// What rancher-metadata answers for `self/container/name` (`None`: 404, as outside
+    /// Rancher). Default [`DEFAULT_REPLICA`]. One fake serves every process of a test alike, so
+    /// tests with several replicas give each its `replica_id` instead.
+    pub fn set_identity(&self, name: Option<&str>) {
+        self.state().identity = name.map(str::to_owned);
+    }
+
+    /// The containers rancher-metadata lists for `self/service/containers` (`None`: 404).
+    /// Default: [`DEFAULT_REPLICA`] alone.
+    pub fn set_peers(&self, names: Option<&[&str]>) {
+        self.state().peers = names.map(|n| n.iter().map(|s| (*s).to_owned()).collect());
+    }
+
+    /// Whether that list comes as names or as container objects (default objects).
+    pub fn set_peer_form(&self, form: PeerForm) {
+        self.state().peer_form = form;
     }
 
     /// The next API request gets `fault` (queued: several calls queue several).
@@ -620,16 +685,19 @@ impl Respond for Responder {
             .unwrap_or_default();
         st.calls
             .push(format!("{} {}{query}", request.method, request.url.path()));
-        let path = request.url.path();
-        if let Some(key) = path.strip_prefix("/metadata/2016-07-29/self/stack/") {
-            // rancher-metadata: plain text, no trailing newline; 404 with one.
-            return match key {
-                "environment_name" => ResponseTemplate::new(200).set_body_string("Default"),
-                "name" => ResponseTemplate::new(200).set_body_string(STACK_NAME),
-                _ => ResponseTemplate::new(404).set_body_string("Not found\n"),
-            };
+        if let Some(key) = request
+            .url
+            .path()
+            .strip_prefix("/metadata/2016-07-29/self/")
+        {
+            return st.metadata(key, request);
         }
-        let delay = st.latency;
+        let delay = st.latency
+            + match request.method.as_str() {
+                "POST" => st.create_latency,
+                "PUT" => st.put_latency,
+                _ => Duration::ZERO,
+            };
         let fault = st.faults.pop_front();
         let answer = match fault {
             Some(Fault::Status(status)) => error_body(status, status_code(status), None),
@@ -650,6 +718,61 @@ impl Respond for Responder {
 }
 
 impl State {
+    /// rancher-metadata's answer for `self/<key>`: JSON when `Accept` asks for it, else text
+    /// (a string as is, without a newline; a list as one index per line, `index=name` for
+    /// objects with a name). Unknown keys are a 404 with metadata's own body.
+    fn metadata(&self, key: &str, request: &Request) -> ResponseTemplate {
+        let json = request
+            .headers
+            .get("accept")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("application/json"));
+        let value = match key {
+            "stack/environment_name" => Some(json!("Default")),
+            "stack/name" => Some(json!(STACK_NAME)),
+            "container/name" => self.identity.clone().map(Value::from),
+            "service/containers" => self.peers.as_ref().map(|names| {
+                names
+                    .iter()
+                    .enumerate()
+                    .map(|(i, name)| match self.peer_form {
+                        PeerForm::Names => json!(name),
+                        PeerForm::Objects => json!({"create_index": i + 1, "health_state": null,
+                            "hostname": name, "ips": [format!("10.42.0.{}", i + 1)],
+                            "labels": {"io.rancher.stack.name": "traefiker",
+                                "io.rancher.stack_service.name": "traefiker/traefiker"},
+                            "name": name, "primary_ip": format!("10.42.0.{}", i + 1),
+                            "service_index": (i + 1).to_string(), "service_name": "traefiker",
+                            "stack_name": "traefiker", "start_count": 1, "state": "running"}),
+                    })
+                    .collect::<Value>()
+            }),
+            _ => None,
+        };
+        let (status, body) = match (value, json) {
+            (None, true) => (
+                404,
+                "{\"code\":404,\"message\":\"Not found\",\"type\":\"error\"}\n".to_owned(),
+            ),
+            (None, false) => (404, "Not found\n".to_owned()),
+            (Some(v), true) => (200, v.to_string()),
+            (Some(Value::String(s)), false) => (200, s),
+            (Some(list), false) => (
+                200,
+                list.as_array()
+                    .into_iter()
+                    .flatten()
+                    .enumerate()
+                    .map(|(i, item)| match item.get("name").and_then(Value::as_str) {
+                        Some(name) => format!("{i}={name}\n"),
+                        None => format!("{i}\n"),
+                    })
+                    .collect(),
+            ),
+        };
+        ResponseTemplate::new(status).set_body_raw(body, "text/plain; charset=utf-8")
+    }
+
     /// `Some(401)` unless the request carries the key pair.
     fn authorized(&self, request: &Request) -> Option<ResponseTemplate> {
         let (user, password) = self.credentials.as_ref()?;

@@ -3,4 +3,6 @@
 
 mod fake_rancher;
 
-pub use fake_rancher::{FakeRancher, FakeService, Fault, ENV_ID, STACK_ID, STACK_NAME};
+pub use fake_rancher::{
+    FakeRancher, FakeService, Fault, PeerForm, DEFAULT_REPLICA, ENV_ID, STACK_ID, STACK_NAME,
+};
