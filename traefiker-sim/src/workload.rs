@@ -48,6 +48,7 @@ struct Replica {
     id: ReplicaId,
     lifecycle: Lifecycle,
     dead: Arc<AtomicBool>,
+    died: tokio::sync::watch::Sender<bool>,
     store: Arc<MemoryStore>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -136,12 +137,14 @@ impl Sim {
         let idx = self.replicas.len();
         lock(&self.members).alive.insert(id.clone());
         let dead = Arc::new(AtomicBool::new(false));
+        let (died, died_rx) = tokio::sync::watch::channel(false);
         let recorder = Arc::new(Recorder {
             inner: self.backend.clone(),
             replica: idx,
             log: self.log.clone(),
             clock: self.clock.clone(),
             dead: dead.clone(),
+            died: died_rx,
         });
         let activity = Arc::new(SimActivity {
             truth: self.truth.clone(),
@@ -183,6 +186,7 @@ impl Sim {
             id,
             lifecycle,
             dead,
+            died,
             store,
             tasks: vec![filler],
         });
@@ -242,6 +246,7 @@ impl Sim {
             // A stale answer (a container gone behind this replica's back) must be repaired
             // by the browser's next request, which carries that session.
             for attempt in 0..12 {
+                let began = clock.now();
                 let Ok(c) = lifecycle.connect(&user(u), visit.clone()).await else {
                     if attempt == 0 {
                         return;
@@ -268,7 +273,10 @@ impl Sim {
                 if exists || dead.load(Ordering::Relaxed) {
                     return;
                 }
-                if c.outcome != traefiker_core::ConnectOutcome::Existing {
+                // The user's own shutdown through another replica, or a crash, may remove what
+                // this one just gave them; only that excuses a fresh container that is gone.
+                let shut = lock(&log).gone_since(user(u).as_str(), &c.session, began);
+                if c.outcome != traefiker_core::ConnectOutcome::Existing && !shut {
                     lock(&log).trace.push(format!(
                         "VIOLATION: {} answered {:?} for a container that does not exist",
                         c.name, c.outcome
@@ -288,18 +296,43 @@ impl Sim {
     async fn step(&mut self) {
         let roll = self.rng.random_range(0..100);
         match roll {
-            0..=39 => {
+            0..=33 => {
                 let idx = self.pick_live();
                 let u = self.rng.random_range(0..USERS);
                 self.connect(idx, u);
+            }
+            34..=39 => {
+                // A rush: several users at once, on whichever replicas, while pages poll the
+                // listing — the interleavings single connects rarely reach.
+                let n = self.rng.random_range(2..=6);
+                self.note(format!("rush of {n}"));
+                for _ in 0..n {
+                    let idx = self.pick_live();
+                    let u = self.rng.random_range(0..USERS);
+                    self.connect(idx, u);
+                    if self.rng.random_bool(0.3) {
+                        let lifecycle = self.replicas[idx].lifecycle.clone();
+                        self.spawn_op(idx, Reason::Other, async move {
+                            let _ = lifecycle.narratives().await;
+                        });
+                    }
+                }
             }
             40..=43 => {
                 let idx = self.pick_live();
                 let u = self.rng.random_range(0..USERS);
                 self.note(format!("shutdown u{u} via #{idx}"));
                 let lifecycle = self.replicas[idx].lifecycle.clone();
+                let log = self.log.clone();
+                let clock = self.clock.clone();
+                let at = clock.now();
+                let entry = lock(&log).shutdowns.len();
+                lock(&log)
+                    .shutdowns
+                    .push((user(u).as_str().to_owned(), at, None));
                 self.spawn_op(idx, Reason::Shutdown, async move {
                     let _ = lifecycle.shutdown(&user(u)).await;
+                    lock(&log).shutdowns[entry].2 = Some(clock.now());
                 });
             }
             44..=51 => {
@@ -348,9 +381,10 @@ impl Sim {
             75..=76 => {
                 let all = self.backend.containers();
                 if !all.is_empty() {
-                    let victim = all[self.rng.random_range(0..all.len())].name.clone();
-                    self.note(format!("{victim} stops (zombie)"));
-                    self.backend.make_zombie(victim.as_str());
+                    let victim = all[self.rng.random_range(0..all.len())].clone();
+                    self.note(format!("{} stops (zombie)", victim.name));
+                    self.backend.make_zombie(victim.name.as_str());
+                    lock(&self.log).crashes.push((victim.session, self.clock.now()));
                 }
             }
             77..=78 => {
@@ -384,6 +418,7 @@ impl Sim {
     fn kill(&mut self, idx: usize) {
         let replica = &mut self.replicas[idx];
         replica.dead.store(true, Ordering::Relaxed);
+        let _ = replica.died.send(true);
         for task in replica.tasks.drain(..) {
             task.abort();
         }

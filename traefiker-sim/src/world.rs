@@ -143,11 +143,28 @@ pub struct Log {
     pub grants: Vec<Grant>,
     pub reaped: Vec<Reaped>,
     pub reads: Vec<Read>,
-    /// Completed `find`s per (replica, name).
+    /// When each answered `find` was sent, per (replica, name).
     pub finds: BTreeMap<(usize, ServiceName), Vec<DateTime<Utc>>>,
     /// Completed marks per session (by its text: the simulation's own bookkeeping).
     pub marks: BTreeMap<String, Vec<(DateTime<Utc>, usize)>>,
     pub trace: Vec<String>,
+    /// Shutdowns by user: when each began and, once done, ended.
+    pub shutdowns: Vec<(String, DateTime<Utc>, Option<DateTime<Utc>>)>,
+    /// Containers that stopped on their own (zombies), by session, and when.
+    pub crashes: Vec<(SessionId, DateTime<Utc>)>,
+}
+
+impl Log {
+    /// Whether something outside traefiker's control removed or stopped the container of
+    /// `session` given to `user` since `since`: the user's own shutdown (through any replica),
+    /// or the container's crash (a crashed waiting container may still be handed out once by
+    /// a replica that has not listed since; the user's next request replaces it).
+    pub fn gone_since(&self, user: &str, session: &SessionId, since: DateTime<Utc>) -> bool {
+        self.shutdowns
+            .iter()
+            .any(|(u, _, end)| u == user && end.is_none_or(|e| e >= since))
+            || self.crashes.iter().any(|(s, _)| s == session)
+    }
 }
 
 /// Traefik's metrics as the workload sets them.
@@ -190,8 +207,9 @@ impl ActivitySource for SimActivity {
 }
 
 /// One replica's view of the backend: logs what the invariants need, and once the replica
-/// is dead (crashed), every call fails as a dead process's would — a call already on the wire
-/// still lands at the backend.
+/// is dead (crashed), behaves as a dead process's calls do: a request that reached the
+/// backend has taken effect, one still on its way never arrives, and nothing new is sent
+/// (the second request of a read-then-rename included).
 #[derive(Debug)]
 pub struct Recorder {
     pub inner: Arc<InMemoryManager>,
@@ -199,57 +217,73 @@ pub struct Recorder {
     pub log: Arc<Mutex<Log>>,
     pub clock: Arc<SimClock>,
     pub dead: Arc<AtomicBool>,
+    pub died: tokio::sync::watch::Receiver<bool>,
+}
+
+fn dead_error() -> ManagerError {
+    ManagerError::Unavailable {
+        backend: "sim".into(),
+        detail: "this replica is dead".into(),
+    }
 }
 
 impl Recorder {
     fn gone(&self) -> Result<(), ManagerError> {
         if self.dead.load(Ordering::Relaxed) {
-            Err(ManagerError::Unavailable {
-                backend: "sim".into(),
-                detail: "this replica is dead".into(),
-            })
+            Err(dead_error())
         } else {
             Ok(())
         }
     }
 
-    fn after<T>(&self, result: Result<T, ManagerError>) -> Result<T, ManagerError> {
+    /// Runs a backend call, dropped at its current point if the replica dies meanwhile.
+    async fn guarded<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, ManagerError>>,
+    ) -> Result<T, ManagerError> {
         self.gone()?;
-        result
+        let mut died = self.died.clone();
+        tokio::select! {
+            biased;
+            _ = died.wait_for(|d| *d) => Err(dead_error()),
+            result = call => {
+                self.gone()?;
+                result
+            }
+        }
     }
 }
 
 #[async_trait]
 impl ContainerManager for Recorder {
     async fn verify(&self) -> Result<BackendInfo, ManagerError> {
-        self.gone()?;
-        let r = self.inner.verify().await;
-        self.after(r)
+        let r = self.guarded(self.inner.verify()).await;
+        r
     }
 
     async fn find(&self, name: &ServiceName) -> Result<Option<Narrative>, ManagerError> {
         self.gone()?;
-        let r = self.inner.find(name).await;
+        // When it was sent: the backend reads somewhere between then and the answer.
+        let sent = self.clock.now();
+        let r = self.guarded(self.inner.find(name)).await;
         if r.is_ok() {
             lock(&self.log)
                 .finds
                 .entry((self.replica, name.clone()))
                 .or_default()
-                .push(self.clock.now());
+                .push(sent);
         }
-        self.after(r)
+        r
     }
 
     async fn list(&self) -> Result<Vec<Narrative>, ManagerError> {
-        self.gone()?;
-        let r = self.inner.list().await;
-        self.after(r)
+        let r = self.guarded(self.inner.list()).await;
+        r
     }
 
     async fn create(&self, spec: &SpawnSpec) -> Result<Narrative, ManagerError> {
-        self.gone()?;
-        let r = self.inner.create(spec).await;
-        self.after(r)
+        let r = self.guarded(self.inner.create(spec)).await;
+        r
     }
 
     async fn assign(
@@ -257,9 +291,8 @@ impl ContainerManager for Recorder {
         narrative: &Narrative,
         assignment: &Assignment,
     ) -> Result<Narrative, ManagerError> {
-        self.gone()?;
-        let r = self.inner.assign(narrative, assignment).await;
-        self.after(r)
+        let r = self.guarded(self.inner.assign(narrative, assignment)).await;
+        r
     }
 
     async fn mark_connected(
@@ -267,8 +300,7 @@ impl ContainerManager for Recorder {
         narrative: &Narrative,
         origin: &Origin,
     ) -> Result<(), ManagerError> {
-        self.gone()?;
-        let r = self.inner.mark_connected(narrative, origin).await;
+        let r = self.guarded(self.inner.mark_connected(narrative, origin)).await;
         if r.is_ok() {
             lock(&self.log)
                 .marks
@@ -276,17 +308,16 @@ impl ContainerManager for Recorder {
                 .or_default()
                 .push((self.clock.now(), self.replica));
         }
-        self.after(r)
+        r
     }
 
     async fn remove(&self, narrative: &Narrative) -> Result<(), ManagerError> {
-        self.gone()?;
         let before = self
             .inner
             .containers()
             .into_iter()
             .find(|n| n.id == narrative.id);
-        let r = self.inner.remove(narrative).await;
+        let r = self.guarded(self.inner.remove(narrative)).await;
         let reason = REASON.try_with(|r| *r).unwrap_or(Reason::Other);
         if let (Ok(()), Some(before)) = (&r, before) {
             if reason == Reason::Reap
@@ -312,13 +343,12 @@ impl ContainerManager for Recorder {
                 });
             }
         }
-        self.after(r)
+        r
     }
 
     async fn zombies(&self) -> Result<Vec<Narrative>, ManagerError> {
-        self.gone()?;
-        let r = self.inner.zombies().await;
-        self.after(r)
+        let r = self.guarded(self.inner.zombies()).await;
+        r
     }
 
     fn traefik_service(&self, narrative_name: &ServiceName) -> String {

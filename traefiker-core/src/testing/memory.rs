@@ -86,11 +86,20 @@ pub struct InMemoryManager {
 
 const BACKEND: &str = "in-memory";
 
-/// What a call does after its latency: fail first, act and then fail, or act.
+/// What a call does once it reaches the backend: fail first, act and then fail, or act.
 enum Fate {
     Fail(ManagerError),
     LoseAnswer,
     Answer,
+}
+
+/// A call that reached the backend: its fate, and how long its answer takes to come back.
+/// Like a real server, the backend acts when the request arrives, half-way through the
+/// latency, not when the caller hears back: a listing may show a create whose caller is still
+/// waiting for the answer.
+struct Call {
+    fate: Fate,
+    back: Duration,
 }
 
 impl InMemoryManager {
@@ -194,68 +203,98 @@ impl InMemoryManager {
         }
     }
 
-    /// Waits the call's latency, counts it, and decides its fate. `changes` says whether the
-    /// call changes something (only those can lose their answer after acting).
-    async fn begin(&self, op: Op, changes: bool) -> Fate {
-        let (latency, random_fate) = {
-            let mut state = self.state();
-            match state.rng.as_mut() {
-                None => (self.latency, None),
-                Some((rng, faults)) => {
-                    let (lo, hi) = faults.latency;
-                    let mut latency = if hi > lo {
-                        rng.random_range(lo..=hi)
-                    } else {
-                        lo
-                    };
-                    if rng.random_bool(faults.slow) {
-                        latency *= 20;
-                    }
-                    let fate = if rng.random_bool(faults.fail_before) {
-                        Some(Fate::Fail(unavailable(op, "injected failure")))
-                    } else if changes && rng.random_bool(faults.fail_after) {
-                        Some(Fate::LoseAnswer)
-                    } else {
-                        None
-                    };
-                    (latency, fate)
+    /// One round trip's latency: fixed, or drawn from the faults.
+    fn latency(&self, state: &mut State) -> Duration {
+        match state.rng.as_mut() {
+            None => self.latency,
+            Some((rng, faults)) => {
+                let (lo, hi) = faults.latency;
+                let latency = if hi > lo {
+                    rng.random_range(lo..=hi)
+                } else {
+                    lo
+                };
+                if rng.random_bool(faults.slow) {
+                    latency * 20
+                } else {
+                    latency
                 }
             }
-        };
-        if latency.is_zero() {
-            tokio::task::yield_now().await;
-        } else {
-            tokio::time::sleep(latency).await;
         }
+    }
+
+    /// Sends a call: waits until it reaches the backend, counts it, and decides its fate.
+    /// `changes` says whether the call changes something (only those can lose their answer
+    /// after acting).
+    async fn begin(&self, op: Op, changes: bool) -> Call {
+        let (there, back, random_fate) = {
+            let mut state = self.state();
+            let latency = self.latency(&mut state);
+            let fate = state.rng.as_mut().and_then(|(rng, faults)| {
+                if rng.random_bool(faults.fail_before) {
+                    Some(Fate::Fail(unavailable(op, "injected failure")))
+                } else if changes && rng.random_bool(faults.fail_after) {
+                    Some(Fate::LoseAnswer)
+                } else {
+                    None
+                }
+            });
+            (latency / 2, latency - latency / 2, fate)
+        };
+        wait(there).await;
         let mut state = self.state();
         *state.calls.entry(op).or_insert(0) += 1;
         if let Some(e) = state.failures.get_mut(&op).and_then(VecDeque::pop_front) {
-            return Fate::Fail(e);
+            return Call {
+                fate: Fate::Fail(e),
+                back,
+            };
         }
-        random_fate.unwrap_or(Fate::Answer)
+        Call {
+            fate: random_fate.unwrap_or(Fate::Answer),
+            back,
+        }
     }
 
-    /// The latency of the second half of a read-then-rename.
-    async fn pause(&self) {
-        let latency = {
-            let mut state = self.state();
-            match state.rng.as_mut() {
-                None => self.latency,
-                Some((rng, faults)) => {
-                    let (lo, hi) = faults.latency;
-                    if hi > lo {
-                        rng.random_range(lo..=hi)
-                    } else {
-                        lo
-                    }
-                }
-            }
-        };
-        if latency.is_zero() {
-            tokio::task::yield_now().await;
-        } else {
-            tokio::time::sleep(latency).await;
+    /// Ends a call: its answer travels back.
+    async fn end<T>(
+        &self,
+        call: Call,
+        op: Op,
+        result: Result<T, ManagerError>,
+    ) -> Result<T, ManagerError> {
+        wait(call.back).await;
+        match (call.fate, result) {
+            (Fate::LoseAnswer, Ok(_)) => Err(unavailable(op, "answer lost after the change")),
+            (_, result) => result,
         }
+    }
+
+    fn create_now(&self, spec: &SpawnSpec) -> Result<Narrative, ManagerError> {
+        let mut state = self.state();
+        if state.containers.values().any(|s| s.name == spec.name) {
+            return Err(name_taken(&spec.name));
+        }
+        state.next_id += 1;
+        let id = state.next_id;
+        let narrative = Narrative {
+            id: id.to_string(),
+            name: spec.name.clone(),
+            session: spec.session.clone(),
+            image: spec.image.clone(),
+            kind: spec.kind,
+            state: NarrativeState::Running,
+            origin: spec.origin.clone(),
+            replica: spec
+                .labels
+                .get(REPLICA_LABEL)
+                .and_then(|r| ReplicaId::new(r.as_str()).ok()),
+            address: None,
+            public_endpoints: Vec::new(),
+            created: None,
+        };
+        state.containers.insert(id, narrative.clone());
+        Ok(narrative)
     }
 
     fn rename(
@@ -311,74 +350,58 @@ fn parse_id(narrative: &Narrative) -> Option<u64> {
     narrative.id.parse().ok()
 }
 
-/// What a call whose change was made answers: the result, or the lost answer's error.
-fn answer<T>(fate: Fate, op: Op, result: Result<T, ManagerError>) -> Result<T, ManagerError> {
-    match (fate, result) {
-        (Fate::LoseAnswer, Ok(_)) => Err(unavailable(op, "answer lost after the change")),
-        (_, result) => result,
+async fn wait(latency: Duration) {
+    if latency.is_zero() {
+        tokio::task::yield_now().await;
+    } else {
+        tokio::time::sleep(latency).await;
     }
 }
 
 #[async_trait]
 impl ContainerManager for InMemoryManager {
     async fn verify(&self) -> Result<BackendInfo, ManagerError> {
-        if let Fate::Fail(e) = self.begin(Op::Verify, false).await {
+        let call = self.begin(Op::Verify, false).await;
+        if let Fate::Fail(e) = call.fate {
             return Err(e);
         }
-        Ok(BackendInfo {
+        let info = BackendInfo {
             backend: BACKEND.into(),
             location: "this process".into(),
-        })
+        };
+        self.end(call, Op::Verify, Ok(info)).await
     }
 
     async fn find(&self, name: &ServiceName) -> Result<Option<Narrative>, ManagerError> {
-        if let Fate::Fail(e) = self.begin(Op::Find, false).await {
+        let call = self.begin(Op::Find, false).await;
+        if let Fate::Fail(e) = call.fate {
             return Err(e);
         }
-        Ok(self
+        let found = self
             .state()
             .containers
             .values()
             .find(|s| &s.name == name)
-            .cloned())
+            .cloned();
+        self.end(call, Op::Find, Ok(found)).await
     }
 
     async fn list(&self) -> Result<Vec<Narrative>, ManagerError> {
-        if let Fate::Fail(e) = self.begin(Op::List, false).await {
+        let call = self.begin(Op::List, false).await;
+        if let Fate::Fail(e) = call.fate {
             return Err(e);
         }
-        Ok(self.containers())
+        let all = self.containers();
+        self.end(call, Op::List, Ok(all)).await
     }
 
     async fn create(&self, spec: &SpawnSpec) -> Result<Narrative, ManagerError> {
-        let fate = self.begin(Op::Create, true).await;
-        if let Fate::Fail(e) = fate {
+        let call = self.begin(Op::Create, true).await;
+        if let Fate::Fail(e) = call.fate {
             return Err(e);
         }
-        let mut state = self.state();
-        if state.containers.values().any(|s| s.name == spec.name) {
-            return Err(name_taken(&spec.name));
-        }
-        state.next_id += 1;
-        let id = state.next_id;
-        let narrative = Narrative {
-            id: id.to_string(),
-            name: spec.name.clone(),
-            session: spec.session.clone(),
-            image: spec.image.clone(),
-            kind: spec.kind,
-            state: NarrativeState::Running,
-            origin: spec.origin.clone(),
-            replica: spec
-                .labels
-                .get(REPLICA_LABEL)
-                .and_then(|r| ReplicaId::new(r.as_str()).ok()),
-            address: None,
-            public_endpoints: Vec::new(),
-            created: None,
-        };
-        state.containers.insert(id, narrative.clone());
-        answer(fate, Op::Create, Ok(narrative))
+        let result = self.create_now(spec);
+        self.end(call, Op::Create, result).await
     }
 
     async fn assign(
@@ -386,11 +409,15 @@ impl ContainerManager for InMemoryManager {
         narrative: &Narrative,
         assignment: &Assignment,
     ) -> Result<Narrative, ManagerError> {
-        let fate = self.begin(Op::Assign, true).await;
-        if let Fate::Fail(e) = fate {
+        let call = self.begin(Op::Assign, true).await;
+        if let Fate::Fail(e) = call.fate {
             return Err(e);
         }
-        let id = parse_id(narrative).ok_or_else(|| not_found(&narrative.name))?;
+        let Some(id) = parse_id(narrative) else {
+            return self
+                .end(call, Op::Assign, Err(not_found(&narrative.name)))
+                .await;
+        };
         let still_waiting = |state: &State| {
             state
                 .containers
@@ -408,15 +435,29 @@ impl ContainerManager for InMemoryManager {
             }
             AssignMode::ReadThenRename => {
                 if !still_waiting(&self.state()) {
-                    return Err(not_found(&narrative.name));
+                    return self
+                        .end(call, Op::Assign, Err(not_found(&narrative.name)))
+                        .await;
                 }
-                // Between the read and the rename anything may happen, as on Rancher.
-                self.pause().await;
-                let mut state = self.state();
-                self.rename(&mut state, id, narrative, assignment)
+                // Between the read and the rename anything may happen, as on Rancher: the
+                // read's answer travels back and the rename travels there.
+                let rename = {
+                    let mut state = self.state();
+                    self.latency(&mut state)
+                };
+                wait(call.back + rename / 2).await;
+                let result = {
+                    let mut state = self.state();
+                    self.rename(&mut state, id, narrative, assignment)
+                };
+                let call = Call {
+                    fate: call.fate,
+                    back: rename - rename / 2,
+                };
+                return self.end(call, Op::Assign, result).await;
             }
         };
-        answer(fate, Op::Assign, result)
+        self.end(call, Op::Assign, result).await
     }
 
     async fn mark_connected(
@@ -424,21 +465,26 @@ impl ContainerManager for InMemoryManager {
         narrative: &Narrative,
         origin: &Origin,
     ) -> Result<(), ManagerError> {
-        let fate = self.begin(Op::MarkConnected, true).await;
-        if let Fate::Fail(e) = fate {
+        let call = self.begin(Op::MarkConnected, true).await;
+        if let Fate::Fail(e) = call.fate {
             return Err(e);
         }
-        let mut state = self.state();
-        let stored = parse_id(narrative)
-            .and_then(|id| state.containers.get_mut(&id))
-            .ok_or_else(|| not_found(&narrative.name))?;
-        stored.origin = Some(origin.clone());
-        answer(fate, Op::MarkConnected, Ok(()))
+        let result = {
+            let mut state = self.state();
+            match parse_id(narrative).and_then(|id| state.containers.get_mut(&id)) {
+                Some(stored) => {
+                    stored.origin = Some(origin.clone());
+                    Ok(())
+                }
+                None => Err(not_found(&narrative.name)),
+            }
+        };
+        self.end(call, Op::MarkConnected, result).await
     }
 
     async fn remove(&self, narrative: &Narrative) -> Result<(), ManagerError> {
-        let fate = self.begin(Op::Remove, true).await;
-        if let Fate::Fail(e) = fate {
+        let call = self.begin(Op::Remove, true).await;
+        if let Fate::Fail(e) = call.fate {
             return Err(e);
         }
         if let Some(id) = parse_id(narrative) {
@@ -446,21 +492,25 @@ impl ContainerManager for InMemoryManager {
             state.containers.remove(&id);
             state.zombies.retain(|z| *z != id);
         }
-        answer(fate, Op::Remove, Ok(()))
+        self.end(call, Op::Remove, Ok(())).await
     }
 
     async fn zombies(&self) -> Result<Vec<Narrative>, ManagerError> {
-        if let Fate::Fail(e) = self.begin(Op::Zombies, false).await {
+        let call = self.begin(Op::Zombies, false).await;
+        if let Fate::Fail(e) = call.fate {
             return Err(e);
         }
-        let state = self.state();
-        Ok(state
-            .zombies
-            .iter()
-            .filter_map(|id| state.containers.get(id))
-            .filter(|n| self.naming.kind_of(n.name.as_str()).is_some())
-            .cloned()
-            .collect())
+        let zombies: Vec<Narrative> = {
+            let state = self.state();
+            state
+                .zombies
+                .iter()
+                .filter_map(|id| state.containers.get(id))
+                .filter(|n| self.naming.kind_of(n.name.as_str()).is_some())
+                .cloned()
+                .collect()
+        };
+        self.end(call, Op::Zombies, Ok(zombies)).await
     }
 
     fn traefik_service(&self, narrative_name: &ServiceName) -> String {
