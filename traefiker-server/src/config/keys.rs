@@ -68,7 +68,26 @@ pub const KEYS: &[Key] = &[
     key("version_timeout_secs", Some("20"), "whole-request timeout of narrative_version_url"),
     key("metrics_timeout_secs", Some("10"), "whole-request timeout of the Traefik metrics page"),
     key("status_timeout_secs", Some("10"), "whole-request timeout of each narrative's /api/status"),
+    key("traefik_provider", None, "serve /traefik/dynamic (Traefik's HTTP provider); unset = on for the local backend only"),
+    key("traefik_provider_ipnetwork", Some("127.0.0.1/32,::1/128"), "networks allowed to read /traefik/dynamic (peer, or X-Forwarded-For from trusted_proxies, as for /reaper/)"),
+    Key { name: "traefik_provider_token", default: None, doc: "or a caller with `Authorization: Bearer <token>` may read /traefik/dynamic (never logged)", secret: true },
+    key("allow_static_tokens", Some("false"), "accept auth_tokens with a backend other than local (never in production)"),
+    key("max_narratives", None, "cap on user narratives; a new user past it gets 503 and nothing is created; unset = no cap"),
+    key("auth_failures_per_minute", Some("20"), "token validations auth2 rejects allowed per client address per minute, then 429 with Retry-After; 0 = no limit"),
+    key("ca_bundle", None, "PEM file of extra CA certificates trusted for auth2, Rancher, metrics and the version URL (besides the system's and the bundled roots)"),
 ];
+
+/// Whether the value of `name` is a secret: a secret key, or a `NARRENV_*` variable whose name
+/// says it holds one (TOKEN, SECRET, PASSWORD or KEY, in any case).
+pub fn is_secret(name: &str) -> bool {
+    if let Some(variable) = name.strip_prefix("NARRENV_") {
+        let upper = variable.to_ascii_uppercase();
+        return ["TOKEN", "SECRET", "PASSWORD", "KEY"]
+            .iter()
+            .any(|word| upper.contains(word));
+    }
+    KEYS.iter().any(|key| key.name == name && key.secret)
+}
 
 /// The configuration reference (docs/configuration.md's table), generated from [`KEYS`].
 pub fn reference_table() -> String {

@@ -8,6 +8,7 @@
 mod keys;
 mod layers;
 mod reader;
+mod security;
 mod tokens;
 mod values;
 
@@ -21,10 +22,11 @@ use ipnetwork::IpNetwork;
 use traefiker_core::{Naming, Routing, RuleSyntax};
 use traefiker_metrics::TraefikVersion;
 
-pub use keys::{reference_table, Key, KEYS};
+pub use keys::{is_secret, reference_table, Key, KEYS};
 pub use layers::{defaults, from_env, from_flags, from_toml, Layer};
+pub use security::{CaBundle, ProviderAccess, Security};
 pub use tokens::{parse_tokens, StaticToken};
-pub use values::{parse_command, Backend, LogLevel, Secret, SourceKind, Timeouts};
+pub use values::{parse_command, Backend, LogLevel, NarrativeEnv, Secret, SourceKind, Timeouts};
 
 use reader::{list, Reader};
 /// The validated configuration.
@@ -67,7 +69,7 @@ pub struct Config {
     /// `COMMIT_SHA`
     pub commit_sha: String,
     /// `NARRENV_*`, prefix stripped.
-    pub narrative_env: BTreeMap<String, String>,
+    pub narrative_env: NarrativeEnv,
     /// `listen`
     pub listen: SocketAddr,
     /// `reaper_interval_secs`; zero = only on request.
@@ -88,6 +90,8 @@ pub struct Config {
     pub traefik_self_url: String,
     /// Outbound timeouts.
     pub timeouts: Timeouts,
+    /// Who gets in and what is trusted.
+    pub security: Security,
     raw: RawSettings,
 }
 
@@ -166,6 +170,8 @@ impl Config {
                 None => Backend::None,
             },
         };
+
+        let security = Security::read(&mut r, &backend, static_tokens.is_some());
 
         let mut sources = Vec::new();
         for s in list(&r.string("activity_sources")) {
@@ -250,9 +256,9 @@ impl Config {
             sqlite_reaperdb_path: PathBuf::from(r.string("sqlite_reaperdb_path")),
             log_level: r.parse("log_level", LogLevel::Debug),
             commit_sha: r.string("COMMIT_SHA"),
-            narrative_env: traefiker_core::narrative::narrative_env(
+            narrative_env: NarrativeEnv::new(traefiker_core::narrative::narrative_env(
                 raw.iter().map(|(k, v)| (k.as_str(), v.clone())),
-            ),
+            )),
             listen: r.parse("listen", SocketAddr::from(([0, 0, 0, 0], 5000))),
             reaper_interval: r.secs("reaper_interval_secs"),
             trusted_proxies: trusted,
@@ -263,6 +269,7 @@ impl Config {
             auth_cache: r.secs("auth_cache_secs"),
             traefik_self_url: String::new(),
             timeouts,
+            security,
             raw: RawSettings(raw.clone()),
         };
         let mut config = config;
@@ -292,8 +299,7 @@ impl Config {
     pub fn masked(&self) -> String {
         let mut out = String::new();
         for (k, v) in &self.raw.0 {
-            let secret = KEYS.iter().any(|key| key.name == k && key.secret)
-                || (k == "auth_tokens" && !v.starts_with('@'));
+            let secret = is_secret(k) || (k == "auth_tokens" && !v.starts_with('@'));
             let shown = if secret && !v.is_empty() {
                 "***".to_owned()
             } else {
@@ -358,7 +364,10 @@ mod tests {
         ]);
         let c = Config::from_layers(&[env]).unwrap();
         assert_eq!(c.routing.hosts(), ["a.example", "b.example"]);
-        assert_eq!(c.narrative_env.get("FOO").map(String::as_str), Some("bar"));
+        assert_eq!(
+            c.narrative_env.vars().get("FOO").map(String::as_str),
+            Some("bar")
+        );
     }
 
     #[test]
@@ -407,12 +416,33 @@ mod tests {
             ("rancher_user", "ACCESSKEY"),
             ("rancher_password", "SUPERSECRET"),
             ("auth_tokens", "tok123:alice"),
+            ("allow_static_tokens", "true"),
+            ("traefik_provider_token", "provider-token-0123456789"),
+            ("NARRENV_KBASE_AUTH_TOKEN", "narrtok-1"),
+            ("NARRENV_api_key", "narrkey-2"),
+            ("NARRENV_DB_PASSWORD", "narrpw-3"),
+            ("NARRENV_SIGNING_SECRET", "narrsec-4"),
+            ("NARRENV_KBASE_ENDPOINT", "https://kbase.us/services"),
         ])])
         .unwrap();
         let shown = format!("{} {:?}", c.masked(), c);
-        assert!(!shown.contains("SUPERSECRET"), "{shown}");
-        assert!(!shown.contains("tok123"), "{shown}");
+        for secret in [
+            "SUPERSECRET",
+            "tok123",
+            "provider-token-0123456789",
+            "narrtok-1",
+            "narrkey-2",
+            "narrpw-3",
+            "narrsec-4",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
         assert!(shown.contains("rancher_password = ***"));
+        assert!(shown.contains("NARRENV_KBASE_AUTH_TOKEN = ***"));
+        assert!(
+            shown.contains("NARRENV_KBASE_ENDPOINT = https://kbase.us/services"),
+            "a value whose name says nothing secret is shown: {shown}"
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The typed values of the configuration that are more than a string or a number.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
@@ -32,6 +33,38 @@ impl Secret {
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(***)")
+    }
+}
+
+/// `NARRENV_*` with the prefix stripped: what every narrative's environment gets. `Debug`
+/// masks the values whose names say they are secret (see [`super::is_secret`]).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct NarrativeEnv(BTreeMap<String, String>);
+
+impl NarrativeEnv {
+    /// Wraps the variables, prefix already stripped.
+    pub fn new(vars: BTreeMap<String, String>) -> Self {
+        Self(vars)
+    }
+
+    /// The variables, for the narratives' environment only.
+    pub fn vars(&self) -> &BTreeMap<String, String> {
+        &self.0
+    }
+}
+
+impl fmt::Debug for NarrativeEnv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.0.iter().map(|(k, v)| {
+                let shown = if super::is_secret(&format!("NARRENV_{k}")) {
+                    "***"
+                } else {
+                    v.as_str()
+                };
+                (k, shown)
+            }))
+            .finish()
     }
 }
 
