@@ -127,4 +127,10 @@ pub enum Error {
         "no narrative image is known yet: set image_tag or make narrative_version_url reachable"
     )]
     NoImage,
+    /// A new user would pass `max_narratives`: nothing was created.
+    #[error("at capacity: {limit} user narratives exist (max_narratives)")]
+    AtCapacity {
+        /// The configured cap.
+        limit: usize,
+    },
 }

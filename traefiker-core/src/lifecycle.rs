@@ -50,6 +50,8 @@ pub struct LifecycleConfig {
     pub idle_timeout: Duration,
     /// Environment given to every narrative (`NARRENV_*`, prefix stripped).
     pub narrative_env: BTreeMap<String, String>,
+    /// Most user narratives (`max_narratives`); a new user past it gets `Error::AtCapacity`.
+    pub max_narratives: Option<usize>,
 }
 
 impl Default for LifecycleConfig {
@@ -60,6 +62,7 @@ impl Default for LifecycleConfig {
             pool_size: 5,
             idle_timeout: Duration::from_secs(600),
             narrative_env: BTreeMap::new(),
+            max_narratives: None,
         }
     }
 }

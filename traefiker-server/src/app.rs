@@ -3,7 +3,7 @@
 //! [`build`] turns a [`Config`] into an [`AppState`] (backend verified, store open, sources
 //! and auth ready); [`run`] serves HTTP on a listener until a shutdown future completes, with
 //! the background tasks beside it. Tests build an `AppState` from fakes with
-//! [`AppState::new`] and call `run` on a `127.0.0.1:0` listener.
+//! [`AppState::new`](crate::state::AppState::new) and call `run` on a `127.0.0.1:0` listener.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -11,20 +11,18 @@ use std::time::Duration;
 
 use actix_web::{web, App, HttpServer};
 use tokio::sync::watch;
-use traefiker_core::{
-    ActivitySource, ActivityStore, Clock, ContainerManager, Lifecycle, LifecycleConfig, SqliteStore,
-};
+use traefiker_core::{ActivitySource, ActivityStore, ContainerManager, SqliteStore};
 use traefiker_local::{LocalConfig, LocalManager};
 use traefiker_metrics::{
     NarrativeStatus, NarrativeStatusConfig, TraefikMetrics, TraefikMetricsConfig,
 };
 use traefiker_rancher::{Credentials, RancherConfig, RancherManager};
 
-use crate::auth::{Auth2, Authenticator, Cached, StaticTokens};
-use crate::background::{ImageSource, Reaper};
+use crate::auth::{Auth2, Authenticator, StaticTokens};
+use crate::background::ImageSource;
 use crate::config::{Backend, Config, SourceKind};
-use crate::routes;
-use crate::telemetry::{Metrics, Timed};
+use crate::state::AppState;
+use crate::{outbound, routes};
 
 /// Why the service cannot start; each names the setting to fix.
 #[derive(Debug, thiserror::Error)]
@@ -54,73 +52,6 @@ pub enum StartupError {
     /// Tracking existing narratives failed.
     #[error("listing existing narratives failed: {0}")]
     Lifecycle(#[from] traefiker_core::Error),
-}
-
-/// Everything a request handler or background task needs.
-#[derive(Clone, Debug)]
-pub struct AppState {
-    /// The configuration.
-    pub config: Arc<Config>,
-    /// The lifecycle service.
-    pub lifecycle: Lifecycle,
-    /// Token validation (cached).
-    pub auth: Arc<dyn Authenticator>,
-    /// traefiker's own metrics.
-    pub metrics: Arc<Metrics>,
-    /// Runs reaper cycles.
-    pub reaper: Reaper,
-}
-
-impl AppState {
-    /// Assembles the state from parts (tests pass fakes).
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        config: Config,
-        manager: Arc<dyn ContainerManager>,
-        sources: Vec<Arc<dyn ActivitySource>>,
-        store: Arc<dyn ActivityStore>,
-        auth: Arc<dyn Authenticator>,
-        clock: Arc<dyn Clock>,
-        image: ImageSource,
-        initial_image: Option<String>,
-    ) -> Self {
-        let metrics = Arc::new(Metrics::new());
-        let timed: Arc<dyn ContainerManager> = Arc::new(Timed::new(manager, metrics.clone()));
-        let lifecycle = Lifecycle::new(
-            timed,
-            sources,
-            store,
-            clock,
-            LifecycleConfig {
-                naming: config.naming.clone(),
-                routing: config.routing.clone(),
-                pool_size: config.num_prespawn,
-                idle_timeout: config.reaper_timeout,
-                narrative_env: config.narrative_env.clone(),
-            },
-            initial_image,
-        );
-        let auth: Arc<dyn Authenticator> = Arc::new(Cached::new(
-            auth,
-            config.auth_cache,
-            metrics.auth_cache_hits.clone(),
-        ));
-        let reaper = Reaper::new(lifecycle.clone(), Arc::new(image), metrics.clone());
-        Self {
-            config: Arc::new(config),
-            lifecycle,
-            auth,
-            metrics,
-            reaper,
-        }
-    }
-}
-
-fn http_client(connect: Duration, request: Duration) -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
-        .connect_timeout(connect)
-        .timeout(request)
-        .build()
 }
 
 /// A verified backend, and the local one's handle when it is local (its children are stopped
@@ -158,6 +89,7 @@ pub async fn backend(config: &Config) -> Result<BuiltBackend, StartupError> {
             rc.naming = config.naming.clone();
             rc.timeouts.connect = config.timeouts.connect;
             rc.timeouts.request = config.timeouts.rancher;
+            rc.ca_bundle_pem = ca_pem(config);
             Arc::new(RancherManager::discover(rc).await?)
         }
         Backend::Local { command } => {
@@ -178,6 +110,11 @@ pub async fn backend(config: &Config) -> Result<BuiltBackend, StartupError> {
     Ok(BuiltBackend { manager, local })
 }
 
+/// `ca_bundle`'s PEM for the backends that build their own clients.
+fn ca_pem(config: &Config) -> Option<Vec<u8>> {
+    config.security.ca_bundle.as_ref().map(|b| b.pem().to_vec())
+}
+
 /// The configured activity sources.
 pub fn sources(config: &Config) -> Result<Vec<Arc<dyn ActivitySource>>, StartupError> {
     let mut out: Vec<Arc<dyn ActivitySource>> = Vec::new();
@@ -188,6 +125,7 @@ pub fn sources(config: &Config) -> Result<Vec<Arc<dyn ActivitySource>>, StartupE
                 tc.version = config.traefik_version;
                 tc.connect_timeout = config.timeouts.connect;
                 tc.timeout = config.timeouts.metrics;
+                tc.ca_bundle_pem = ca_pem(config);
                 out.push(Arc::new(TraefikMetrics::new(tc)?));
             }
             SourceKind::NarrativeStatus => {
@@ -195,6 +133,7 @@ pub fn sources(config: &Config) -> Result<Vec<Arc<dyn ActivitySource>>, StartupE
                     path: config.narrative_status_path.clone(),
                     connect_timeout: config.timeouts.connect,
                     timeout: config.timeouts.status,
+                    ca_bundle_pem: ca_pem(config),
                     ..NarrativeStatusConfig::default()
                 };
                 out.push(Arc::new(NarrativeStatus::new(nc)?));
@@ -216,9 +155,12 @@ pub fn authenticator(config: &Config) -> Result<Arc<dyn Authenticator>, StartupE
         }
         None => Arc::new(Auth2::new(
             config.auth2.clone(),
-            config.timeouts.connect,
-            config.timeouts.auth2,
-        )?),
+            outbound::client(
+                config.timeouts.connect,
+                config.timeouts.auth2,
+                config.security.ca_bundle.as_ref(),
+            )?,
+        )),
     })
 }
 
@@ -233,7 +175,11 @@ pub fn image_source(config: &Config) -> Result<ImageSource, StartupError> {
         None => ImageSource::Versioned {
             image_name: config.image_name.clone(),
             url: config.narrative_version_url.clone(),
-            http: http_client(config.timeouts.connect, config.timeouts.version)?,
+            http: outbound::client(
+                config.timeouts.connect,
+                config.timeouts.version,
+                config.security.ca_bundle.as_ref(),
+            )?,
         },
     })
 }

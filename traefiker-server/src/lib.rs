@@ -5,7 +5,7 @@
 //!
 //! - [`config`] reads the environment (the Python names), a TOML file and flags into a
 //!   validated [`config::Config`].
-//! - [`app::build`] turns it into an [`app::AppState`]: the Rancher backend
+//! - [`app::build`] turns it into a [`state::AppState`]: the Rancher backend
 //!   (`traefiker-rancher`), the activity sources (`traefiker-metrics`), the SQLite store and
 //!   the [`traefiker_core::Lifecycle`] over them, token validation ([`auth`]) and metrics
 //!   ([`telemetry`]).
@@ -20,5 +20,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod logging;
+pub mod outbound;
 pub mod routes;
+pub mod state;
 pub mod telemetry;

@@ -11,7 +11,7 @@ use actix_web::{web, HttpResponse};
 use serde_json::{json, Map, Value};
 use traefiker_core::{Narrative, NarrativeState};
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// The name of traefiker's own router and service.
 pub const SELF_NAME: &str = "traefiker";

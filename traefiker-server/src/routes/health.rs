@@ -3,7 +3,7 @@
 
 use actix_web::{get, web, HttpResponse};
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 #[get("/healthz")]
 async fn healthz() -> HttpResponse {
