@@ -259,6 +259,11 @@ pub async fn run(
             tokio::select! { _ = wait => {}, _ = stopped(rx) => {} }
         }));
     }
+    {
+        let kept = state.kept.clone();
+        let rx = stop_rx.clone();
+        tasks.push(tokio::spawn(async move { kept.run(stopped(rx)).await }));
+    }
     if !state.config.reaper_interval.is_zero() {
         let reaper = state.reaper.clone();
         let period = state.config.reaper_interval;
@@ -269,12 +274,17 @@ pub async fn run(
     }
     state.lifecycle.request_pool_fill();
 
+    let provider = state.config.security.provider.enabled;
     let data = web::Data::new(state);
-    let server = HttpServer::new(move || App::new().app_data(data.clone()).configure(configure))
-        .disable_signals()
-        .shutdown_timeout(30)
-        .listen(listener)?
-        .run();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .configure(|cfg| configure(cfg, provider))
+    })
+    .disable_signals()
+    .shutdown_timeout(30)
+    .listen(listener)?
+    .run();
     let handle = server.handle();
     let server_task = tokio::spawn(server);
     shutdown.await;
@@ -290,8 +300,8 @@ pub async fn run(
     }
 }
 
-/// Registers every endpoint.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// Registers every endpoint; `/traefik/dynamic` only with `provider` on.
+pub fn configure(cfg: &mut web::ServiceConfig, provider: bool) {
     cfg.route(
         "/narrative/{path:.*}",
         web::get().to(routes::connect::narrative),
@@ -306,6 +316,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .route("/narrative_status/", web::get().to(routes::status::status))
     .route("/reaper/", web::get().to(routes::reaper::reaper))
-    .route("/traefik/dynamic", web::get().to(routes::dynamic::dynamic))
     .configure(routes::health::configure);
+    if provider {
+        cfg.route("/traefik/dynamic", web::get().to(routes::dynamic::dynamic));
+    }
 }

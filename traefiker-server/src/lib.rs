@@ -19,6 +19,7 @@ pub mod background;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod kept;
 pub mod logging;
 pub mod outbound;
 pub mod routes;

@@ -11,6 +11,7 @@ use traefiker_core::{
 use crate::auth::{Authenticator, Gate, GateSettings};
 use crate::background::{ImageSource, Reaper};
 use crate::config::Config;
+use crate::kept::Kept;
 use crate::telemetry::{Metrics, Timed};
 
 /// Everything a request handler or background task needs.
@@ -26,6 +27,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Runs reaper cycles.
     pub reaper: Reaper,
+    /// The last listing and backend check, kept by a background loop.
+    pub kept: Kept,
 }
 
 impl AppState {
@@ -66,13 +69,21 @@ impl AppState {
             },
             metrics.auth.clone(),
         ));
-        let reaper = Reaper::new(lifecycle.clone(), Arc::new(image), metrics.clone());
+        let config = Arc::new(config);
+        let kept = Kept::new(lifecycle.clone(), config.clone());
+        let reaper = Reaper::new(
+            lifecycle.clone(),
+            Arc::new(image),
+            metrics.clone(),
+            kept.clone(),
+        );
         Self {
-            config: Arc::new(config),
+            config,
             lifecycle,
             auth,
             metrics,
             reaper,
+            kept,
         }
     }
 }

@@ -351,10 +351,7 @@ async fn health_readiness_and_metrics() {
         h.get("/healthz").send().await.unwrap().status(),
         StatusCode::OK
     );
-    assert_eq!(
-        h.get("/readyz").send().await.unwrap().status(),
-        StatusCode::OK
-    );
+    h.wait_ready().await;
     h.open("/narrative/x", "alice-token").await;
     h.open("/narrative/x", "alice-token").await;
     let text = h
@@ -378,13 +375,15 @@ async fn health_readiness_and_metrics() {
         Op::Verify,
         ManagerError::Unavailable {
             backend: "rancher".into(),
-            detail: "down".into(),
+            detail: "http://rancher.internal:8080 down".into(),
         },
     );
-    assert_eq!(
-        h.get("/readyz").send().await.unwrap().status(),
-        StatusCode::SERVICE_UNAVAILABLE
-    );
+    // The reaper's cycle ends with a backend check (the loop's own comes every 10 s).
+    h.get("/reaper/").send().await.unwrap();
+    let r = h.get("/readyz").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body = r.text().await.unwrap();
+    assert!(!body.contains("rancher.internal"), "{body}");
     h.stop().await;
 }
 
@@ -393,8 +392,10 @@ async fn traefik_dynamic_always_routes_the_narrative_prefix_to_traefiker() {
     let h = Harness::start(&[
         ("traefik_rule_syntax", "v3"),
         ("traefik_self_url", "http://127.0.0.1:5000"),
+        ("traefik_provider", "true"),
     ])
     .await;
+    h.wait_ready().await;
     let doc: serde_json::Value = h
         .get("/traefik/dynamic")
         .send()

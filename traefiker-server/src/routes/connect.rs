@@ -5,7 +5,7 @@ use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-use traefiker_core::{Error, UserId};
+use traefiker_core::{ConnectOutcome, Error, UserId};
 
 use crate::routes::reply::{self, Reference};
 use crate::routes::{client_ip_header, identify, refused};
@@ -127,6 +127,10 @@ pub async fn narrative(
     match state.lifecycle.connect(&user, client_ip).await {
         Ok(connection) => {
             state.metrics.connect(connection.outcome.as_str());
+            if connection.outcome != ConnectOutcome::Existing {
+                // Its route: Traefik learns it from the next listing.
+                state.kept.refresh_soon();
+            }
             tracing::info!(
                 service = %connection.name,
                 outcome = connection.outcome.as_str(),

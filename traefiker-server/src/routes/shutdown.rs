@@ -47,7 +47,10 @@ pub async fn shutdown(
         Err(e) => return text(StatusCode::BAD_REQUEST, e.to_string()),
     };
     match state.lifecycle.shutdown(&user).await {
-        Ok(Some(name)) => text(StatusCode::OK, format!("Service {name} deleted")),
+        Ok(Some(name)) => {
+            state.kept.refresh_soon();
+            text(StatusCode::OK, format!("Service {name} deleted"))
+        }
         Ok(None) => text(StatusCode::NOT_FOUND, "No sessions found for user"),
         Err(e) => {
             let reference = Reference::new();

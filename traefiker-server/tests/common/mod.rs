@@ -68,6 +68,8 @@ pub struct Harness {
     pub traefik: Arc<ScriptedActivity>,
     pub clock: Arc<ManualClock>,
     pub auth2: MockServer,
+    /// The app's state (a clone of what `run` serves).
+    pub state: AppState,
     stop: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -144,6 +146,7 @@ impl Harness {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
+        let kept_state = state.clone();
         let server = tokio::spawn(run(listener, state, async {
             let _ = stopped.await;
         }));
@@ -159,6 +162,7 @@ impl Harness {
             traefik,
             clock,
             auth2,
+            state: kept_state,
             stop: Some(stop),
             server: Some(server),
         };
@@ -183,6 +187,20 @@ impl Harness {
         })
         .await
         .expect("pool filled in time");
+    }
+
+    /// Waits until `/readyz` answers 200 (the background loop has checked the backend).
+    pub async fn wait_ready(&self) {
+        tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if self.get("/readyz").send().await.unwrap().status() == 200 {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("ready in time");
     }
 
     pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
