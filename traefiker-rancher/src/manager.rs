@@ -7,6 +7,7 @@ use std::cmp::Ordering;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use traefiker_core::rules::SESSION_LABEL;
 use traefiker_core::{
     Assignment, BackendInfo, ContainerManager, ManagerError, Naming, Narrative, NarrativeState,
     Origin, ServiceName, SessionId, SpawnSpec,
@@ -22,7 +23,6 @@ use crate::wire::{
 };
 
 /// The label holding a narrative's session id (SPEC §2).
-const SESSION_LABEL: &str = "session_id";
 
 /// Port Jupyter answers on inside a narrative.
 const NARRATIVE_PORT: u16 = 8888;
