@@ -22,8 +22,6 @@ use crate::wire::{
     CreateService, LaunchConfigOut, RenameService, RestartPolicy, Service, CAP_DROP,
 };
 
-/// The label holding a narrative's session id (SPEC §2).
-
 /// Port Jupyter answers on inside a narrative.
 const NARRATIVE_PORT: u16 = 8888;
 
