@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::web::Bytes;
 use tokio::sync::{Mutex, Notify};
-use traefiker_core::Lifecycle;
+use traefiker_core::{Lifecycle, Narrative};
 
 use crate::config::Config;
 use crate::routes::dynamic::dynamic_config;
@@ -128,16 +128,7 @@ impl Kept {
         let provider = self.inner.config.security.provider.enabled;
         let outcome = if provider {
             match self.inner.lifecycle.narratives().await {
-                Ok(narratives) => {
-                    let config = &self.inner.config;
-                    let doc = dynamic_config(
-                        &config.routing,
-                        self.inner.lifecycle.manager().as_ref(),
-                        &config.traefik_self_url,
-                        &narratives,
-                    );
-                    Ok(Some(Bytes::from(doc.to_string())))
-                }
+                Ok(narratives) => self.render(narratives).await.map(Some),
                 Err(e) => Err(e.to_string()),
             }
         } else {
@@ -169,6 +160,25 @@ impl Kept {
             .snapshot
             .write()
             .unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
+    }
+
+    /// Renders on a blocking thread: at 10,000 narratives it takes milliseconds that must not
+    /// hold up a worker serving requests.
+    async fn render(&self, narratives: Vec<Narrative>) -> Result<Bytes, String> {
+        let config = self.inner.config.clone();
+        let manager = self.inner.lifecycle.manager().clone();
+        tokio::task::spawn_blocking(move || {
+            dynamic_config(
+                &config.routing,
+                manager.as_ref(),
+                &config.traefik_self_url,
+                &narratives,
+            )
+            .map(Bytes::from)
+            .map_err(|e| format!("rendering the Traefik configuration: {e}"))
+        })
+        .await
+        .map_err(|e| format!("rendering the Traefik configuration: {e}"))?
     }
 
     /// Refreshes every interval, or sooner when asked, until `shutdown` completes.

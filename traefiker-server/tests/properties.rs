@@ -231,7 +231,10 @@ proptest! {
             let Ok(narratives) = traefiker_core::ContainerManager::list(&manager).await else {
                 return Ok(());
             };
-            let doc = dynamic_config(&routing, &manager, "http://traefiker:5000", &narratives);
+            let doc: Value = serde_json::from_slice(
+                &dynamic_config(&routing, &manager, "http://traefiker:5000", &narratives).unwrap(),
+            )
+            .unwrap();
             for (router, spec) in doc["http"]["routers"].as_object().unwrap() {
                 prop_assert!(label_safe(router), "{router:?}");
                 let rule = spec["rule"].as_str().unwrap();
