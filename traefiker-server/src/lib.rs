@@ -10,7 +10,9 @@
 //!   the [`traefiker_core::Lifecycle`] over them, token validation ([`auth`]) and metrics
 //!   ([`telemetry`]).
 //! - [`app::run`] serves the HTTP contract ([`routes`]) on a listener until shutdown, with the
-//!   pool filler and the optional interval reaper ([`background`]) beside it.
+//!   pool filler, the optional interval reaper ([`background`]) and the loop that keeps the
+//!   listing for `/traefik/dynamic` and `/readyz` ([`kept`]) beside it.
+//! - [`outbound`] builds the server's HTTP clients (timeouts, trusted roots, `ca_bundle`).
 //! - [`cli`] is the command line; `main.rs` only parses it, sets up logging and calls in.
 
 pub mod app;
