@@ -187,6 +187,15 @@ pub fn image_source(config: &Config) -> Result<ImageSource, StartupError> {
 /// Builds the service from its configuration (SPEC §7): verifies the backend, opens the
 /// store, learns the current image, and starts tracking existing narratives.
 pub async fn build(config: Config) -> Result<(AppState, BuiltBackend), StartupError> {
+    if config.trusted_proxies.is_empty()
+        && config.security.auth_failures_per_minute.is_some()
+        && matches!(config.backend, Backend::Rancher { .. })
+    {
+        tracing::warn!(
+            "trusted_proxies is empty: behind Traefik every request has Traefik's address, so \
+             auth_failures_per_minute limits everyone together; set trusted_proxies to Traefik's address"
+        );
+    }
     let backend = backend(&config).await?;
     let state = build_with(config, backend.manager.clone()).await?;
     Ok((state, backend))

@@ -68,6 +68,17 @@ async fn the_provider_answers_only_its_network_or_its_token() {
     with_address(&h);
     h.state.kept.refresh().await;
     assert!(provider_doc(&h).await.contains("narrative-carol-8c1d4e"));
+    let lowercase = h
+        .get("/traefik/dynamic")
+        .header("Authorization", format!("bearer {PROVIDER_TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        lowercase.status(),
+        StatusCode::OK,
+        "the scheme is case-insensitive"
+    );
 
     let denied = [
         h.get("/traefik/dynamic"),

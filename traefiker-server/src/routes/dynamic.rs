@@ -126,10 +126,18 @@ pub fn allowed(
     let by_token = access.token.as_ref().is_some_and(|token| {
         req.headers()
             .get(header::AUTHORIZATION)
-            .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+            .and_then(|v| bearer(v.as_bytes()))
             .is_some_and(|presented| bool::from(presented.ct_eq(token.expose().as_bytes())))
     });
     by_address || by_token
+}
+
+/// The credentials of a `Bearer` authorization (the scheme is case-insensitive, RFC 9110).
+fn bearer(value: &[u8]) -> Option<&[u8]> {
+    let (scheme, credentials) = value.split_at_checked(7)?;
+    scheme
+        .eq_ignore_ascii_case(b"Bearer ")
+        .then_some(credentials)
 }
 
 /// The handler: the last rendered configuration, or 503 until the first listing (so Traefik
