@@ -127,7 +127,7 @@ pub enum Error {
         "no narrative image is known yet: set image_tag or make narrative_version_url reachable"
     )]
     NoImage,
-    /// A new user was refused: `max_narratives` user narratives exist.
+    /// A new user would pass `max_narratives`: nothing was created.
     #[error("at capacity: {limit} user narratives exist (max_narratives)")]
     AtCapacity {
         /// The configured cap.

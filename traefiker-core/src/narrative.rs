@@ -106,7 +106,10 @@ impl Origin {
 }
 
 /// Everything a backend needs to start one narrative.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// `Debug` is written by hand: the labels hold the session id and its Traefik rule, and the
+/// environment may hold secrets, so it shows their keys only.
+#[derive(Clone, PartialEq, Eq)]
 pub struct SpawnSpec {
     /// The container's name.
     pub name: ServiceName,
@@ -123,6 +126,20 @@ pub struct SpawnSpec {
     pub env: BTreeMap<String, String>,
     /// For a user's container, who it is for.
     pub origin: Option<Origin>,
+}
+
+impl fmt::Debug for SpawnSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SpawnSpec")
+            .field("name", &self.name)
+            .field("session", &self.session)
+            .field("image", &self.image)
+            .field("kind", &self.kind)
+            .field("labels", &self.labels.keys().collect::<Vec<_>>())
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .field("origin", &self.origin)
+            .finish()
+    }
 }
 
 /// The new name and description of a prespawned narrative being given to a user.
@@ -171,6 +188,28 @@ mod tests {
         let none = Origin::parse("client-ip:None timestamp:2021-10-04T15:20:01.000000Z").unwrap();
         assert_eq!(none.client_ip, None);
         assert_eq!(Origin::parse("something else"), None);
+    }
+
+    #[test]
+    fn a_spawn_spec_never_prints_its_session_rule_or_environment() {
+        let session = SessionId::generate();
+        let spec = SpawnSpec {
+            name: ServiceName::new("narrative-alice-522b27").unwrap(),
+            session: session.clone(),
+            image: "kbase/narrative:5.4.3".into(),
+            kind: NarrativeKind::User,
+            labels: crate::Routing::default().labels("alice-522b27", &session),
+            env: BTreeMap::from([("KBASE_TOKEN".into(), "env-secret-value".into())]),
+            origin: None,
+        };
+        let shown = format!("{spec:?} {spec:#?}");
+        assert!(!shown.contains(session.expose()), "{shown}");
+        assert!(!shown.contains("HeadersRegexp"), "{shown}");
+        assert!(!shown.contains("env-secret-value"), "{shown}");
+        assert!(
+            shown.contains("traefik.http.routers.alice-522b27.rule"),
+            "keys stay: {shown}"
+        );
     }
 
     #[test]

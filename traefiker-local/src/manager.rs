@@ -200,7 +200,7 @@ impl LocalManager {
         let seq = state.next + 1;
         let name_file = match &self.name_files {
             Some(files) => {
-                let path = files.path(seq);
+                let path = files.path(seq)?;
                 files.write(&path, spec.name.as_str())?;
                 Some(path)
             }

@@ -8,13 +8,22 @@ use crate::error::{status_hint, MetricsError};
 
 /// A client with a connect timeout and a whole-request timeout (which covers reading the
 /// body: a server that trickles bytes is cut off too).
-pub(crate) fn client(connect_timeout: Duration, timeout: Duration) -> Result<Client, MetricsError> {
-    Client::builder()
+/// Besides the system's and the bundled roots it trusts `ca_bundle_pem`, an institution's CA.
+pub(crate) fn client(
+    connect_timeout: Duration,
+    timeout: Duration,
+    ca_bundle_pem: Option<&[u8]>,
+) -> Result<Client, MetricsError> {
+    let mut builder = Client::builder()
         .connect_timeout(connect_timeout)
         .timeout(timeout)
-        .user_agent(concat!("traefiker/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(MetricsError::Client)
+        .user_agent(concat!("traefiker/", env!("CARGO_PKG_VERSION")));
+    if let Some(pem) = ca_bundle_pem {
+        for cert in reqwest::Certificate::from_pem_bundle(pem).map_err(MetricsError::Client)? {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder.build().map_err(MetricsError::Client)
 }
 
 /// Sends `request` and reads a 200 body of at most `limit` bytes (after decompression, so a

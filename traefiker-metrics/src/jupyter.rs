@@ -41,6 +41,8 @@ pub struct NarrativeStatusConfig {
     pub deadline: Duration,
     /// Largest answer accepted from one narrative.
     pub max_body_bytes: usize,
+    /// Extra CA certificates (PEM) trusted besides the system's and the bundled roots.
+    pub ca_bundle_pem: Option<Vec<u8>>,
 }
 
 impl NarrativeStatusConfig {
@@ -58,6 +60,7 @@ impl Default for NarrativeStatusConfig {
             concurrency: 16,
             deadline: Duration::from_secs(60),
             max_body_bytes: 64 * 1024,
+            ca_bundle_pem: None,
         }
     }
 }
@@ -73,6 +76,7 @@ impl fmt::Debug for NarrativeStatusConfig {
             .field("concurrency", &self.concurrency)
             .field("deadline", &self.deadline)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("ca_bundle_pem", &self.ca_bundle_pem.as_ref().map(Vec::len))
             .finish()
     }
 }
@@ -125,7 +129,11 @@ impl NarrativeStatus {
     /// A source asking narratives as `config` says; fails only if the HTTP client cannot be
     /// built.
     pub fn new(config: NarrativeStatusConfig) -> Result<Self, MetricsError> {
-        let client = http::client(config.connect_timeout, config.timeout)?;
+        let client = http::client(
+            config.connect_timeout,
+            config.timeout,
+            config.ca_bundle_pem.as_deref(),
+        )?;
         Ok(Self {
             config,
             client,

@@ -25,6 +25,8 @@ pub struct TraefikMetricsConfig {
     pub timeout: Duration,
     /// Largest body accepted, after decompression.
     pub max_body_bytes: usize,
+    /// Extra CA certificates (PEM) trusted besides the system's and the bundled roots.
+    pub ca_bundle_pem: Option<Vec<u8>>,
 }
 
 impl TraefikMetricsConfig {
@@ -43,6 +45,7 @@ impl TraefikMetricsConfig {
             connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
             timeout: Self::DEFAULT_TIMEOUT,
             max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
+            ca_bundle_pem: None,
         }
     }
 }
@@ -64,7 +67,11 @@ pub struct TraefikMetrics {
 impl TraefikMetrics {
     /// A source reading `config.url`; fails only if the HTTP client cannot be built.
     pub fn new(config: TraefikMetricsConfig) -> Result<Self, MetricsError> {
-        let client = http::client(config.connect_timeout, config.timeout)?;
+        let client = http::client(
+            config.connect_timeout,
+            config.timeout,
+            config.ca_bundle_pem.as_deref(),
+        )?;
         Ok(Self {
             label: format!("traefik {}", redact(&config.url)),
             config,

@@ -110,16 +110,27 @@ impl Client {
         credentials: Option<Credentials>,
         timeouts: Timeouts,
         retry: RetryPolicy,
+        ca_bundle_pem: Option<&[u8]>,
     ) -> Result<Self, SetupError> {
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(timeouts.connect)
             .timeout(timeouts.request)
-            .user_agent(concat!("traefiker-rancher/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| SetupError::Config {
-                setting: "rancher_url",
-                reason: format!("cannot build an HTTP client: {e}"),
-            })?;
+            .user_agent(concat!("traefiker-rancher/", env!("CARGO_PKG_VERSION")));
+        // Besides the system's and the bundled roots: an institution's own CA.
+        if let Some(pem) = ca_bundle_pem {
+            let certs =
+                reqwest::Certificate::from_pem_bundle(pem).map_err(|e| SetupError::Config {
+                    setting: "ca_bundle",
+                    reason: format!("not a PEM bundle: {e}"),
+                })?;
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder.build().map_err(|e| SetupError::Config {
+            setting: "rancher_url",
+            reason: format!("cannot build an HTTP client: {e}"),
+        })?;
         Ok(Self {
             http,
             credentials,
@@ -450,7 +461,7 @@ mod tests {
 
     #[test]
     fn links_to_another_host_are_refused() {
-        let client = Client::new(None, Timeouts::default(), RetryPolicy::none()).unwrap();
+        let client = Client::new(None, Timeouts::default(), RetryPolicy::none(), None).unwrap();
         let from = Url::parse("http://r:8080/v2-beta/projects/1a5/services?limit=5").unwrap();
         assert!(client
             .follow(

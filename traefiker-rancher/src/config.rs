@@ -37,6 +37,9 @@ pub struct RancherConfig {
     pub retry: RetryPolicy,
     /// Services asked for per page when listing (Rancher caps it at 3000).
     pub page_size: u32,
+    /// `ca_bundle`: extra CA certificates (PEM) trusted besides the system's and the bundled
+    /// roots, for a Rancher behind an institution's own CA.
+    pub ca_bundle_pem: Option<Vec<u8>>,
 }
 
 impl RancherConfig {
@@ -55,6 +58,7 @@ impl RancherConfig {
             timeouts: Timeouts::default(),
             retry: RetryPolicy::default(),
             page_size: 1000,
+            ca_bundle_pem: None,
         }
     }
 

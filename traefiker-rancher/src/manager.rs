@@ -301,7 +301,12 @@ fn unset(setting: &'static str) -> SetupError {
 
 fn client_for(config: &RancherConfig) -> Result<(Client, Url), SetupError> {
     let rancher_url = parse_setting("rancher_url", &config.url)?;
-    let client = Client::new(config.credentials.clone(), config.timeouts, config.retry)?;
+    let client = Client::new(
+        config.credentials.clone(),
+        config.timeouts,
+        config.retry,
+        config.ca_bundle_pem.as_deref(),
+    )?;
     Ok((client, rancher_url))
 }
 

@@ -48,7 +48,12 @@ impl RancherMembership {
     /// timeout, operation deadline and retries. Makes no call.
     pub fn new(config: &RancherConfig) -> Result<Self, SetupError> {
         Ok(Self {
-            client: Client::new(None, config.timeouts, config.retry)?,
+            client: Client::new(
+                None,
+                config.timeouts,
+                config.retry,
+                config.ca_bundle_pem.as_deref(),
+            )?,
             meta: parse_setting("rancher_meta", &config.meta_url)?,
             timeouts: config.timeouts,
         })

@@ -105,7 +105,8 @@ impl Service {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+/// `Debug` by hand, below: the labels hold the session id and its Traefik rule.
+#[derive(Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct LaunchConfigIn {
     #[serde(default)]
@@ -113,6 +114,15 @@ pub(crate) struct LaunchConfigIn {
     /// Label values may be `null` in the wild; those are ignored.
     #[serde(default)]
     pub labels: BTreeMap<String, Option<String>>,
+}
+
+impl std::fmt::Debug for LaunchConfigIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LaunchConfigIn")
+            .field("image_uuid", &self.image_uuid)
+            .field("labels", &self.labels.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -139,7 +149,9 @@ pub(crate) struct CreateService<'a> {
     pub launch_config: LaunchConfigOut<'a>,
 }
 
-#[derive(Debug, Serialize)]
+/// `Debug` by hand, below: the labels hold the session id and its rule, the environment may
+/// hold secrets.
+#[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct LaunchConfigOut<'a> {
     #[serde(rename = "type")]
@@ -160,6 +172,16 @@ pub(crate) struct LaunchConfigOut<'a> {
     pub cap_drop: [&'static str; 13],
     pub instance_triggered_stop: &'static str,
     pub start_on_create: bool,
+}
+
+impl std::fmt::Debug for LaunchConfigOut<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LaunchConfigOut")
+            .field("image_uuid", &self.image_uuid)
+            .field("labels", &self.labels.keys().collect::<Vec<_>>())
+            .field("environment", &self.environment.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -212,5 +234,23 @@ impl MetaContainer {
         match self {
             Self::Name(name) | Self::Object { name } => name,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_prints_a_session_or_a_rule() {
+        let page: Collection<Service> =
+            serde_json::from_str(include_str!("../tests/fixtures/services-by-name.json")).unwrap();
+        let shown = format!("{:?}", page.data);
+        assert!(shown.contains("session_id"), "label keys stay: {shown}");
+        assert!(
+            !shown.contains("8f3a1c9e2b7d4f6a0c5e9b1d3f7a2c4e"),
+            "{shown}"
+        );
+        assert!(!shown.contains("HeadersRegexp"), "{shown}");
     }
 }

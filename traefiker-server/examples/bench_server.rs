@@ -12,10 +12,11 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use traefiker_core::testing::{InMemoryManager, Op, ScriptedActivity};
 use traefiker_core::MemoryStore;
-use traefiker_server::app::{run, AppState};
+use traefiker_server::app::run;
 use traefiker_server::auth::{AuthError, Authenticator, Identity};
 use traefiker_server::background::ImageSource;
 use traefiker_server::config::{Config, Layer};
+use traefiker_server::state::AppState;
 
 const RETURNING_REQUESTS: usize = 100_000;
 const CONCURRENCY: usize = 64;

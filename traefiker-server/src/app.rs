@@ -3,7 +3,7 @@
 //! [`build`] turns a [`Config`] into an [`AppState`] (backend verified, store open, sources
 //! and auth ready); [`run`] serves HTTP on a listener until a shutdown future completes, with
 //! the background tasks beside it. Tests build an `AppState` from fakes with
-//! [`AppState::new`] and call `run` on a `127.0.0.1:0` listener.
+//! [`AppState::new`](crate::state::AppState::new) and call `run` on a `127.0.0.1:0` listener.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -11,20 +11,18 @@ use std::time::Duration;
 
 use actix_web::{web, App, HttpServer};
 use tokio::sync::watch;
-use traefiker_core::{
-    ActivitySource, ActivityStore, Clock, ContainerManager, Lifecycle, LifecycleConfig, SqliteStore,
-};
+use traefiker_core::{ActivitySource, ActivityStore, ContainerManager, SqliteStore};
 use traefiker_local::{LocalConfig, LocalManager};
 use traefiker_metrics::{
     NarrativeStatus, NarrativeStatusConfig, TraefikMetrics, TraefikMetricsConfig,
 };
 use traefiker_rancher::{Credentials, RancherConfig, RancherManager};
 
-use crate::auth::{Auth2, Authenticator, Cached, StaticTokens};
-use crate::background::{ImageSource, Reaper};
+use crate::auth::{Auth2, Authenticator, StaticTokens};
+use crate::background::ImageSource;
 use crate::config::{Backend, Config, SourceKind};
-use crate::routes;
-use crate::telemetry::{Metrics, Timed};
+use crate::state::AppState;
+use crate::{outbound, routes};
 
 /// Why the service cannot start; each names the setting to fix.
 #[derive(Debug, thiserror::Error)]
@@ -54,77 +52,6 @@ pub enum StartupError {
     /// Tracking existing narratives failed.
     #[error("listing existing narratives failed: {0}")]
     Lifecycle(#[from] traefiker_core::Error),
-}
-
-/// Everything a request handler or background task needs.
-#[derive(Clone, Debug)]
-pub struct AppState {
-    /// The configuration.
-    pub config: Arc<Config>,
-    /// The lifecycle service.
-    pub lifecycle: Lifecycle,
-    /// Token validation (cached).
-    pub auth: Arc<dyn Authenticator>,
-    /// traefiker's own metrics.
-    pub metrics: Arc<Metrics>,
-    /// Runs reaper cycles.
-    pub reaper: Reaper,
-}
-
-impl AppState {
-    /// Assembles the state from parts (tests pass fakes).
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        config: Config,
-        manager: Arc<dyn ContainerManager>,
-        sources: Vec<Arc<dyn ActivitySource>>,
-        store: Arc<dyn ActivityStore>,
-        auth: Arc<dyn Authenticator>,
-        clock: Arc<dyn Clock>,
-        image: ImageSource,
-        initial_image: Option<String>,
-    ) -> Self {
-        let metrics = Arc::new(Metrics::new());
-        let timed: Arc<dyn ContainerManager> = Arc::new(Timed::new(manager, metrics.clone()));
-        let lifecycle = Lifecycle::new(
-            timed,
-            sources,
-            store,
-            clock,
-            LifecycleConfig {
-                naming: config.naming.clone(),
-                routing: config.routing.clone(),
-                pool_size: config.num_prespawn,
-                idle_timeout: config.reaper_timeout,
-                narrative_env: config.narrative_env.clone(),
-                // A little beyond the backend's own deadline, so its error (which names the
-                // URL) normally wins; this one only catches a backend that hangs anyway.
-                call_timeout: config.timeouts.rancher + Duration::from_secs(1),
-                ..LifecycleConfig::default()
-            },
-            initial_image,
-        );
-        let auth: Arc<dyn Authenticator> = Arc::new(Cached::new(
-            auth,
-            config.auth_cache,
-            metrics.auth_cache_hits.clone(),
-        ));
-        let reaper = Reaper::new(lifecycle.clone(), Arc::new(image), metrics.clone());
-        Self {
-            config: Arc::new(config),
-            lifecycle,
-            auth,
-            metrics,
-            reaper,
-        }
-    }
-}
-
-fn http_client(connect: Duration, request: Duration) -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
-        .connect_timeout(connect)
-        .timeout(request)
-        .build()
 }
 
 /// A verified backend, and the local one's handle when it is local (its children are stopped
@@ -163,6 +90,7 @@ pub async fn backend(config: &Config) -> Result<BuiltBackend, StartupError> {
             rc.timeouts.connect = config.timeouts.connect;
             rc.timeouts.request = config.timeouts.rancher;
             rc.timeouts.list = config.timeouts.rancher_list;
+            rc.ca_bundle_pem = ca_pem(config);
             Arc::new(RancherManager::discover(rc).await?)
         }
         Backend::Local { command } => {
@@ -183,6 +111,11 @@ pub async fn backend(config: &Config) -> Result<BuiltBackend, StartupError> {
     Ok(BuiltBackend { manager, local })
 }
 
+/// `ca_bundle`'s PEM for the backends that build their own clients.
+fn ca_pem(config: &Config) -> Option<Vec<u8>> {
+    config.security.ca_bundle.as_ref().map(|b| b.pem().to_vec())
+}
+
 /// The configured activity sources.
 pub fn sources(config: &Config) -> Result<Vec<Arc<dyn ActivitySource>>, StartupError> {
     let mut out: Vec<Arc<dyn ActivitySource>> = Vec::new();
@@ -193,6 +126,7 @@ pub fn sources(config: &Config) -> Result<Vec<Arc<dyn ActivitySource>>, StartupE
                 tc.version = config.traefik_version;
                 tc.connect_timeout = config.timeouts.connect;
                 tc.timeout = config.timeouts.metrics;
+                tc.ca_bundle_pem = ca_pem(config);
                 out.push(Arc::new(TraefikMetrics::new(tc)?));
             }
             SourceKind::NarrativeStatus => {
@@ -200,6 +134,7 @@ pub fn sources(config: &Config) -> Result<Vec<Arc<dyn ActivitySource>>, StartupE
                     path: config.narrative_status_path.clone(),
                     connect_timeout: config.timeouts.connect,
                     timeout: config.timeouts.status,
+                    ca_bundle_pem: ca_pem(config),
                     ..NarrativeStatusConfig::default()
                 };
                 out.push(Arc::new(NarrativeStatus::new(nc)?));
@@ -221,9 +156,12 @@ pub fn authenticator(config: &Config) -> Result<Arc<dyn Authenticator>, StartupE
         }
         None => Arc::new(Auth2::new(
             config.auth2.clone(),
-            config.timeouts.connect,
-            config.timeouts.auth2,
-        )?),
+            outbound::client(
+                config.timeouts.connect,
+                config.timeouts.auth2,
+                config.security.ca_bundle.as_ref(),
+            )?,
+        )),
     })
 }
 
@@ -238,7 +176,11 @@ pub fn image_source(config: &Config) -> Result<ImageSource, StartupError> {
         None => ImageSource::Versioned {
             image_name: config.image_name.clone(),
             url: config.narrative_version_url.clone(),
-            http: http_client(config.timeouts.connect, config.timeouts.version)?,
+            http: outbound::client(
+                config.timeouts.connect,
+                config.timeouts.version,
+                config.security.ca_bundle.as_ref(),
+            )?,
         },
     })
 }
@@ -246,6 +188,15 @@ pub fn image_source(config: &Config) -> Result<ImageSource, StartupError> {
 /// Builds the service from its configuration (SPEC §7): verifies the backend, opens the
 /// store, learns the current image, and starts tracking existing narratives.
 pub async fn build(config: Config) -> Result<(AppState, BuiltBackend), StartupError> {
+    if config.trusted_proxies.is_empty()
+        && config.security.auth_failures_per_minute.is_some()
+        && matches!(config.backend, Backend::Rancher { .. })
+    {
+        tracing::warn!(
+            "trusted_proxies is empty: behind Traefik every request has Traefik's address, so \
+             auth_failures_per_minute limits everyone together; set trusted_proxies to Traefik's address"
+        );
+    }
     let backend = backend(&config).await?;
     let state = build_with(config, backend.manager.clone()).await?;
     Ok((state, backend))
@@ -316,6 +267,11 @@ pub async fn run(
             tokio::select! { _ = wait => {}, _ = stopped(rx) => {} }
         }));
     }
+    {
+        let kept = state.kept.clone();
+        let rx = stop_rx.clone();
+        tasks.push(tokio::spawn(async move { kept.run(stopped(rx)).await }));
+    }
     if !state.config.reaper_interval.is_zero() {
         let reaper = state.reaper.clone();
         let period = state.config.reaper_interval;
@@ -326,12 +282,17 @@ pub async fn run(
     }
     state.lifecycle.request_pool_fill();
 
+    let provider = state.config.security.provider.enabled;
     let data = web::Data::new(state);
-    let server = HttpServer::new(move || App::new().app_data(data.clone()).configure(configure))
-        .disable_signals()
-        .shutdown_timeout(30)
-        .listen(listener)?
-        .run();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .configure(|cfg| configure(cfg, provider))
+    })
+    .disable_signals()
+    .shutdown_timeout(30)
+    .listen(listener)?
+    .run();
     let handle = server.handle();
     let server_task = tokio::spawn(server);
     shutdown.await;
@@ -347,8 +308,8 @@ pub async fn run(
     }
 }
 
-/// Registers every endpoint.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// Registers every endpoint; `/traefik/dynamic` only with `provider` on.
+pub fn configure(cfg: &mut web::ServiceConfig, provider: bool) {
     cfg.route(
         "/narrative/{path:.*}",
         web::get().to(routes::connect::narrative),
@@ -363,6 +324,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .route("/narrative_status/", web::get().to(routes::status::status))
     .route("/reaper/", web::get().to(routes::reaper::reaper))
-    .route("/traefik/dynamic", web::get().to(routes::dynamic::dynamic))
     .configure(routes::health::configure);
+    if provider {
+        cfg.route("/traefik/dynamic", web::get().to(routes::dynamic::dynamic));
+    }
 }

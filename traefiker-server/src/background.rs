@@ -10,6 +10,7 @@ use serde::Deserialize;
 use tracing::Instrument;
 use traefiker_core::{Error, Lifecycle, ReapMode, ReapReport};
 
+use crate::kept::Kept;
 use crate::telemetry::Metrics;
 
 /// Where the current narrative version comes from.
@@ -82,15 +83,23 @@ pub struct Reaper {
     lifecycle: Lifecycle,
     image: Arc<ImageSource>,
     metrics: Arc<Metrics>,
+    /// Refreshed after every cycle, so a reaped narrative's route is gone when it ends.
+    kept: Kept,
 }
 
 impl Reaper {
     /// A reaper over `lifecycle`.
-    pub fn new(lifecycle: Lifecycle, image: Arc<ImageSource>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        lifecycle: Lifecycle,
+        image: Arc<ImageSource>,
+        metrics: Arc<Metrics>,
+        kept: Kept,
+    ) -> Self {
         Self {
             lifecycle,
             image,
             metrics,
+            kept,
         }
     }
 
@@ -118,6 +127,9 @@ impl Reaper {
             self.refresh_image().await;
         }
         let result = self.lifecycle.reap_cycle(mode).await;
+        if mode == ReapMode::Apply {
+            self.kept.refresh().await;
+        }
         match &result {
             Ok(report) => {
                 self.metrics.reaped(report, started.elapsed().as_secs_f64());

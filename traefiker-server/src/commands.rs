@@ -215,11 +215,11 @@ async fn activity(
             tc.version = config.traefik_version;
             tc.connect_timeout = config.timeouts.connect;
             tc.timeout = config.timeouts.metrics;
-            match reqwest::Client::builder()
-                .connect_timeout(tc.connect_timeout)
-                .timeout(tc.timeout)
-                .build()
-            {
+            match crate::outbound::client(
+                tc.connect_timeout,
+                tc.timeout,
+                config.security.ca_bundle.as_ref(),
+            ) {
                 Ok(client) => traefiker_metrics::fetch_page(&client, &tc)
                     .await
                     .map_err(|e| e.to_string()),

@@ -5,12 +5,14 @@
 //!
 //! - [`config`] reads the environment (the Python names), a TOML file and flags into a
 //!   validated [`config::Config`].
-//! - [`app::build`] turns it into an [`app::AppState`]: the Rancher backend
+//! - [`app::build`] turns it into a [`state::AppState`]: the Rancher backend
 //!   (`traefiker-rancher`), the activity sources (`traefiker-metrics`), the SQLite store and
 //!   the [`traefiker_core::Lifecycle`] over them, token validation ([`auth`]) and metrics
 //!   ([`telemetry`]).
 //! - [`app::run`] serves the HTTP contract ([`routes`]) on a listener until shutdown, with the
-//!   pool filler and the optional interval reaper ([`background`]) beside it.
+//!   pool filler, the optional interval reaper ([`background`]) and the loop that keeps the
+//!   listing for `/traefik/dynamic` and `/readyz` ([`kept`]) beside it.
+//! - [`outbound`] builds the server's HTTP clients (timeouts, trusted roots, `ca_bundle`).
 //! - [`cli`] is the command line; `main.rs` only parses it, sets up logging and calls in.
 
 pub mod app;
@@ -19,6 +21,9 @@ pub mod background;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod kept;
 pub mod logging;
+pub mod outbound;
 pub mod routes;
+pub mod state;
 pub mod telemetry;

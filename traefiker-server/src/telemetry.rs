@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::auth::GateCounters;
 use async_trait::async_trait;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -39,8 +40,9 @@ pub struct Metrics {
     backend_latency: Family<OperationLabel, Histogram>,
     reaps: Family<ReasonLabel, Counter>,
     pool_waiting: Gauge,
-    /// Answers served from the auth cache.
-    pub auth_cache_hits: Counter,
+    /// The auth gate's counters.
+    pub auth: GateCounters,
+    capacity_refusals: Counter,
     reaper_cycle_seconds: Histogram,
     reaper_failures: Counter,
 }
@@ -81,11 +83,27 @@ impl Metrics {
             "Waiting prespawned narratives of the current image",
             pool_waiting.clone(),
         );
-        let auth_cache_hits = Counter::default();
+        let auth = GateCounters::default();
         registry.register(
             "auth_cache_hits",
             "Token validations answered from the cache",
-            auth_cache_hits.clone(),
+            auth.cache_hits.clone(),
+        );
+        registry.register(
+            "auth_rejections_remembered",
+            "Rejected tokens answered from memory instead of asking auth2 again",
+            auth.rejections_remembered.clone(),
+        );
+        registry.register(
+            "auth_throttled",
+            "Requests refused with 429: too many failed token validations from the address",
+            auth.throttled.clone(),
+        );
+        let capacity_refusals = Counter::default();
+        registry.register(
+            "capacity_refusals",
+            "New users refused because max_narratives was reached",
+            capacity_refusals.clone(),
         );
         let reaper_cycle_seconds = Histogram::new(exponential_buckets(0.01, 2.0, 12));
         registry.register(
@@ -105,7 +123,8 @@ impl Metrics {
             backend_latency,
             reaps,
             pool_waiting,
-            auth_cache_hits,
+            auth,
+            capacity_refusals,
             reaper_cycle_seconds,
             reaper_failures,
         }
@@ -114,6 +133,11 @@ impl Metrics {
     /// Counts one connect by its outcome label.
     pub fn connect(&self, outcome: &'static str) {
         self.connects.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+
+    /// Counts a new user refused at capacity.
+    pub fn capacity_refused(&self) {
+        self.capacity_refusals.inc();
     }
 
     /// Sets the pool gauge.

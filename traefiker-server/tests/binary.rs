@@ -183,3 +183,20 @@ async fn the_binary_runs_from_the_python_environment_and_logs_no_secret() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn static_tokens_with_a_real_backend_refuse_to_start_and_name_the_key() {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_traefiker"))
+        .env_clear()
+        .env("rancher_url", "http://127.0.0.1:9/v2-beta")
+        .env("auth_tokens", "demo-token:kbadmin:KBASE_ADMIN")
+        .arg("serve")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("auth_tokens:"), "{stderr}");
+    assert!(stderr.contains("allow_static_tokens"), "{stderr}");
+    assert!(!stderr.contains("demo-token"), "{stderr}");
+}

@@ -4,171 +4,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::redirect::Policy;
+use common::{Harness, IMAGE};
 use reqwest::StatusCode;
-use tokio::sync::oneshot;
-use traefiker_core::testing::{InMemoryManager, ManualClock, Op, ScriptedActivity};
-use traefiker_core::{ActivityError, ManagerError, MemoryStore, NarrativeKind};
-use traefiker_server::app::{run, AppState};
-use traefiker_server::auth::Auth2;
-use traefiker_server::background::ImageSource;
-use traefiker_server::config::{Config, Layer};
-use wiremock::matchers::{header, method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
-
-const IMAGE: &str = "kbase/narrative:5.4.3";
-
-struct Harness {
-    base: String,
-    client: reqwest::Client,
-    manager: Arc<InMemoryManager>,
-    traefik: Arc<ScriptedActivity>,
-    clock: Arc<ManualClock>,
-    auth2: MockServer,
-    stop: Option<oneshot::Sender<()>>,
-    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
-}
-
-impl Harness {
-    async fn start(settings: &[(&str, &str)]) -> Self {
-        let auth2 = MockServer::start().await;
-        for (token, file, status) in [
-            ("alice-token", "me-ok.json", 200),
-            ("admin-token", "me-admin.json", 200),
-        ] {
-            let body = std::fs::read_to_string(format!(
-                "{}/tests/fixtures/{file}",
-                env!("CARGO_MANIFEST_DIR")
-            ))
-            .unwrap();
-            Mock::given(method("GET"))
-                .and(path("/api/V2/me"))
-                .and(header("Authorization", token))
-                .respond_with(ResponseTemplate::new(status).set_body_raw(body, "application/json"))
-                .mount(&auth2)
-                .await;
-        }
-        let invalid = std::fs::read_to_string(format!(
-            "{}/tests/fixtures/error-invalid-token.json",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap();
-        Mock::given(method("GET"))
-            .and(path("/api/V2/me"))
-            .respond_with(ResponseTemplate::new(401).set_body_raw(invalid, "application/json"))
-            .mount(&auth2)
-            .await;
-
-        let auth_url = format!("{}/api/V2/me", auth2.uri());
-        let mut layer: Layer = [
-            ("auth2", auth_url.as_str()),
-            ("num_prespawn", "2"),
-            ("image_tag", "5.4.3"),
-            ("cookie_secure", "true"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        for (k, v) in settings {
-            layer.insert(k.to_string(), v.to_string());
-        }
-        let config = Config::from_layers(&[layer]).unwrap();
-        let pool = config.num_prespawn;
-        let manager = Arc::new(InMemoryManager::new(config.naming.clone()));
-        let traefik = Arc::new(ScriptedActivity::new("traefik"));
-        let clock = Arc::new(ManualClock::default());
-        let auth = Arc::new(
-            Auth2::new(
-                config.auth2.clone(),
-                Duration::from_secs(2),
-                Duration::from_secs(2),
-            )
-            .unwrap(),
-        );
-        let state = AppState::new(
-            config,
-            manager.clone(),
-            vec![traefik.clone()],
-            Arc::new(MemoryStore::new()),
-            auth,
-            clock.clone(),
-            ImageSource::Fixed(IMAGE.into()),
-            Some(IMAGE.into()),
-        );
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(run(listener, state, async {
-            let _ = stopped.await;
-        }));
-        let client = reqwest::Client::builder()
-            .redirect(Policy::none())
-            .timeout(Duration::from_secs(10))
-            .build()
-            .unwrap();
-        let h = Self {
-            base,
-            client,
-            manager,
-            traefik,
-            clock,
-            auth2,
-            stop: Some(stop),
-            server: Some(server),
-        };
-        h.wait_for_pool(pool).await;
-        h
-    }
-
-    async fn wait_for_pool(&self, n: usize) {
-        tokio::time::timeout(Duration::from_secs(10), async {
-            loop {
-                let waiting = self
-                    .manager
-                    .containers()
-                    .iter()
-                    .filter(|c| c.kind == NarrativeKind::Prespawned)
-                    .count();
-                if waiting >= n {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        })
-        .await
-        .expect("pool filled in time");
-    }
-
-    fn get(&self, path: &str) -> reqwest::RequestBuilder {
-        self.client.get(format!("{}{path}", self.base))
-    }
-
-    /// `GET path` as the holder of `token`.
-    async fn open(&self, path: &str, token: &str) -> reqwest::Response {
-        self.with_token(self.get(path), token).send().await.unwrap()
-    }
-
-    fn with_token(&self, rb: reqwest::RequestBuilder, token: &str) -> reqwest::RequestBuilder {
-        rb.header("Cookie", format!("kbase_session={token}"))
-    }
-
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(server) = self.server.take() {
-            tokio::time::timeout(Duration::from_secs(10), server)
-                .await
-                .expect("graceful shutdown in time")
-                .unwrap()
-                .unwrap();
-        }
-    }
-}
+use traefiker_core::testing::Op;
+use traefiker_core::{ActivityError, ManagerError, NarrativeKind};
 
 #[tokio::test]
 async fn no_cookie_redirects_to_login_with_the_python_nextrequest() {
@@ -182,35 +26,65 @@ async fn no_cookie_redirects_to_login_with_the_python_nextrequest() {
     h.stop().await;
 }
 
+/// An error page as a user sees it: the status, no internals, no caching, and a reference
+/// that leads to the log line with the detail.
+async fn assert_error_page(
+    r: reqwest::Response,
+    status: StatusCode,
+    detail_in_log: &str,
+) -> String {
+    assert_eq!(r.status(), status);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let body = r.text().await.unwrap();
+    for internal in [
+        "http://",
+        "127.0.0.1",
+        "rancher",
+        "auth2",
+        "/api/V2",
+        "os error",
+        "answered",
+    ] {
+        assert!(
+            !body.to_lowercase().contains(internal),
+            "{internal:?} in {body:?}"
+        );
+    }
+    let reference = common::reference_in(&body);
+    let logs = common::logs();
+    let line = logs
+        .lines()
+        .find(|l| l.contains(&reference))
+        .unwrap_or_else(|| panic!("no log line for {reference}"));
+    assert!(
+        line.contains(detail_in_log),
+        "{detail_in_log:?} not in {line}"
+    );
+    body
+}
+
 #[tokio::test]
-async fn a_bad_token_is_403_with_auth2s_message() {
+async fn a_bad_token_is_403_log_in_again_with_the_detail_in_the_log() {
     let h = Harness::start(&[]).await;
     let r = h.open("/narrative/ws.1.obj.2", "bogus").await;
-    assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    let body = r.text().await.unwrap();
-    assert_eq!(
-        body,
-        format!(
-            "Session cookie failed validation at {}/api/V2/me: 10020 Invalid token",
-            h.auth2.uri()
-        )
+    let body = assert_error_page(r, StatusCode::FORBIDDEN, "10020 Invalid token").await;
+    assert!(
+        body.starts_with("Session cookie failed validation"),
+        "{body}"
     );
+    assert!(body.contains("Log in to KBase again"), "{body}");
     h.stop().await;
 }
 
 #[tokio::test]
-async fn an_unreachable_auth2_is_403_error_querying() {
+async fn an_unreachable_auth2_is_403_try_again_with_the_detail_in_the_log() {
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/api/V2/me", dead.local_addr().unwrap());
     drop(dead);
     let h = Harness::start(&[("auth2", url.as_str())]).await;
     let r = h.open("/narrative/ws.1.obj.2", "alice-token").await;
-    assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    assert!(r
-        .text()
-        .await
-        .unwrap()
-        .starts_with(&format!("Error querying {url}: ")));
+    let body = assert_error_page(r, StatusCode::FORBIDDEN, &format!("Error querying {url}")).await;
+    assert!(body.contains("try again"), "{body}");
     h.stop().await;
 }
 
@@ -262,7 +136,7 @@ async fn cookie_secure_can_be_turned_off() {
 }
 
 #[tokio::test]
-async fn a_backend_failure_is_503_with_a_reason() {
+async fn a_backend_failure_is_503_try_again_with_the_detail_in_the_log() {
     let h = Harness::start(&[("num_prespawn", "0")]).await;
     h.manager.fail_next(
         Op::Create,
@@ -272,8 +146,8 @@ async fn a_backend_failure_is_503_with_a_reason() {
         },
     );
     let r = h.open("/narrative/x", "alice-token").await;
-    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert!(r.text().await.unwrap().contains("answered 500"));
+    let body = assert_error_page(r, StatusCode::SERVICE_UNAVAILABLE, "answered 500").await;
+    assert!(body.contains("try again in a minute"), "{body}");
     h.stop().await;
 }
 
@@ -478,10 +352,7 @@ async fn health_readiness_and_metrics() {
         h.get("/healthz").send().await.unwrap().status(),
         StatusCode::OK
     );
-    assert_eq!(
-        h.get("/readyz").send().await.unwrap().status(),
-        StatusCode::OK
-    );
+    h.wait_ready().await;
     h.open("/narrative/x", "alice-token").await;
     h.open("/narrative/x", "alice-token").await;
     let text = h
@@ -505,13 +376,15 @@ async fn health_readiness_and_metrics() {
         Op::Verify,
         ManagerError::Unavailable {
             backend: "rancher".into(),
-            detail: "down".into(),
+            detail: "http://rancher.internal:8080 down".into(),
         },
     );
-    assert_eq!(
-        h.get("/readyz").send().await.unwrap().status(),
-        StatusCode::SERVICE_UNAVAILABLE
-    );
+    // The reaper's cycle ends with a backend check (the loop's own comes every 10 s).
+    h.get("/reaper/").send().await.unwrap();
+    let r = h.get("/readyz").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body = r.text().await.unwrap();
+    assert!(!body.contains("rancher.internal"), "{body}");
     h.stop().await;
 }
 
@@ -520,8 +393,10 @@ async fn traefik_dynamic_always_routes_the_narrative_prefix_to_traefiker() {
     let h = Harness::start(&[
         ("traefik_rule_syntax", "v3"),
         ("traefik_self_url", "http://127.0.0.1:5000"),
+        ("traefik_provider", "true"),
     ])
     .await;
+    h.wait_ready().await;
     let doc: serde_json::Value = h
         .get("/traefik/dynamic")
         .send()

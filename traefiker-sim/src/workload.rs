@@ -384,7 +384,9 @@ impl Sim {
                     let victim = all[self.rng.random_range(0..all.len())].clone();
                     self.note(format!("{} stops (zombie)", victim.name));
                     self.backend.make_zombie(victim.name.as_str());
-                    lock(&self.log).crashes.push((victim.session, self.clock.now()));
+                    lock(&self.log)
+                        .crashes
+                        .push((victim.session, self.clock.now()));
                 }
             }
             77..=78 => {

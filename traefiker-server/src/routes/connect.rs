@@ -2,13 +2,14 @@
 //! session cookie and a page that reloads into it (SPEC §3).
 
 use actix_web::cookie::{Cookie, SameSite};
-use actix_web::http::header;
+use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-use traefiker_core::{SessionId, UserId, Visit};
+use traefiker_core::{ConnectOutcome, Error, SessionId, UserId, Visit};
 
-use crate::app::AppState;
-use crate::routes::{client_ip_header, identify};
+use crate::routes::reply::{self, Reference};
+use crate::routes::{client_ip_header, identify, refused};
+use crate::state::AppState;
 
 /// Python's `quote_plus`: everything but `A-Za-z0-9_.-~` is escaped.
 const QUOTE_PLUS: &AsciiSet = &NON_ALPHANUMERIC
@@ -60,10 +61,36 @@ fn html_escape(s: &str) -> String {
     out
 }
 
-fn text(status: actix_web::http::StatusCode, body: String) -> HttpResponse {
-    HttpResponse::build(status)
-        .content_type("text/plain; charset=utf-8")
-        .body(body)
+/// Policy of the reload page: it loads nothing, runs nothing and cannot be framed; its meta
+/// refresh is a navigation, which no CSP directive governs, so it still reloads. No referrer:
+/// the next URL must not learn this one.
+pub const RELOAD_PAGE_CSP: &str =
+    "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// The answer to a lifecycle failure: capacity is its own page; anything else is "try again"
+/// with a reference, the detail in the log.
+pub fn connect_failed(state: &AppState, user: &UserId, error: &Error) -> HttpResponse {
+    let reference = Reference::new();
+    match error {
+        Error::AtCapacity { limit } => {
+            state.metrics.capacity_refused();
+            tracing::warn!(%reference, user = %user, limit, "at capacity: new user refused");
+            reply::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &reference,
+                "KBase is at capacity, try again in a few minutes.",
+            )
+        }
+        _ => {
+            state.metrics.connect("error");
+            tracing::error!(%reference, user = %user, error = %error, "could not connect a narrative");
+            reply::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &reference,
+                "Your narrative could not be started right now. Please try again in a minute.",
+            )
+        }
+    }
 }
 
 /// The handler.
@@ -73,7 +100,7 @@ pub async fn narrative(
     path: web::Path<String>,
 ) -> HttpResponse {
     let Some(identity) = identify(&state, &req).await else {
-        return HttpResponse::Found()
+        return reply::uncached(StatusCode::FOUND)
             .insert_header((
                 header::LOCATION,
                 login_location(req.path(), req.query_string()),
@@ -82,14 +109,19 @@ pub async fn narrative(
     };
     let identity = match identity {
         Ok(identity) => identity,
-        Err(e) => {
-            tracing::info!(message = "auth_error", error = %e);
-            return text(actix_web::http::StatusCode::FORBIDDEN, e.to_string());
-        }
+        Err(e) => return refused(&e),
     };
     let user = match UserId::new(identity.user) {
         Ok(user) => user,
-        Err(e) => return text(actix_web::http::StatusCode::FORBIDDEN, e.to_string()),
+        Err(e) => {
+            let reference = Reference::new();
+            tracing::warn!(%reference, error = %e, "auth2 named a user id that cannot be used");
+            return reply::error(
+                StatusCode::FORBIDDEN,
+                &reference,
+                "Your KBase user name cannot be used for a narrative.",
+            );
+        }
     };
     let visit = Visit {
         client_ip: client_ip_header(&req),
@@ -101,6 +133,10 @@ pub async fn narrative(
     match state.lifecycle.connect(&user, visit).await {
         Ok(connection) => {
             state.metrics.connect(connection.outcome.as_str());
+            if connection.outcome != ConnectOutcome::Existing {
+                // Its route: Traefik learns it from the next listing.
+                state.kept.refresh_soon();
+            }
             tracing::info!(
                 service = %connection.name,
                 outcome = connection.outcome.as_str(),
@@ -115,19 +151,14 @@ pub async fn narrative(
             .same_site(SameSite::Lax)
             .secure(state.config.cookie_secure)
             .finish();
-            HttpResponse::Created()
+            reply::uncached(StatusCode::CREATED)
                 .cookie(cookie)
+                .insert_header((header::REFERRER_POLICY, "no-referrer"))
+                .insert_header((header::CONTENT_SECURITY_POLICY, RELOAD_PAGE_CSP))
                 .content_type("text/html; charset=utf-8")
                 .body(reload_page(&path))
         }
-        Err(e) => {
-            state.metrics.connect("error");
-            tracing::error!(user = %user, error = %e, "could not connect a narrative");
-            text(
-                actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-                format!("Could not start your narrative, please retry shortly: {e}"),
-            )
-        }
+        Err(e) => connect_failed(&state, &user, &e),
     }
 }
 

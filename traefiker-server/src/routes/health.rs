@@ -1,24 +1,32 @@
-//! `GET /healthz` (the process answers), `GET /readyz` (the backend answers) and
+//! `GET /healthz` (the process answers), `GET /readyz` (the backend answered lately) and
 //! `GET /metrics` (traefiker's own metrics).
 
+use actix_web::http::StatusCode;
 use actix_web::{get, web, HttpResponse};
 
-use crate::app::AppState;
+use crate::routes::reply::text;
+
+use crate::state::AppState;
 
 #[get("/healthz")]
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body("ok")
 }
 
+/// Ready when the background loop's last backend check succeeded lately ([`crate::kept`]):
+/// a probe costs no backend call, and says nothing about the backend beyond a reference.
 #[get("/readyz")]
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    match state.lifecycle.manager().verify().await {
-        Ok(info) => HttpResponse::Ok()
-            .content_type("text/plain")
-            .body(format!("ready: {} at {}", info.backend, info.location)),
-        Err(e) => HttpResponse::ServiceUnavailable()
-            .content_type("text/plain")
-            .body(format!("not ready: {e}")),
+    match state.kept.ready() {
+        Ok(()) => text(StatusCode::OK, "ready"),
+        Err(Some(reference)) => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: the container backend check failed (reference {reference})"),
+        ),
+        Err(None) => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the container backend has not answered lately",
+        ),
     }
 }
 

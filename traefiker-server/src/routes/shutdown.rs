@@ -5,14 +5,10 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use traefiker_core::UserId;
 
-use crate::app::AppState;
-use crate::routes::identify;
-
-fn text(status: StatusCode, body: impl Into<String>) -> HttpResponse {
-    HttpResponse::build(status)
-        .content_type("text/plain; charset=utf-8")
-        .body(body.into())
-}
+use crate::auth::AuthError;
+use crate::routes::reply::{self, text, Reference};
+use crate::routes::{identify, refused};
+use crate::state::AppState;
 
 /// The handler, for both paths (`user` empty when not named).
 pub async fn shutdown(
@@ -22,6 +18,7 @@ pub async fn shutdown(
 ) -> HttpResponse {
     let identity = match identify(&state, &req).await {
         Some(Ok(identity)) => identity,
+        Some(Err(e @ AuthError::Throttled { .. })) => return refused(&e),
         _ => {
             return text(
                 StatusCode::UNAUTHORIZED,
@@ -38,10 +35,7 @@ pub async fn shutdown(
             if !identity.custom_roles.contains(&state.config.status_role) {
                 return text(
                     StatusCode::FORBIDDEN,
-                    format!(
-                        "Only holders of {} may shut down another user's narrative",
-                        state.config.status_role
-                    ),
+                    "Only administrators may shut down another user's narrative",
                 );
             }
             other
@@ -53,13 +47,18 @@ pub async fn shutdown(
         Err(e) => return text(StatusCode::BAD_REQUEST, e.to_string()),
     };
     match state.lifecycle.shutdown(&user).await {
-        Ok(Some(name)) => text(StatusCode::OK, format!("Service {name} deleted")),
+        Ok(Some(name)) => {
+            state.kept.refresh_soon();
+            text(StatusCode::OK, format!("Service {name} deleted"))
+        }
         Ok(None) => text(StatusCode::NOT_FOUND, "No sessions found for user"),
         Err(e) => {
-            tracing::error!(user = %user, error = %e, "shutdown failed");
-            text(
+            let reference = Reference::new();
+            tracing::error!(%reference, user = %user, error = %e, "shutdown failed");
+            reply::error(
                 StatusCode::SERVICE_UNAVAILABLE,
-                format!("Could not shut down the narrative: {e}"),
+                &reference,
+                "The narrative could not be shut down right now. Please try again in a minute.",
             )
         }
     }

@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use traefiker_core::{NarrativeKind, StatusEntry};
 
-use crate::app::AppState;
 use crate::routes::identify;
+use crate::state::AppState;
 
 /// Python's `time.asctime`: `Wed Nov 25 23:59:59 2026`.
 fn asctime(t: DateTime<Utc>) -> String {

@@ -1,0 +1,105 @@
+//! The table of every configuration key: its name (also its environment variable), default,
+//! meaning and whether it is secret. The documentation's reference is generated from it.
+
+/// One configuration key: its name (also its environment variable), default and meaning.
+#[derive(Debug)]
+pub struct Key {
+    /// The key, e.g. `rancher_url`.
+    pub name: &'static str,
+    /// Its default as text; `None` when unset by default.
+    pub default: Option<&'static str>,
+    /// What it means, one line.
+    pub doc: &'static str,
+    /// Whether its value is a secret (masked when printed).
+    pub secret: bool,
+}
+
+const fn key(name: &'static str, default: Option<&'static str>, doc: &'static str) -> Key {
+    Key {
+        name,
+        default,
+        doc,
+        secret: false,
+    }
+}
+
+/// Every key, in the order the documentation lists them.
+pub const KEYS: &[Key] = &[
+    key("hostname", Some("localhost"), "host names for the Traefik rule (comma-separated list)"),
+    key("auth2", Some("https://ci.kbase.us/services/auth/api/V2/me"), "KBase auth2 token validation URL"),
+    key("auth_tokens", None, "static tokens instead of auth2, `token:user[:role+role]` comma-separated or `@/path/file` (one per line); for demos and sites without auth2"),
+    key("image_name", Some("kbase/narrative"), "narrative image, without tag"),
+    key("image_tag", None, "fixed image tag; unset = the version from narrative_version_url"),
+    key("narrative_version_url", Some("https://ci.kbase.us/narrative_version"), "JSON document whose `version` is the image tag"),
+    key("session_cookie", Some("narrative_session"), "routing cookie name"),
+    key("kbase_cookie", Some("kbase_session"), "auth token cookie name"),
+    key("container_name", Some("narrative-{}"), "user container name template"),
+    key("container_name_prespawn", Some("narrativepre-{}"), "prespawned container name template"),
+    key("traefik_metrics", Some("http://traefik:8080/metrics"), "Traefik Prometheus endpoint"),
+    key("rancher_url", None, "Rancher API, e.g. http://rancher:8080/v2-beta; set = Rancher backend"),
+    key("rancher_user", None, "Rancher API access key"),
+    Key { name: "rancher_password", default: None, doc: "Rancher API secret key (never logged)", secret: true },
+    key("local_command", None, "run each narrative as a local process: the program and arguments (whitespace-separated, or a JSON/TOML array); `{port}`, `{name}` and `{name_file}` are filled in; used when rancher_url is unset"),
+    key("traefik_self_url", None, "where Traefik reaches traefiker, for the catch-all route of /traefik/dynamic; unset = http://127.0.0.1:<listen port>"),
+    key("rancher_meta", Some("http://rancher-metadata/"), "rancher-metadata service"),
+    key("rancher_env_url", None, "Rancher environment URL; learned from rancher-metadata if unset"),
+    key("rancher_stack_id", None, "Rancher stack id; learned if unset"),
+    key("rancher_stack_name", None, "Rancher stack name; learned if unset"),
+    key("reaper_timeout_secs", Some("600"), "idle seconds before a narrative is reaped"),
+    key("reaper_ipnetwork", Some("127.0.0.1/32"), "network (IPv4 or IPv6 CIDR) allowed to call /reaper/"),
+    key("num_prespawn", Some("5"), "waiting containers to keep; 0 disables the pool"),
+    key("status_role", Some("KBASE_ADMIN"), "auth2 custom role that sees every narrative in /narrative_status/"),
+    key("sqlite_reaperdb_path", Some("/tmp/reaper.db"), "activity store (SQLite)"),
+    key("log_level", Some("DEBUG"), "DEBUG, INFO, WARNING, ERROR, CRITICAL or 10/20/30/40/50"),
+    key("COMMIT_SHA", Some("not available"), "reported by /narrative_status/"),
+    key("listen", Some("0.0.0.0:5000"), "address the HTTP server binds"),
+    key("reaper_interval_secs", Some("0"), "internal reaper period; 0 = only via /reaper/"),
+    key("trusted_proxies", Some(""), "networks whose X-Forwarded-For is believed (comma-separated CIDRs)"),
+    key("cookie_secure", Some("true"), "`Secure` flag on the session cookie"),
+    key("traefik_rule_syntax", Some("v2"), "`v2` or `v3` rule syntax in labels and routes"),
+    key("traefik_entrypoints", Some("web"), "entrypoints of narrative routers (comma-separated list)"),
+    key("traefik_version", Some("auto"), "`v2`, `v3` or `auto` for reading metrics"),
+    key("activity_sources", Some("traefik"), "comma-separated `traefik`, `narrative_status`"),
+    key("narrative_status_path", Some("/narrative/api/status"), "path of a narrative's Jupyter status, for the narrative_status source"),
+    key("auth_cache_secs", Some("60"), "how long a validated token is trusted"),
+    key("connect_timeout_secs", Some("5"), "connect timeout of every outbound call"),
+    key("auth2_timeout_secs", Some("20"), "whole-request timeout of auth2 calls"),
+    key("rancher_timeout_secs", Some("20"), "deadline of each Rancher operation, every request and retry in it"),
+    key("rancher_list_timeout_secs", Some("60"), "deadline of a whole Rancher listing, every page and retry"),
+    key("version_timeout_secs", Some("20"), "whole-request timeout of narrative_version_url"),
+    key("metrics_timeout_secs", Some("10"), "whole-request timeout of the Traefik metrics page"),
+    key("status_timeout_secs", Some("10"), "whole-request timeout of each narrative's /api/status"),
+    key("traefik_provider", None, "serve /traefik/dynamic (Traefik's HTTP provider); unset = on for the local backend only"),
+    key("traefik_provider_ipnetwork", Some("127.0.0.1/32,::1/128"), "networks allowed to read /traefik/dynamic (peer, or X-Forwarded-For from trusted_proxies, as for /reaper/)"),
+    Key { name: "traefik_provider_token", default: None, doc: "or a caller with `Authorization: Bearer <token>` may read /traefik/dynamic (never logged)", secret: true },
+    key("allow_static_tokens", Some("false"), "accept auth_tokens with a backend other than local (never in production)"),
+    key("max_narratives", None, "cap on user narratives; a new user past it gets 503 and nothing is created; unset = no cap"),
+    key("auth_failures_per_minute", Some("20"), "token validations auth2 rejects allowed per client address per minute, then 429 with Retry-After; 0 = no limit"),
+    key("ca_bundle", None, "PEM file of extra CA certificates trusted for auth2, Rancher, metrics and the version URL (besides the system's and the bundled roots)"),
+];
+
+/// Whether the value of `name` is a secret: a secret key, or a `NARRENV_*` variable whose name
+/// says it holds one (TOKEN, SECRET, PASSWORD or KEY, in any case).
+pub fn is_secret(name: &str) -> bool {
+    if let Some(variable) = name.strip_prefix("NARRENV_") {
+        let upper = variable.to_ascii_uppercase();
+        return ["TOKEN", "SECRET", "PASSWORD", "KEY"]
+            .iter()
+            .any(|word| upper.contains(word));
+    }
+    KEYS.iter().any(|key| key.name == name && key.secret)
+}
+
+/// The configuration reference (docs/configuration.md's table), generated from [`KEYS`].
+pub fn reference_table() -> String {
+    let mut out = String::from("| key | default | meaning |\n|---|---|---|\n");
+    for k in KEYS {
+        let default = match k.default {
+            Some("") | None => "(unset)".to_owned(),
+            Some(d) => format!("`{d}`"),
+        };
+        out.push_str(&format!("| `{}` | {default} | {} |\n", k.name, k.doc));
+    }
+    out.push_str("| `NARRENV_<NAME>` | — | passed to every narrative as `<NAME>` |\n");
+    out
+}

@@ -1,0 +1,81 @@
+//! What the server answers people: plain-text answers, and error pages that say what happened
+//! and what to do, with a short reference id. The detail (URLs, backend answers) goes to the
+//! log under that id, never into the body.
+
+use std::fmt;
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, HttpResponseBuilder};
+
+/// An id that ties an error page to its log line: 8 hex characters, random.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Reference(String);
+
+impl Reference {
+    /// A fresh id.
+    pub fn new() -> Self {
+        let mut bytes = [0u8; 4];
+        // Uniqueness is a convenience here, not a secret: a failing generator gives zeros.
+        let _ = getrandom::fill(&mut bytes);
+        Self(hex::encode(bytes))
+    }
+}
+
+impl Default for Reference {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for Reference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Reference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A response builder that no cache keeps: these answers are per user (cookies, sessions).
+pub fn uncached(status: StatusCode) -> HttpResponseBuilder {
+    let mut builder = HttpResponse::build(status);
+    builder.insert_header((header::CACHE_CONTROL, "no-store"));
+    builder
+}
+
+/// A plain-text answer.
+pub fn text(status: StatusCode, body: impl Into<String>) -> HttpResponse {
+    uncached(status)
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .content_type("text/plain; charset=utf-8")
+        .body(body.into())
+}
+
+/// An error page: `message` (what happened and what to do) and the reference to quote.
+pub fn error(status: StatusCode, reference: &Reference, message: &str) -> HttpResponse {
+    text(
+        status,
+        format!(
+            "{message}\nIf this keeps happening, contact KBase support and quote reference {reference}.\n"
+        ),
+    )
+}
+
+/// 429 with `Retry-After`, for an address with too many failed logins.
+pub fn throttled(reference: &Reference, retry_after: std::time::Duration) -> HttpResponse {
+    let secs = retry_after.as_secs().max(1) + u64::from(retry_after.subsec_nanos() > 0);
+    let mut response = error(
+        StatusCode::TOO_MANY_REQUESTS,
+        reference,
+        &format!(
+            "Too many failed logins from your address. Wait {secs} seconds, then log in to KBase again."
+        ),
+    );
+    if let Ok(value) = header::HeaderValue::from_str(&secs.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}

@@ -1,0 +1,95 @@
+//! What every request handler and background task shares: the configuration, the lifecycle,
+//! token validation, metrics and the reaper. Routes depend on this module, not on the app
+//! builder in [`crate::app`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use traefiker_core::{
+    ActivitySource, ActivityStore, Clock, ContainerManager, Lifecycle, LifecycleConfig,
+};
+
+use crate::auth::{Authenticator, Gate, GateSettings};
+use crate::background::{ImageSource, Reaper};
+use crate::config::Config;
+use crate::kept::Kept;
+use crate::telemetry::{Metrics, Timed};
+
+/// Everything a request handler or background task needs.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// The lifecycle service.
+    pub lifecycle: Lifecycle,
+    /// Token validation, remembered and limited per client address.
+    pub auth: Arc<Gate>,
+    /// traefiker's own metrics.
+    pub metrics: Arc<Metrics>,
+    /// Runs reaper cycles.
+    pub reaper: Reaper,
+    /// The last listing and backend check, kept by a background loop.
+    pub kept: Kept,
+}
+
+impl AppState {
+    /// Assembles the state from parts (tests pass fakes).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        config: Config,
+        manager: Arc<dyn ContainerManager>,
+        sources: Vec<Arc<dyn ActivitySource>>,
+        store: Arc<dyn ActivityStore>,
+        auth: Arc<dyn Authenticator>,
+        clock: Arc<dyn Clock>,
+        image: ImageSource,
+        initial_image: Option<String>,
+    ) -> Self {
+        let metrics = Arc::new(Metrics::new());
+        let timed: Arc<dyn ContainerManager> = Arc::new(Timed::new(manager, metrics.clone()));
+        let lifecycle = Lifecycle::new(
+            timed,
+            sources,
+            store,
+            clock,
+            LifecycleConfig {
+                naming: config.naming.clone(),
+                routing: config.routing.clone(),
+                pool_size: config.num_prespawn,
+                idle_timeout: config.reaper_timeout,
+                narrative_env: config.narrative_env.vars().clone(),
+                max_narratives: config.security.max_narratives,
+                // A little beyond the backend's own deadline, so its error (which names the
+                // URL) normally wins; this one only catches a backend that hangs anyway.
+                call_timeout: config.timeouts.rancher + Duration::from_secs(1),
+                list_timeout: config.timeouts.rancher_list + Duration::from_secs(1),
+                ..LifecycleConfig::default()
+            },
+            initial_image,
+        );
+        let auth = Arc::new(Gate::new(
+            auth,
+            GateSettings {
+                valid_for: config.auth_cache,
+                failures_per_minute: config.security.auth_failures_per_minute,
+            },
+            metrics.auth.clone(),
+        ));
+        let config = Arc::new(config);
+        let kept = Kept::new(lifecycle.clone(), config.clone());
+        let reaper = Reaper::new(
+            lifecycle.clone(),
+            Arc::new(image),
+            metrics.clone(),
+            kept.clone(),
+        );
+        Self {
+            config,
+            lifecycle,
+            auth,
+            metrics,
+            reaper,
+            kept,
+        }
+    }
+}
