@@ -12,17 +12,19 @@ use std::time::Duration;
 use actix_web::{web, App, HttpServer};
 use tokio::sync::watch;
 use traefiker_core::{
-    ActivitySource, ActivityStore, Clock, ContainerManager, Lifecycle, LifecycleConfig, SqliteStore,
+    ActivitySource, ActivityStore, Clock, ContainerManager, Lifecycle, LifecycleConfig, Membership,
+    Solo, SqliteStore,
 };
 use traefiker_local::{LocalConfig, LocalManager};
 use traefiker_metrics::{
     NarrativeStatus, NarrativeStatusConfig, TraefikMetrics, TraefikMetricsConfig,
 };
-use traefiker_rancher::{Credentials, RancherConfig, RancherManager};
+use traefiker_rancher::{Credentials, RancherConfig, RancherManager, RancherMembership};
 
 use crate::auth::{Auth2, Authenticator, Cached, StaticTokens};
 use crate::background::{ImageSource, Reaper};
 use crate::config::{Backend, Config, SourceKind};
+use crate::replica::{self, Replica, ReplicaError};
 use crate::routes;
 use crate::telemetry::{Metrics, Timed};
 
@@ -54,6 +56,9 @@ pub enum StartupError {
     /// Tracking existing narratives failed.
     #[error("listing existing narratives failed: {0}")]
     Lifecycle(#[from] traefiker_core::Error),
+    /// This replica cannot tell who it is.
+    #[error("{0}")]
+    Replica(#[from] ReplicaError),
 }
 
 /// Everything a request handler or background task needs.
@@ -83,14 +88,12 @@ impl AppState {
         clock: Arc<dyn Clock>,
         image: ImageSource,
         initial_image: Option<String>,
+        replica: Replica,
     ) -> Self {
         let metrics = Arc::new(Metrics::new());
         let timed: Arc<dyn ContainerManager> = Arc::new(Timed::new(manager, metrics.clone()));
-        let lifecycle = Lifecycle::new(
+        let lifecycle = Lifecycle::builder(
             timed,
-            sources,
-            store,
-            clock,
             LifecycleConfig {
                 naming: config.naming.clone(),
                 routing: config.routing.clone(),
@@ -100,10 +103,16 @@ impl AppState {
                 // A little beyond the backend's own deadline, so its error (which names the
                 // URL) normally wins; this one only catches a backend that hangs anyway.
                 call_timeout: config.timeouts.rancher + Duration::from_secs(1),
+                replica: replica.id,
                 ..LifecycleConfig::default()
             },
-            initial_image,
-        );
+        )
+        .sources(sources)
+        .store(store)
+        .clock(clock)
+        .membership(replica.membership)
+        .image(initial_image)
+        .build();
         let auth: Arc<dyn Authenticator> = Arc::new(Cached::new(
             auth,
             config.auth_cache,
@@ -127,12 +136,14 @@ fn http_client(connect: Duration, request: Duration) -> Result<reqwest::Client, 
         .build()
 }
 
-/// A verified backend, and the local one's handle when it is local (its children are stopped
-/// at shutdown).
+/// A verified backend, where it learns the live replicas, and the local one's handle when it
+/// is local (its children are stopped at shutdown).
 #[derive(Debug, Clone)]
 pub struct BuiltBackend {
     /// The backend.
     pub manager: Arc<dyn ContainerManager>,
+    /// The orchestrator's view of traefiker's replicas.
+    pub membership: Arc<dyn Membership>,
     /// The local backend, when that is the one.
     pub local: Option<Arc<LocalManager>>,
 }
@@ -140,6 +151,7 @@ pub struct BuiltBackend {
 /// The configured backend, verified.
 pub async fn backend(config: &Config) -> Result<BuiltBackend, StartupError> {
     let mut local = None;
+    let mut membership: Arc<dyn Membership> = Arc::new(Solo);
     let manager: Arc<dyn ContainerManager> = match &config.backend {
         Backend::Rancher {
             url,
@@ -163,6 +175,7 @@ pub async fn backend(config: &Config) -> Result<BuiltBackend, StartupError> {
             rc.timeouts.connect = config.timeouts.connect;
             rc.timeouts.request = config.timeouts.rancher;
             rc.timeouts.list = config.timeouts.rancher_list;
+            membership = Arc::new(RancherMembership::new(&rc)?);
             Arc::new(RancherManager::discover(rc).await?)
         }
         Backend::Local { command } => {
@@ -180,7 +193,11 @@ pub async fn backend(config: &Config) -> Result<BuiltBackend, StartupError> {
     };
     let info = manager.verify().await.map_err(StartupError::Backend)?;
     tracing::info!(backend = %info.backend, location = %info.location, "container backend verified");
-    Ok(BuiltBackend { manager, local })
+    Ok(BuiltBackend {
+        manager,
+        membership,
+        local,
+    })
 }
 
 /// The configured activity sources.
@@ -244,18 +261,27 @@ pub fn image_source(config: &Config) -> Result<ImageSource, StartupError> {
 }
 
 /// Builds the service from its configuration (SPEC §7): verifies the backend, opens the
-/// store, learns the current image, and starts tracking existing narratives.
+/// store, learns the current image and which replica this is, and starts tracking existing
+/// narratives.
 pub async fn build(config: Config) -> Result<(AppState, BuiltBackend), StartupError> {
     let backend = backend(&config).await?;
-    let state = build_with(config, backend.manager.clone()).await?;
+    let state = build_with(config, backend.manager.clone(), backend.membership.clone()).await?;
     Ok((state, backend))
 }
 
-/// [`build`] with a given backend.
+/// [`build`] with a given backend and membership.
 pub async fn build_with(
     config: Config,
     manager: Arc<dyn ContainerManager>,
+    membership: Arc<dyn Membership>,
 ) -> Result<AppState, StartupError> {
+    let replica = Replica::resolve(
+        config.replica_id.clone(),
+        membership,
+        config.timeouts.rancher + Duration::from_secs(1),
+    )
+    .await?;
+    tracing::info!(replica = %replica.id, "this replica");
     let store: Arc<dyn ActivityStore> = Arc::new(SqliteStore::open(&config.sqlite_reaperdb_path)?);
     let sources = sources(&config)?;
     let auth = authenticator(&config)?;
@@ -276,14 +302,16 @@ pub async fn build_with(
         Arc::new(traefiker_core::SystemClock),
         image,
         initial,
+        replica,
     );
     let tracked = state.lifecycle.track_existing().await?;
-    tracing::info!(tracked, "tracking existing narratives");
+    tracing::info!(tracked, peers = ?state.lifecycle.peers(), "tracking existing narratives");
     Ok(state)
 }
 
 /// Serves HTTP on `listener` until `shutdown` completes, then stops accepting, lets requests
-/// in flight finish, and stops the background tasks.
+/// in flight finish, stops the background tasks, and removes this replica's waiting
+/// narratives.
 pub async fn run(
     listener: std::net::TcpListener,
     state: AppState,
@@ -316,6 +344,11 @@ pub async fn run(
             tokio::select! { _ = wait => {}, _ = stopped(rx) => {} }
         }));
     }
+    tasks.extend(replica::reconciler(
+        &state.lifecycle,
+        state.config.reconcile_interval,
+        stopped(stop_rx.clone()),
+    ));
     if !state.config.reaper_interval.is_zero() {
         let reaper = state.reaper.clone();
         let period = state.config.reaper_interval;
@@ -326,6 +359,7 @@ pub async fn run(
     }
     state.lifecycle.request_pool_fill();
 
+    let lifecycle = state.lifecycle.clone();
     let data = web::Data::new(state);
     let server = HttpServer::new(move || App::new().app_data(data.clone()).configure(configure))
         .disable_signals()
@@ -341,6 +375,8 @@ pub async fn run(
     for task in tasks {
         let _ = task.await;
     }
+    // After the pool filler stopped, so nothing refills what this removes.
+    replica::retire(&lifecycle).await;
     match server_task.await {
         Ok(result) => result,
         Err(e) => Err(std::io::Error::other(e)),

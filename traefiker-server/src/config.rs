@@ -13,7 +13,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use ipnetwork::IpNetwork;
-use traefiker_core::{Naming, Routing, RuleSyntax};
+use traefiker_core::{Naming, ReplicaId, Routing, RuleSyntax};
 use traefiker_metrics::TraefikVersion;
 
 /// One configuration key: its name (also its environment variable), default and meaning.
@@ -84,6 +84,8 @@ pub const KEYS: &[Key] = &[
     key("version_timeout_secs", Some("20"), "whole-request timeout of narrative_version_url"),
     key("metrics_timeout_secs", Some("10"), "whole-request timeout of the Traefik metrics page"),
     key("status_timeout_secs", Some("10"), "whole-request timeout of each narrative's /api/status"),
+    key("replica_id", None, "this replica's id, labelling the waiting containers it makes (letters, digits, `.`, `_`, `-`); unset = the orchestrator's answer (Rancher: rancher-metadata `self/container/name`), else the host name"),
+    key("reconcile_interval_secs", Some("10"), "how often the backend is listed again and the live replicas learned again, besides the reaper; 0 = never"),
 ];
 
 /// Which sources tell the reaper who is active.
@@ -285,6 +287,10 @@ pub struct Config {
     pub traefik_self_url: String,
     /// Outbound timeouts.
     pub timeouts: Timeouts,
+    /// `replica_id`; unset = from the orchestrator or the host name.
+    pub replica_id: Option<ReplicaId>,
+    /// `reconcile_interval_secs`; zero = never.
+    pub reconcile_interval: Duration,
     raw: RawSettings,
 }
 
@@ -625,6 +631,15 @@ impl Config {
             auth_cache: r.secs("auth_cache_secs"),
             traefik_self_url: String::new(),
             timeouts,
+            replica_id: r.opt("replica_id").and_then(|id| {
+                ReplicaId::new(id.as_str())
+                    .map_err(|e| {
+                        r.problems
+                            .push(format!("replica_id: {} (got {id:?})", e.reason))
+                    })
+                    .ok()
+            }),
+            reconcile_interval: r.secs("reconcile_interval_secs"),
             raw: RawSettings(raw.clone()),
         };
         let mut config = config;

@@ -10,7 +10,8 @@
 //!   the [`traefiker_core::Lifecycle`] over them, token validation ([`auth`]) and metrics
 //!   ([`telemetry`]).
 //! - [`app::run`] serves the HTTP contract ([`routes`]) on a listener until shutdown, with the
-//!   pool filler and the optional interval reaper ([`background`]) beside it.
+//!   pool filler and the optional interval reaper ([`background`]) beside it, and the
+//!   reconciler of [`replica`], which also removes this replica's pool at graceful shutdown.
 //! - [`cli`] is the command line; `main.rs` only parses it, sets up logging and calls in.
 
 pub mod app;
@@ -20,5 +21,6 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod logging;
+pub mod replica;
 pub mod routes;
 pub mod telemetry;

@@ -12,11 +12,12 @@ use reqwest::redirect::Policy;
 use reqwest::StatusCode;
 use tokio::sync::oneshot;
 use traefiker_core::testing::{InMemoryManager, ManualClock, Op, ScriptedActivity};
-use traefiker_core::{ActivityError, ManagerError, MemoryStore, NarrativeKind};
+use traefiker_core::{ActivityError, ManagerError, MemoryStore, NarrativeKind, ReplicaId};
 use traefiker_server::app::{run, AppState};
 use traefiker_server::auth::Auth2;
 use traefiker_server::background::ImageSource;
 use traefiker_server::config::{Config, Layer};
+use traefiker_server::replica::Replica;
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -98,6 +99,7 @@ impl Harness {
             clock.clone(),
             ImageSource::Fixed(IMAGE.into()),
             Some(IMAGE.into()),
+            Replica::solo(ReplicaId::new("test").unwrap()),
         );
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -513,6 +515,24 @@ async fn health_readiness_and_metrics() {
         StatusCode::SERVICE_UNAVAILABLE
     );
     h.stop().await;
+}
+
+#[tokio::test]
+async fn graceful_shutdown_removes_this_replicas_waiting_narratives_only() {
+    let h = Harness::start(&[]).await;
+    assert_eq!(
+        h.open("/narrative/x", "alice-token").await.status(),
+        StatusCode::CREATED
+    );
+    h.wait_for_pool(2).await;
+    let manager = h.manager.clone();
+    h.stop().await;
+    let left = manager.containers();
+    assert!(
+        left.iter().all(|c| c.kind == NarrativeKind::User),
+        "waiting narratives left after shutdown: {left:?}"
+    );
+    assert_eq!(left.len(), 1, "alice's narrative stays: {left:?}");
 }
 
 #[tokio::test]
