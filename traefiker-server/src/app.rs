@@ -91,6 +91,7 @@ impl AppState {
         replica: Replica,
     ) -> Self {
         let metrics = Arc::new(Metrics::new());
+        metrics.replica(replica.id.as_str());
         let timed: Arc<dyn ContainerManager> = Arc::new(Timed::new(manager, metrics.clone()));
         let lifecycle = Lifecycle::builder(
             timed,
