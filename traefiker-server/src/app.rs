@@ -26,6 +26,7 @@ use crate::background::{ImageSource, Reaper};
 use crate::config::{Backend, Config, SourceKind};
 use crate::replica::{self, Replica, ReplicaError};
 use crate::routes;
+use crate::runtime::OnRuntime;
 use crate::telemetry::{Metrics, Timed};
 
 /// Why the service cannot start; each names the setting to fix.
@@ -149,7 +150,8 @@ pub struct BuiltBackend {
     pub local: Option<Arc<LocalManager>>,
 }
 
-/// The configured backend, verified.
+/// The configured backend, verified, its calls run on the runtime this is called on (which
+/// must outlive the HTTP server: see [`crate::runtime`]).
 pub async fn backend(config: &Config) -> Result<BuiltBackend, StartupError> {
     let mut local = None;
     let mut membership: Arc<dyn Membership> = Arc::new(Solo);
@@ -194,6 +196,9 @@ pub async fn backend(config: &Config) -> Result<BuiltBackend, StartupError> {
     };
     let info = manager.verify().await.map_err(StartupError::Backend)?;
     tracing::info!(backend = %info.backend, location = %info.location, "container backend verified");
+    let here = tokio::runtime::Handle::current();
+    let manager: Arc<dyn ContainerManager> = Arc::new(OnRuntime::new(manager, here.clone()));
+    let membership: Arc<dyn Membership> = Arc::new(OnRuntime::new(membership, here));
     Ok(BuiltBackend {
         manager,
         membership,

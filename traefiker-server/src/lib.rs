@@ -23,4 +23,5 @@ pub mod config;
 pub mod logging;
 pub mod replica;
 pub mod routes;
+pub mod runtime;
 pub mod telemetry;
