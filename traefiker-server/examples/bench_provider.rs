@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use traefiker_core::testing::{InMemoryManager, Op, ScriptedActivity};
+use traefiker_core::ReplicaId;
 use traefiker_core::{
     MemoryStore, Narrative, NarrativeKind, NarrativeState, ServiceName, SessionId,
 };
@@ -18,6 +19,7 @@ use traefiker_server::app::run;
 use traefiker_server::auth::StaticTokens;
 use traefiker_server::background::ImageSource;
 use traefiker_server::config::{Config, Layer};
+use traefiker_server::replica::Replica;
 use traefiker_server::state::AppState;
 
 const NARRATIVES: usize = 10_000;
@@ -104,6 +106,7 @@ async fn main() {
         Arc::new(traefiker_core::SystemClock),
         ImageSource::Fixed("kbase/narrative:5.4.3".into()),
         Some("kbase/narrative:5.4.3".into()),
+        Replica::solo(ReplicaId::new("bench").unwrap()),
     );
     let kept = state.kept.clone();
     let started = Instant::now();

@@ -11,11 +11,12 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use traefiker_core::testing::{InMemoryManager, Op, ScriptedActivity};
-use traefiker_core::MemoryStore;
+use traefiker_core::{MemoryStore, ReplicaId};
 use traefiker_server::app::run;
 use traefiker_server::auth::{AuthError, Authenticator, Identity};
 use traefiker_server::background::ImageSource;
 use traefiker_server::config::{Config, Layer};
+use traefiker_server::replica::Replica;
 use traefiker_server::state::AppState;
 
 const RETURNING_REQUESTS: usize = 100_000;
@@ -133,6 +134,7 @@ async fn main() {
         Arc::new(traefiker_core::SystemClock),
         ImageSource::Fixed("kbase/narrative:5.4.3".into()),
         Some("kbase/narrative:5.4.3".into()),
+        Replica::solo(ReplicaId::new("bench").unwrap()),
     );
     let lifecycle = state.lifecycle.clone();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

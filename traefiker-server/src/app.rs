@@ -11,16 +11,20 @@ use std::time::Duration;
 
 use actix_web::{web, App, HttpServer};
 use tokio::sync::watch;
-use traefiker_core::{ActivitySource, ActivityStore, ContainerManager, SqliteStore};
+use traefiker_core::{
+    ActivitySource, ActivityStore, ContainerManager, Membership, Solo, SqliteStore,
+};
 use traefiker_local::{LocalConfig, LocalManager};
 use traefiker_metrics::{
     NarrativeStatus, NarrativeStatusConfig, TraefikMetrics, TraefikMetricsConfig,
 };
-use traefiker_rancher::{Credentials, RancherConfig, RancherManager};
+use traefiker_rancher::{Credentials, RancherConfig, RancherManager, RancherMembership};
 
 use crate::auth::{Auth2, Authenticator, StaticTokens};
 use crate::background::ImageSource;
 use crate::config::{Backend, Config, SourceKind};
+use crate::replica::{self, Replica, ReplicaError};
+use crate::runtime::OnRuntime;
 use crate::state::AppState;
 use crate::{outbound, routes};
 
@@ -52,21 +56,28 @@ pub enum StartupError {
     /// Tracking existing narratives failed.
     #[error("listing existing narratives failed: {0}")]
     Lifecycle(#[from] traefiker_core::Error),
+    /// This replica cannot tell who it is.
+    #[error("{0}")]
+    Replica(#[from] ReplicaError),
 }
 
-/// A verified backend, and the local one's handle when it is local (its children are stopped
-/// at shutdown).
+/// A verified backend, where it learns the live replicas, and the local one's handle when it
+/// is local (its children are stopped at shutdown).
 #[derive(Debug, Clone)]
 pub struct BuiltBackend {
     /// The backend.
     pub manager: Arc<dyn ContainerManager>,
+    /// The orchestrator's view of traefiker's replicas.
+    pub membership: Arc<dyn Membership>,
     /// The local backend, when that is the one.
     pub local: Option<Arc<LocalManager>>,
 }
 
-/// The configured backend, verified.
+/// The configured backend, verified, its calls run on the runtime this is called on (which
+/// must outlive the HTTP server: see [`crate::runtime`]).
 pub async fn backend(config: &Config) -> Result<BuiltBackend, StartupError> {
     let mut local = None;
+    let mut membership: Arc<dyn Membership> = Arc::new(Solo);
     let manager: Arc<dyn ContainerManager> = match &config.backend {
         Backend::Rancher {
             url,
@@ -91,6 +102,7 @@ pub async fn backend(config: &Config) -> Result<BuiltBackend, StartupError> {
             rc.timeouts.request = config.timeouts.rancher;
             rc.timeouts.list = config.timeouts.rancher_list;
             rc.ca_bundle_pem = ca_pem(config);
+            membership = Arc::new(RancherMembership::new(&rc)?);
             Arc::new(RancherManager::discover(rc).await?)
         }
         Backend::Local { command } => {
@@ -108,7 +120,14 @@ pub async fn backend(config: &Config) -> Result<BuiltBackend, StartupError> {
     };
     let info = manager.verify().await.map_err(StartupError::Backend)?;
     tracing::info!(backend = %info.backend, location = %info.location, "container backend verified");
-    Ok(BuiltBackend { manager, local })
+    let here = tokio::runtime::Handle::current();
+    let manager: Arc<dyn ContainerManager> = Arc::new(OnRuntime::new(manager, here.clone()));
+    let membership: Arc<dyn Membership> = Arc::new(OnRuntime::new(membership, here));
+    Ok(BuiltBackend {
+        manager,
+        membership,
+        local,
+    })
 }
 
 /// `ca_bundle`'s PEM for the backends that build their own clients.
@@ -186,7 +205,8 @@ pub fn image_source(config: &Config) -> Result<ImageSource, StartupError> {
 }
 
 /// Builds the service from its configuration (SPEC §7): verifies the backend, opens the
-/// store, learns the current image, and starts tracking existing narratives.
+/// store, learns the current image and which replica this is, and starts tracking existing
+/// narratives.
 pub async fn build(config: Config) -> Result<(AppState, BuiltBackend), StartupError> {
     if config.trusted_proxies.is_empty()
         && config.security.auth_failures_per_minute.is_some()
@@ -198,15 +218,23 @@ pub async fn build(config: Config) -> Result<(AppState, BuiltBackend), StartupEr
         );
     }
     let backend = backend(&config).await?;
-    let state = build_with(config, backend.manager.clone()).await?;
+    let state = build_with(config, backend.manager.clone(), backend.membership.clone()).await?;
     Ok((state, backend))
 }
 
-/// [`build`] with a given backend.
+/// [`build`] with a given backend and membership.
 pub async fn build_with(
     config: Config,
     manager: Arc<dyn ContainerManager>,
+    membership: Arc<dyn Membership>,
 ) -> Result<AppState, StartupError> {
+    let replica = Replica::resolve(
+        config.replica_id.clone(),
+        membership,
+        config.timeouts.rancher + Duration::from_secs(1),
+    )
+    .await?;
+    tracing::info!(replica = %replica.id, "this replica");
     let store: Arc<dyn ActivityStore> = Arc::new(SqliteStore::open(&config.sqlite_reaperdb_path)?);
     let sources = sources(&config)?;
     let auth = authenticator(&config)?;
@@ -227,14 +255,16 @@ pub async fn build_with(
         Arc::new(traefiker_core::SystemClock),
         image,
         initial,
+        replica,
     );
     let tracked = state.lifecycle.track_existing().await?;
-    tracing::info!(tracked, "tracking existing narratives");
+    tracing::info!(tracked, peers = ?state.lifecycle.peers(), "tracking existing narratives");
     Ok(state)
 }
 
 /// Serves HTTP on `listener` until `shutdown` completes, then stops accepting, lets requests
-/// in flight finish, and stops the background tasks.
+/// in flight finish, stops the background tasks, and removes this replica's waiting
+/// narratives.
 pub async fn run(
     listener: std::net::TcpListener,
     state: AppState,
@@ -272,6 +302,11 @@ pub async fn run(
         let rx = stop_rx.clone();
         tasks.push(tokio::spawn(async move { kept.run(stopped(rx)).await }));
     }
+    tasks.extend(replica::reconciler(
+        &state.lifecycle,
+        state.config.reconcile_interval,
+        stopped(stop_rx.clone()),
+    ));
     if !state.config.reaper_interval.is_zero() {
         let reaper = state.reaper.clone();
         let period = state.config.reaper_interval;
@@ -283,6 +318,7 @@ pub async fn run(
     state.lifecycle.request_pool_fill();
 
     let provider = state.config.security.provider.enabled;
+    let lifecycle = state.lifecycle.clone();
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
@@ -302,6 +338,8 @@ pub async fn run(
     for task in tasks {
         let _ = task.await;
     }
+    // After the pool filler stopped, so nothing refills what this removes.
+    replica::retire(&lifecycle).await;
     match server_task.await {
         Ok(result) => result,
         Err(e) => Err(std::io::Error::other(e)),

@@ -10,8 +10,10 @@
 //!   the [`traefiker_core::Lifecycle`] over them, token validation ([`auth`]) and metrics
 //!   ([`telemetry`]).
 //! - [`app::run`] serves the HTTP contract ([`routes`]) on a listener until shutdown, with the
-//!   pool filler, the optional interval reaper ([`background`]) and the loop that keeps the
-//!   listing for `/traefik/dynamic` and `/readyz` ([`kept`]) beside it.
+//!   pool filler, the optional interval reaper ([`background`]), the loop that keeps the
+//!   listing for `/traefik/dynamic` and `/readyz` ([`kept`]) and the reconciler of
+//!   [`replica`] beside it; [`replica`] also removes this replica's pool at graceful
+//!   shutdown.
 //! - [`outbound`] builds the server's HTTP clients (timeouts, trusted roots, `ca_bundle`).
 //! - [`cli`] is the command line; `main.rs` only parses it, sets up logging and calls in.
 
@@ -24,6 +26,8 @@ pub mod config;
 pub mod kept;
 pub mod logging;
 pub mod outbound;
+pub mod replica;
 pub mod routes;
+pub mod runtime;
 pub mod state;
 pub mod telemetry;

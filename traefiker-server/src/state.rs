@@ -13,6 +13,7 @@ use crate::auth::{Authenticator, Gate, GateSettings};
 use crate::background::{ImageSource, Reaper};
 use crate::config::Config;
 use crate::kept::Kept;
+use crate::replica::Replica;
 use crate::telemetry::{Metrics, Timed};
 
 /// Everything a request handler or background task needs.
@@ -44,14 +45,13 @@ impl AppState {
         clock: Arc<dyn Clock>,
         image: ImageSource,
         initial_image: Option<String>,
+        replica: Replica,
     ) -> Self {
         let metrics = Arc::new(Metrics::new());
+        metrics.replica(replica.id.as_str());
         let timed: Arc<dyn ContainerManager> = Arc::new(Timed::new(manager, metrics.clone()));
-        let lifecycle = Lifecycle::new(
+        let lifecycle = Lifecycle::builder(
             timed,
-            sources,
-            store,
-            clock,
             LifecycleConfig {
                 naming: config.naming.clone(),
                 routing: config.routing.clone(),
@@ -63,10 +63,16 @@ impl AppState {
                 // URL) normally wins; this one only catches a backend that hangs anyway.
                 call_timeout: config.timeouts.rancher + Duration::from_secs(1),
                 list_timeout: config.timeouts.rancher_list + Duration::from_secs(1),
+                replica: replica.id,
                 ..LifecycleConfig::default()
             },
-            initial_image,
-        );
+        )
+        .sources(sources)
+        .store(store)
+        .clock(clock)
+        .membership(replica.membership)
+        .image(initial_image)
+        .build();
         let auth = Arc::new(Gate::new(
             auth,
             GateSettings {

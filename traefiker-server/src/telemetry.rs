@@ -32,6 +32,11 @@ struct ReasonLabel {
     reason: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReplicaLabel {
+    replica: String,
+}
+
 /// Every metric traefiker exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -45,6 +50,9 @@ pub struct Metrics {
     capacity_refusals: Counter,
     reaper_cycle_seconds: Histogram,
     reaper_failures: Counter,
+    replica_info: Family<ReplicaLabel, Gauge>,
+    peers: Gauge,
+    peers_known: Gauge,
 }
 
 impl Default for Metrics {
@@ -74,7 +82,7 @@ impl Metrics {
         let reaps = Family::<ReasonLabel, Counter>::default();
         registry.register(
             "reaps",
-            "Narratives removed by reason (idle, zombie, outdated_prespawn, excess_prespawn)",
+            "Narratives removed by reason (idle, zombie, outdated_prespawn, excess_prespawn, abandoned_prespawn)",
             reaps.clone(),
         );
         let pool_waiting = Gauge::default();
@@ -117,6 +125,26 @@ impl Metrics {
             "Reaper cycles that failed or could not read activity",
             reaper_failures.clone(),
         );
+        // Every series of one process is this replica's; the info gauge names it, so a
+        // dashboard joins on the scrape's instance rather than a label on every series.
+        let replica_info = Family::<ReplicaLabel, Gauge>::default();
+        registry.register(
+            "replica_info",
+            "This replica's id (always 1)",
+            replica_info.clone(),
+        );
+        let peers = Gauge::default();
+        registry.register(
+            "peers",
+            "Replicas alive as last learned from the orchestrator (this one included)",
+            peers.clone(),
+        );
+        let peers_known = Gauge::default();
+        registry.register(
+            "peers_known",
+            "1 while the live replicas are known, 0 while not (then no replica's waiting narratives are removed for being gone)",
+            peers_known.clone(),
+        );
         Self {
             registry,
             connects,
@@ -127,6 +155,9 @@ impl Metrics {
             capacity_refusals,
             reaper_cycle_seconds,
             reaper_failures,
+            replica_info,
+            peers,
+            peers_known,
         }
     }
 
@@ -146,6 +177,22 @@ impl Metrics {
             .set(i64::try_from(waiting).unwrap_or(i64::MAX));
     }
 
+    /// Names this replica in `replica_info`.
+    pub fn replica(&self, id: &str) {
+        self.replica_info
+            .get_or_create(&ReplicaLabel {
+                replica: id.to_owned(),
+            })
+            .set(1);
+    }
+
+    /// Sets the peer gauges: how many replicas are alive, `None` while unknown.
+    pub fn peers(&self, alive: Option<usize>) {
+        self.peers_known.set(i64::from(alive.is_some()));
+        self.peers
+            .set(alive.map_or(0, |n| i64::try_from(n).unwrap_or(i64::MAX)));
+    }
+
     /// Records a finished reaper cycle.
     pub fn reaped(&self, report: &ReapReport, seconds: f64) {
         self.reaper_cycle_seconds.observe(seconds);
@@ -154,6 +201,7 @@ impl Metrics {
             ("zombie", report.zombies.len()),
             ("outdated_prespawn", report.pool.outdated_removed),
             ("excess_prespawn", report.pool.excess_removed),
+            ("abandoned_prespawn", report.abandoned.len()),
         ] {
             self.reaps
                 .get_or_create(&ReasonLabel { reason })

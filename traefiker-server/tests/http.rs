@@ -274,9 +274,17 @@ async fn status_is_public_and_full_for_the_status_role() {
     assert_eq!(alice["session_id"], "alice-522b27");
     assert_eq!(alice["last_ip"], "192.0.2.7");
     assert_eq!(alice["image"], IMAGE);
+    assert_eq!(alice["standing"], "user");
     assert!(services
         .iter()
         .any(|s| s["state"] == "queued" && s["session_id"] == "*"));
+    // Added beside the Python fields: which replica answers, and whose pool each is in.
+    assert_eq!(admin["replica"], "test");
+    assert!(public.get("replica").is_none());
+    assert!(services
+        .iter()
+        .filter(|s| s["state"] == "queued")
+        .all(|s| s["standing"] == "waiting" && s["replica"] == "test"));
     h.stop().await;
 }
 
@@ -369,6 +377,9 @@ async fn health_readiness_and_metrics() {
         "traefiker_auth_cache_hits_total 1",
         "traefiker_backend_call_seconds_count{operation=\"assign\"}",
         "traefiker_pool_waiting",
+        "traefiker_replica_info{replica=\"test\"} 1",
+        // The in-memory harness has no orchestrator: peers known, none listed.
+        "traefiker_peers_known 1",
     ] {
         assert!(text.contains(needle), "{needle} missing from\n{text}");
     }
@@ -386,6 +397,24 @@ async fn health_readiness_and_metrics() {
     let body = r.text().await.unwrap();
     assert!(!body.contains("rancher.internal"), "{body}");
     h.stop().await;
+}
+
+#[tokio::test]
+async fn graceful_shutdown_removes_this_replicas_waiting_narratives_only() {
+    let h = Harness::start(&[]).await;
+    assert_eq!(
+        h.open("/narrative/x", "alice-token").await.status(),
+        StatusCode::CREATED
+    );
+    h.wait_for_pool(2).await;
+    let manager = h.manager.clone();
+    h.stop().await;
+    let left = manager.containers();
+    assert!(
+        left.iter().all(|c| c.kind == NarrativeKind::User),
+        "waiting narratives left after shutdown: {left:?}"
+    );
+    assert_eq!(left.len(), 1, "alice's narrative stays: {left:?}");
 }
 
 #[tokio::test]

@@ -277,14 +277,25 @@ impl Lifecycle {
             let gen = known.bump();
             known.pool.retire(gen)
         };
-        let removed: Vec<Result<(), ManagerError>> = at_most_parallel(
+        let removed: Vec<(&Narrative, Result<(), ManagerError>)> = at_most_parallel(
             leaving
                 .iter()
-                .map(|n| self.call("remove", self.inner.manager.remove(n)).boxed())
+                .map(|n| {
+                    async move { (n, self.call("remove", self.inner.manager.remove(n)).await) }
+                        .boxed()
+                })
                 .collect(),
         )
         .await;
-        let done = removed.iter().filter(|r| r.is_ok()).count();
+        let mut done = 0;
+        for (n, result) in removed {
+            match result {
+                Ok(()) => done += 1,
+                Err(e) => {
+                    tracing::warn!(service = %n.name, error = %e, "could not remove a waiting narrative of this replica")
+                }
+            }
+        }
         tracing::info!(
             removed = done,
             of = leaving.len(),

@@ -69,6 +69,8 @@ pub const KEYS: &[Key] = &[
     key("version_timeout_secs", Some("20"), "whole-request timeout of narrative_version_url"),
     key("metrics_timeout_secs", Some("10"), "whole-request timeout of the Traefik metrics page"),
     key("status_timeout_secs", Some("10"), "whole-request timeout of each narrative's /api/status"),
+    key("replica_id", None, "this replica's id, labelling the waiting containers it makes (letters, digits, `.`, `_`, `-`); unset = the orchestrator's answer (Rancher: rancher-metadata `self/container/name`), else the host name"),
+    key("reconcile_interval_secs", Some("10"), "how often the backend is listed again and the live replicas learned again, besides the reaper; 0 = never"),
     key("traefik_provider", None, "serve /traefik/dynamic (Traefik's HTTP provider); unset = on for the local backend only"),
     key("traefik_provider_ipnetwork", Some("127.0.0.1/32,::1/128"), "networks allowed to read /traefik/dynamic (peer, or X-Forwarded-For from trusted_proxies, as for /reaper/)"),
     Key { name: "traefik_provider_token", default: None, doc: "or a caller with `Authorization: Bearer <token>` may read /traefik/dynamic (never logged)", secret: true },

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use ipnetwork::IpNetwork;
-use traefiker_core::{Naming, Routing, RuleSyntax};
+use traefiker_core::{Naming, ReplicaId, Routing, RuleSyntax};
 use traefiker_metrics::TraefikVersion;
 
 pub use keys::{is_secret, reference_table, Key, KEYS};
@@ -92,6 +92,10 @@ pub struct Config {
     pub timeouts: Timeouts,
     /// Who gets in and what is trusted.
     pub security: Security,
+    /// `replica_id`; unset = from the orchestrator or the host name.
+    pub replica_id: Option<ReplicaId>,
+    /// `reconcile_interval_secs`; zero = never.
+    pub reconcile_interval: Duration,
     raw: RawSettings,
 }
 
@@ -272,6 +276,15 @@ impl Config {
             traefik_self_url: String::new(),
             timeouts,
             security,
+            replica_id: r.opt("replica_id").and_then(|id| {
+                ReplicaId::new(id.as_str())
+                    .map_err(|e| {
+                        r.problems
+                            .push(format!("replica_id: {} (got {id:?})", e.reason))
+                    })
+                    .ok()
+            }),
+            reconcile_interval: r.secs("reconcile_interval_secs"),
             raw: RawSettings(raw.clone()),
         };
         let mut config = config;

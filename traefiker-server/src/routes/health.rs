@@ -33,6 +33,9 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 #[get("/metrics")]
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     state.metrics.pool(state.lifecycle.pool_waiting());
+    state
+        .metrics
+        .peers(state.lifecycle.peers().map(|peers| peers.len()));
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
         .body(state.metrics.encode())

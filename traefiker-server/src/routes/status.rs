@@ -4,7 +4,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
-use traefiker_core::{NarrativeKind, StatusEntry};
+use traefiker_core::{NarrativeKind, Standing, StatusEntry};
 
 use crate::routes::identify;
 use crate::state::AppState;
@@ -14,8 +14,34 @@ fn asctime(t: DateTime<Utc>) -> String {
     t.format("%a %b %e %H:%M:%S %Y").to_string()
 }
 
-/// One narrative as the Python version described it.
+/// Where a narrative stands as this replica sees it (SPEC §9), added beside the Python fields:
+/// `user`, `waiting` (in this replica's pool), `leaving` (this replica's, being assigned or
+/// removed) or `foreign` (another replica's waiting narrative, or one the Python version left).
+fn standing(s: Standing) -> (&'static str, Option<bool>) {
+    match s {
+        Standing::User => ("user", None),
+        Standing::Waiting { ready } => ("waiting", Some(ready)),
+        Standing::Leaving => ("leaving", None),
+        Standing::Foreign => ("foreign", None),
+        // A standing added to the core later shows as such rather than as a wrong one.
+        _ => ("unknown", None),
+    }
+}
+
+/// One narrative as the Python version described it, with where it stands and the replica
+/// that made it (`null` if none did: a user's created for them, or the Python version's).
 pub fn describe(entry: &StatusEntry, user_prefix: &str, now: DateTime<Utc>) -> Value {
+    let mut doc = describe_python(entry, user_prefix, now);
+    let (standing, ready) = standing(entry.standing);
+    doc["standing"] = standing.into();
+    if let Some(ready) = ready {
+        doc["ready"] = ready.into();
+    }
+    doc["replica"] = entry.narrative.replica.as_ref().map(|r| r.as_str()).into();
+    doc
+}
+
+fn describe_python(entry: &StatusEntry, user_prefix: &str, now: DateTime<Utc>) -> Value {
     let n = &entry.narrative;
     let last_seen = asctime(entry.last_seen.unwrap_or(now));
     match n.kind {
@@ -59,6 +85,7 @@ pub async fn status(state: web::Data<AppState>, req: HttpRequest) -> HttpRespons
             let entries = state.lifecycle.status();
             let prefix = state.config.naming.user_template().prefix();
             let now = Utc::now();
+            doc["replica"] = state.lifecycle.config().replica.as_str().into();
             doc["narrative_services"] = entries.iter().map(|e| describe(e, prefix, now)).collect();
         }
     }

@@ -11,12 +11,14 @@ use std::time::Duration;
 use reqwest::redirect::Policy;
 use tokio::sync::oneshot;
 use traefiker_core::testing::{InMemoryManager, ManualClock, ScriptedActivity};
+use traefiker_core::ReplicaId;
 use traefiker_core::{MemoryStore, NarrativeKind};
 use traefiker_server::app::run;
 use traefiker_server::auth::Auth2;
 use traefiker_server::background::ImageSource;
 use traefiker_server::config::{Config, Layer};
 use traefiker_server::outbound;
+use traefiker_server::replica::Replica;
 use traefiker_server::state::AppState;
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -142,6 +144,7 @@ impl Harness {
             clock.clone(),
             ImageSource::Fixed(IMAGE.into()),
             Some(IMAGE.into()),
+            Replica::solo(ReplicaId::new("test").unwrap()),
         );
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
