@@ -55,6 +55,9 @@ pub const KEYS: &[Key] = &[
     key("rancher_user", None, "Rancher API access key"),
     Key { name: "rancher_password", default: None, doc: "Rancher API secret key (never logged)", secret: true },
     key("local_command", None, "run each narrative as a local process: the program and arguments (whitespace-separated, or a JSON/TOML array); `{port}`, `{name}` and `{name_file}` are filled in; used when rancher_url is unset"),
+    key("backend", None, "`rancher`, `docker` or `local`; unset: rancher_url set = rancher, else local_command set = local, else docker (as the Python version chooses)"),
+    key("docker_url", Some("unix://var/run/docker.sock"), "Docker engine of the docker backend: unix://<socket path>, or tcp://host:port of a socket proxy (docs/docker.md)"),
+    key("dock_net", Some("narrative-traefiker_default"), "Docker network the docker backend starts narratives on, and Traefik reaches them on"),
     key("traefik_self_url", None, "where Traefik reaches traefiker, for the catch-all route of /traefik/dynamic; unset = http://127.0.0.1:<listen port>"),
     key("rancher_meta", Some("http://rancher-metadata/"), "rancher-metadata service"),
     key("rancher_env_url", None, "Rancher environment URL; learned from rancher-metadata if unset"),
@@ -180,8 +183,13 @@ pub enum Backend {
         /// `local_command`
         command: Vec<String>,
     },
-    /// No orchestrator configured.
-    None,
+    /// Containers on a Docker engine.
+    Docker {
+        /// `docker_url`
+        url: String,
+        /// `dock_net`
+        network: String,
+    },
 }
 
 /// Timeouts of outbound calls.
@@ -459,6 +467,64 @@ impl Reader<'_> {
     }
 }
 
+/// `backend`, or the one the other settings imply, as the Python version chose: Rancher when
+/// `rancher_url` is set, else local processes when `local_command` is set, else Docker.
+fn backend(r: &mut Reader<'_>) -> Backend {
+    let chosen = r.opt("backend").map(|b| b.to_ascii_lowercase());
+    let kind = match chosen.as_deref() {
+        Some(kind @ ("rancher" | "docker" | "local")) => kind,
+        Some(other) => {
+            r.problems.push(format!(
+                "backend: {other:?} is not rancher, docker or local"
+            ));
+            "docker"
+        }
+        None if r.opt("rancher_url").is_some() => "rancher",
+        None if r.opt("local_command").is_some() => "local",
+        None => "docker",
+    };
+    match kind {
+        "rancher" => {
+            let url = match r.opt_url("rancher_url") {
+                Some(url) => url,
+                None => {
+                    r.problems
+                        .push("rancher_url: the rancher backend needs it".to_owned());
+                    String::new()
+                }
+            };
+            Backend::Rancher {
+                url,
+                user: r.opt("rancher_user"),
+                password: r.opt("rancher_password").map(Secret),
+                meta: r.url("rancher_meta"),
+                env_url: r.opt_url("rancher_env_url"),
+                stack_id: r.opt("rancher_stack_id"),
+                stack_name: r.opt("rancher_stack_name"),
+            }
+        }
+        "local" => {
+            let command = match r.opt("local_command").map(|t| parse_command(&t)) {
+                Some(Ok(command)) => command,
+                Some(Err(e)) => {
+                    r.problems.push(format!("local_command: {e}"));
+                    Vec::new()
+                }
+                None => {
+                    r.problems
+                        .push("local_command: the local backend needs it".to_owned());
+                    Vec::new()
+                }
+            };
+            Backend::Local { command }
+        }
+        _ => Backend::Docker {
+            url: r.string("docker_url"),
+            network: r.string("dock_net"),
+        },
+    }
+}
+
 impl Config {
     /// Merges `layers` (lowest precedence first) over the defaults and validates every key.
     /// The error lists one line per problem, each naming its key.
@@ -502,27 +568,7 @@ impl Config {
             },
         };
 
-        let backend = match r.opt_url("rancher_url") {
-            Some(url) => Backend::Rancher {
-                url,
-                user: r.opt("rancher_user"),
-                password: r.opt("rancher_password").map(Secret),
-                meta: r.url("rancher_meta"),
-                env_url: r.opt_url("rancher_env_url"),
-                stack_id: r.opt("rancher_stack_id"),
-                stack_name: r.opt("rancher_stack_name"),
-            },
-            None => match r.opt("local_command") {
-                Some(text) => match parse_command(&text) {
-                    Ok(command) => Backend::Local { command },
-                    Err(e) => {
-                        r.problems.push(format!("local_command: {e}"));
-                        Backend::None
-                    }
-                },
-                None => Backend::None,
-            },
-        };
+        let backend = backend(&mut r);
 
         let mut sources = Vec::new();
         for s in list(&r.string("activity_sources")) {
@@ -756,7 +802,14 @@ mod tests {
         assert_eq!(c.listen.to_string(), "0.0.0.0:5000");
         assert_eq!(c.num_prespawn, 5);
         assert_eq!(c.reaper_timeout, Duration::from_secs(600));
-        assert_eq!(c.backend, Backend::None);
+        assert_eq!(
+            c.backend,
+            Backend::Docker {
+                url: "unix://var/run/docker.sock".into(),
+                network: "narrative-traefiker_default".into(),
+            },
+            "neither rancher_url nor local_command: docker, as the Python version"
+        );
         assert_eq!(c.session_cookie, "narrative_session");
         assert!(c.cookie_secure);
     }
@@ -868,6 +921,51 @@ mod tests {
         assert!(from_toml(&path).unwrap_err()[0].contains("bogus_key"));
         assert!(from_flags(&["nonsense".to_owned()]).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_backend_is_chosen_or_implied() {
+        let backend =
+            |pairs: &[(&str, &str)]| Config::from_layers(&[layer(pairs)]).map(|c| c.backend);
+        let rancher = ("rancher_url", "http://rancher:8080/v2-beta");
+        let local = ("local_command", "narrative-standin --port {port}");
+        assert!(matches!(
+            backend(&[rancher, local]),
+            Ok(Backend::Rancher { .. })
+        ));
+        assert!(matches!(backend(&[local]), Ok(Backend::Local { .. })));
+        assert_eq!(
+            backend(&[
+                ("dock_net", "stack_net"),
+                ("docker_url", "tcp://proxy:2375")
+            ]),
+            Ok(Backend::Docker {
+                url: "tcp://proxy:2375".into(),
+                network: "stack_net".into()
+            })
+        );
+        assert!(
+            matches!(
+                backend(&[rancher, ("backend", "docker")]),
+                Ok(Backend::Docker { .. })
+            ),
+            "backend wins over what rancher_url implies"
+        );
+        assert!(matches!(
+            backend(&[("backend", "Local"), local]),
+            Ok(Backend::Local { .. })
+        ));
+        for (pairs, key) in [
+            (vec![("backend", "kubernetes")], "backend"),
+            (vec![("backend", "rancher")], "rancher_url"),
+            (vec![("backend", "local")], "local_command"),
+        ] {
+            let problems = backend(&pairs).unwrap_err();
+            assert!(
+                problems.len() == 1 && problems[0].starts_with(key),
+                "{pairs:?}: {problems:?}"
+            );
+        }
     }
 
     #[test]
