@@ -115,13 +115,20 @@ async fn main() {
         .all(true)
         .filters(&filters)
         .build();
-    for c in docker.list_containers(Some(options)).await.unwrap_or_default() {
+    for c in docker
+        .list_containers(Some(options))
+        .await
+        .unwrap_or_default()
+    {
         let force = RemoveContainerOptionsBuilder::default().force(true).build();
         let _ = docker
             .remove_container(&c.id.unwrap_or_default(), Some(force))
             .await;
     }
-    docker.remove_network(&network).await.expect("remove network");
+    docker
+        .remove_network(&network)
+        .await
+        .expect("remove network");
 }
 
 /// Polls until the narrative's health check has passed.
@@ -152,7 +159,10 @@ async fn until_answers(address: &str) {
                 }
             }
         }
-        assert!(Instant::now() < deadline, "{address} not answering within 60 s");
+        assert!(
+            Instant::now() < deadline,
+            "{address} not answering within 60 s"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

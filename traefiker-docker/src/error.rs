@@ -49,9 +49,7 @@ impl DockerError {
 /// The HTTP status of an engine error answer, if it was one.
 pub(crate) fn status(err: &bollard::errors::Error) -> Option<u16> {
     match err {
-        bollard::errors::Error::DockerResponseServerError { status_code, .. } => {
-            Some(*status_code)
-        }
+        bollard::errors::Error::DockerResponseServerError { status_code, .. } => Some(*status_code),
         _ => None,
     }
 }
@@ -120,18 +118,9 @@ mod tests {
         assert!(
             matches!(check(answer(404)), ManagerError::NotFound { name, .. } if name == "narrative-x")
         );
-        assert!(matches!(
-            check(answer(409)),
-            ManagerError::NameTaken { .. }
-        ));
-        assert!(matches!(
-            check(answer(400)),
-            ManagerError::Rejected { .. }
-        ));
-        assert!(matches!(
-            check(answer(403)),
-            ManagerError::Rejected { .. }
-        ));
+        assert!(matches!(check(answer(409)), ManagerError::NameTaken { .. }));
+        assert!(matches!(check(answer(400)), ManagerError::Rejected { .. }));
+        assert!(matches!(check(answer(403)), ManagerError::Rejected { .. }));
         assert!(matches!(
             check(answer(500)),
             ManagerError::Unavailable { .. }

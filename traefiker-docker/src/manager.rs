@@ -513,10 +513,7 @@ impl Seen {
             name,
             labels: c.labels.unwrap_or_default(),
             image: c.image,
-            state: state(
-                &c.state.map(|s| s.to_string()).unwrap_or_default(),
-                health,
-            ),
+            state: state(&c.state.map(|s| s.to_string()).unwrap_or_default(), health),
             ip: c
                 .network_settings
                 .and_then(|n| n.networks)
@@ -830,7 +827,10 @@ mod tests {
         assert_eq!(state("exited", None), NarrativeState::Stopped);
         assert_eq!(state("dead", None), NarrativeState::Stopped);
         assert_eq!(state("removing", None), NarrativeState::Removing);
-        assert_eq!(state("paused", None), NarrativeState::Other("paused".into()));
+        assert_eq!(
+            state("paused", None),
+            NarrativeState::Other("paused".into())
+        );
     }
 
     #[test]
@@ -865,10 +865,7 @@ mod tests {
             split_image("registry:5000/kbase/narrative"),
             ("registry:5000/kbase/narrative", "latest")
         );
-        assert_eq!(
-            split_image("registry:5000/n:1"),
-            ("registry:5000/n", "1")
-        );
+        assert_eq!(split_image("registry:5000/n:1"), ("registry:5000/n", "1"));
     }
 
     #[test]

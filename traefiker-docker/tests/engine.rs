@@ -73,7 +73,10 @@ async fn a_narrative_is_a_labelled_capped_container_that_answers_once_healthy() 
     let inspected = engine.inspect(spec.name.as_str()).await;
     let config = inspected.config.expect("config");
     let labels = config.labels.expect("labels");
-    assert_eq!(labels.get("traefik.enable").map(String::as_str), Some("True"));
+    assert_eq!(
+        labels.get("traefik.enable").map(String::as_str),
+        Some("True")
+    );
     assert_eq!(labels.get(NETWORK_LABEL), Some(&engine.network));
     assert_eq!(labels.get(IMAGE_LABEL), Some(&engine.image));
     assert_eq!(
@@ -81,7 +84,11 @@ async fn a_narrative_is_a_labelled_capped_container_that_answers_once_healthy() 
         Some(spec.session.expose())
     );
     for (key, value) in &spec.labels {
-        assert_eq!(labels.get(key), Some(value), "label {key} as the core made it");
+        assert_eq!(
+            labels.get(key),
+            Some(value),
+            "label {key} as the core made it"
+        );
     }
     assert!(
         config
@@ -234,7 +241,10 @@ async fn exited_narratives_are_zombies_and_unhealthy_ones_say_so() {
         "unhealthy but running is not a zombie"
     );
 
-    manager.remove(&found).await.expect("a stopped narrative is removed");
+    manager
+        .remove(&found)
+        .await
+        .expect("a stopped narrative is removed");
     manager.remove(&unhealthy).await.expect("remove");
     assert_eq!(engine.containers().await, Vec::<String>::new());
 }
@@ -263,7 +273,11 @@ async fn of_two_concurrent_creates_of_one_name_exactly_one_wins() {
         matches!(loser, ManagerError::NameTaken { .. }),
         "the loser sees NameTaken, got {loser:?}"
     );
-    let found = manager.find(&first.name).await.expect("find").expect("found");
+    let found = manager
+        .find(&first.name)
+        .await
+        .expect("find")
+        .expect("found");
     assert_eq!(found.id, winner.id);
     assert_eq!(found.session, winner.session, "the winner's session stands");
     assert_eq!(engine.containers().await.len(), 1, "one container");

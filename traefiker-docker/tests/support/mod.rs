@@ -64,16 +64,23 @@ pub struct Engine {
 impl Engine {
     /// The engine for `test`, or `None` (after saying why) where there is none.
     pub async fn start(test: &str) -> Option<Self> {
+        Self::with_images(test, &[]).await
+    }
+
+    /// [`Self::start`], also needing the images `others`.
+    pub async fn with_images(test: &str, others: &[&str]) -> Option<Self> {
         let docker = match raw().await {
             Ok(d) => d,
             Err(why) => return skip(test, &why),
         };
         let image = standin_image();
-        if docker.inspect_image(&image).await.is_err() {
-            return skip(
-                test,
-                &format!("no image {image} on the engine: run `cargo xtask images` first"),
-            );
+        for wanted in others.iter().copied().chain([image.as_str()]) {
+            if docker.inspect_image(wanted).await.is_err() {
+                return skip(
+                    test,
+                    &format!("no image {wanted} on the engine: run `cargo xtask images` first"),
+                );
+            }
         }
         let network = format!("traefiker-test-{test}-{}", std::process::id());
         let request = bollard::models::NetworkCreateRequest {
@@ -118,7 +125,11 @@ impl Engine {
             .await
             .expect("list")
             .into_iter()
-            .filter_map(|c| c.names?.first().map(|n| n.trim_start_matches('/').to_owned()))
+            .filter_map(|c| {
+                c.names?
+                    .first()
+                    .map(|n| n.trim_start_matches('/').to_owned())
+            })
             .collect()
     }
 
@@ -148,7 +159,11 @@ impl Drop for Engine {
                     .all(true)
                     .filters(&filters)
                     .build();
-                for c in docker.list_containers(Some(options)).await.unwrap_or_default() {
+                for c in docker
+                    .list_containers(Some(options))
+                    .await
+                    .unwrap_or_default()
+                {
                     if let Some(id) = c.id {
                         let force = RemoveContainerOptionsBuilder::default().force(true).build();
                         let _ = docker.remove_container(&id, Some(force)).await;
