@@ -5,8 +5,8 @@
 //! the stand-in image `narrative-standin:<version>`:
 //!
 //! - a **cold create**: `create` (create and start the container, read it back), then until
-//!   Docker's health check passes, which is when Traefik's Docker provider starts routing to
-//!   it (and until the narrative answers HTTP on its address);
+//!   the narrative answers HTTP on its address, then until Docker's health check passes,
+//!   which is when Traefik's Docker provider starts routing to it;
 //! - a **warm assignment**: `assign` of a waiting container that is already healthy (the
 //!   rename), after which it is routed at once: its labels, and so its route, never change.
 //!
@@ -67,11 +67,11 @@ async fn main() {
         let start = Instant::now();
         let created = manager.create(&spec).await.expect("create");
         create.push(start.elapsed());
-        let ready = until_healthy(&manager, &created.name).await;
-        healthy.push(start.elapsed());
-        let address = ready.address.clone().expect("an address");
+        let address = created.address.clone().expect("an address");
         until_answers(&address).await;
         answers.push(start.elapsed());
+        let ready = until_healthy(&manager, &created.name).await;
+        healthy.push(start.elapsed());
         manager.remove(&ready).await.expect("remove");
 
         // Warm: a waiting container made earlier, already healthy, given to a user.
@@ -98,12 +98,12 @@ async fn main() {
         figures(&mut create)
     );
     println!(
-        "               health check passes {}   (Traefik routes from here)",
-        figures(&mut healthy)
-    );
-    println!(
         "               answers HTTP        {}",
         figures(&mut answers)
+    );
+    println!(
+        "               health check passes {}   (Traefik routes from here)",
+        figures(&mut healthy)
     );
     println!(
         "  warm assign: assign returns      {}   (already healthy: routed at once)",
