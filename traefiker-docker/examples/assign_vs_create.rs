@@ -15,41 +15,26 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+// The tests' engine harness: the network of its own, and its removal with every container
+// on it at the end.
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use std::time::{Duration, Instant};
 
-use bollard::query_parameters::{ListContainersOptionsBuilder, RemoveContainerOptionsBuilder};
 use traefiker_core::testing::conformance::{Caps, Context};
 use traefiker_core::{Assignment, ContainerManager, NarrativeState, Origin, ServiceName};
-use traefiker_docker::{DockerConfig, DockerManager};
+use traefiker_docker::DockerManager;
 
 const ROUNDS: usize = 8;
 
 #[tokio::main]
 async fn main() {
-    let network = format!("traefiker-test-bench-{}", std::process::id());
-    let image = format!("narrative-standin:{}", env!("CARGO_PKG_VERSION"));
-    let mut config = DockerConfig::new("unix:///var/run/docker.sock", &network);
-    config.image_name = "narrative-standin".into();
-    let manager = DockerManager::connect(config)
+    let engine = support::Engine::start("bench")
         .await
-        .expect("a Docker engine on /var/run/docker.sock");
-    let docker = bollard::Docker::connect_with_unix(
-        "/var/run/docker.sock",
-        60,
-        bollard::API_DEFAULT_VERSION,
-    )
-    .expect("client")
-    .negotiate_version()
-    .await
-    .expect("engine");
-    docker
-        .create_network(bollard::models::NetworkCreateRequest {
-            name: network.clone(),
-            ..Default::default()
-        })
-        .await
-        .expect("a network for the benchmark");
-
+        .expect("a Docker engine on /var/run/docker.sock and the stand-in image");
+    let image = engine.image.clone();
+    let manager = engine.manager().await;
     let ctx = Context::new(
         image.clone(),
         Caps {
@@ -109,26 +94,6 @@ async fn main() {
         "  warm assign: assign returns      {}   (already healthy: routed at once)",
         figures(&mut assign)
     );
-
-    let filters = std::collections::HashMap::from([("network", vec![network.clone()])]);
-    let options = ListContainersOptionsBuilder::default()
-        .all(true)
-        .filters(&filters)
-        .build();
-    for c in docker
-        .list_containers(Some(options))
-        .await
-        .unwrap_or_default()
-    {
-        let force = RemoveContainerOptionsBuilder::default().force(true).build();
-        let _ = docker
-            .remove_container(&c.id.unwrap_or_default(), Some(force))
-            .await;
-    }
-    docker
-        .remove_network(&network)
-        .await
-        .expect("remove network");
 }
 
 /// Polls until the narrative's health check has passed.

@@ -74,6 +74,11 @@ impl ComposeStack {
             dir: dir.to_path_buf(),
             vars,
         };
+        let settings: Vec<(String, String)> = settings
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        write_override(&down.override_file(), &settings)?;
         // A previous run that was killed may have left its stack behind.
         down.run();
         let cleanup = {
@@ -84,14 +89,10 @@ impl ComposeStack {
             web_port,
             traefiker_port,
             down,
-            settings: settings
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
+            settings,
             cleanup,
             earlier_logs: String::new(),
         };
-        stack.write_override()?;
         stack.down.compose(&["up", "-d"])?;
         stack.wait_ready()?;
         Ok(stack)
@@ -105,18 +106,6 @@ impl ComposeStack {
     /// The network narratives join.
     pub fn network(&self) -> &str {
         &self.down.network
-    }
-
-    fn write_override(&self) -> Result<(), String> {
-        let mut text = String::from(
-            "# Written by cargo xtask: this run's traefiker settings on top of docker-compose.yaml.\n\
-             services:\n  traefiker:\n    environment:\n",
-        );
-        for (k, v) in &self.settings {
-            text.push_str(&format!("      {k}: {}\n", yaml_string(v)));
-        }
-        let path = self.down.override_file();
-        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))
     }
 
     /// Waits until traefiker answers and Traefik routes `/narrative/` to it (the catch-all:
@@ -150,7 +139,7 @@ impl ComposeStack {
             self.settings.retain(|(key, _)| key != k);
             self.settings.push(((*k).into(), (*v).into()));
         }
-        self.write_override()?;
+        write_override(&self.down.override_file(), &self.settings)?;
         let before = self.traefiker_logs()?;
         self.earlier_logs.push_str(&before);
         self.down.compose(&["up", "-d", "--no-deps", "traefiker"])?;
@@ -218,10 +207,9 @@ impl Teardown {
             .arg("-p")
             .arg(&self.project)
             .arg("-f")
-            .arg(workspace_root().join("docker-compose.yaml"));
-        if self.override_file().exists() {
-            cmd.arg("-f").arg(self.override_file());
-        }
+            .arg(workspace_root().join("docker-compose.yaml"))
+            .arg("-f")
+            .arg(self.override_file());
         cmd.args(args).envs(self.vars.iter().map(|(k, v)| (k, v)));
         let out = bounded(cmd, COMMAND_LIMIT)?;
         let text = format!(
@@ -257,6 +245,23 @@ impl Teardown {
             eprintln!("xtask: taking the stack {} down: {e}", self.project);
         }
     }
+}
+
+/// Writes the override file giving traefiker `settings` on top of docker-compose.yaml.
+fn write_override(path: &Path, settings: &[(String, String)]) -> Result<(), String> {
+    let mut text = String::from(
+        "# Written by cargo xtask: this run's traefiker settings on top of docker-compose.yaml.\n\
+         services:\n  traefiker:\n    environment:",
+    );
+    if settings.is_empty() {
+        text.push_str(" {}\n");
+    } else {
+        text.push('\n');
+    }
+    for (k, v) in settings {
+        text.push_str(&format!("      {k}: {}\n", yaml_string(v)));
+    }
+    std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// `docker-compose` (what Debian installs), else the `docker compose` plugin.
@@ -368,5 +373,20 @@ mod tests {
         assert_eq!(yaml_string("a:b,c"), "\"a:b,c\"");
         assert_eq!(yaml_string("x\"y\\z"), "\"x\\\"y\\\\z\"");
         assert_eq!(yaml_string("$HOME"), "\"$$HOME\"");
+    }
+
+    #[test]
+    fn no_settings_is_still_a_valid_override() {
+        let path = std::env::temp_dir().join(format!("xtask-override-{}.yaml", std::process::id()));
+        write_override(&path, &[]).expect("write");
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(text.ends_with("    environment: {}\n"), "{text}");
+        write_override(&path, &[("num_prespawn".into(), "2".into())]).expect("write");
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(
+            text.ends_with("    environment:\n      num_prespawn: \"2\"\n"),
+            "{text}"
+        );
+        let _ = std::fs::remove_file(&path);
     }
 }
