@@ -79,11 +79,24 @@ pub(crate) fn classify(call: &str, subject: &str, err: bollard::errors::Error) -
             backend,
             detail: format!("{call} {subject}: {err}"),
         },
+        // An unreadable answer is named by where it broke, never quoted: the JSON around the
+        // error is container labels, which carry session ids.
         None => match err {
-            bollard::errors::Error::JsonDataError { .. }
-            | bollard::errors::Error::JsonSerdeError { .. } => ManagerError::Rejected {
+            bollard::errors::Error::JsonDataError { column, .. } => ManagerError::Rejected {
                 backend,
-                detail: format!("{call} {subject}: unreadable answer: {err}"),
+                detail: format!(
+                    "{call} {subject}: unreadable answer (JSON column {column}); is the engine's \
+                     API newer than this traefiker knows?"
+                ),
+            },
+            bollard::errors::Error::JsonSerdeError { err } => ManagerError::Rejected {
+                backend,
+                detail: format!(
+                    "{call} {subject}: unreadable answer ({:?} JSON error at line {} column {})",
+                    err.classify(),
+                    err.line(),
+                    err.column()
+                ),
             },
             _ => ManagerError::Unavailable {
                 backend,
@@ -131,6 +144,18 @@ mod tests {
         ));
         let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
         assert!(matches!(check(io.into()), ManagerError::Unavailable { .. }));
+        let quoted = bollard::errors::Error::JsonDataError {
+            message: "{\"session_id\":\"0123456789abcdef0123456789abcdef\"".into(),
+            column: 42,
+        };
+        let detail = check(quoted).to_string();
+        assert!(
+            !detail.contains("0123456789abcdef") && detail.contains("column 42"),
+            "an unreadable answer is not quoted: {detail}"
+        );
+        let serde = serde_json::from_str::<u8>("\"0123456789abcdef0123456789abcdef\"").unwrap_err();
+        let detail = check(serde.into()).to_string();
+        assert!(!detail.contains("0123456789abcdef"), "{detail}");
         let detail = check(answer(500)).to_string();
         assert!(detail.contains("create narrative-x"), "{detail}");
         assert!(detail.contains("engine says"), "{detail}");
