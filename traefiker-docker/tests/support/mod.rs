@@ -20,8 +20,14 @@ use bollard::query_parameters::{
 use bollard::{Docker, API_DEFAULT_VERSION};
 use traefiker_docker::{DockerConfig, DockerManager};
 
-/// The engine the tests use.
-pub const DOCKER_URL: &str = "unix:///var/run/docker.sock";
+/// The engine the tests use: `DOCKER_HOST` when it names a unix socket, else Docker's
+/// default socket.
+pub fn docker_url() -> String {
+    std::env::var("DOCKER_HOST")
+        .ok()
+        .filter(|h| h.starts_with("unix://"))
+        .unwrap_or_else(|| "unix:///var/run/docker.sock".to_owned())
+}
 
 /// The stand-in narrative image `cargo xtask images` builds.
 pub fn standin_image() -> String {
@@ -36,18 +42,25 @@ fn skip(test: &str, why: &str) -> Option<Engine> {
     if required() {
         panic!("{test}: {why} (TRAEFIKER_REQUIRE_DOCKER=1: the Docker tests must run here)");
     }
-    eprintln!("SKIPPED {test}: {why}");
+    // Straight to stderr, past the test harness's capture of `eprintln!`, so a passing run
+    // still shows that nothing ran.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {test}: {why} (the Docker tests need an engine)"
+    );
     None
 }
 
 /// A Docker client straight to the engine, for what a test does behind the backend's back.
 async fn raw() -> Result<Docker, String> {
-    let docker = Docker::connect_with_unix(DOCKER_URL, 30, API_DEFAULT_VERSION)
-        .map_err(|e| format!("no Docker engine at {DOCKER_URL}: {e}"))?;
+    let url = docker_url();
+    let docker = Docker::connect_with_unix(&url, 30, API_DEFAULT_VERSION)
+        .map_err(|e| format!("no Docker engine at {url}: {e}"))?;
     let docker = tokio::time::timeout(Duration::from_secs(5), docker.negotiate_version())
         .await
-        .map_err(|_| format!("no Docker engine answers at {DOCKER_URL} within 5 s"))?
-        .map_err(|e| format!("no Docker engine answers at {DOCKER_URL}: {e}"))?;
+        .map_err(|_| format!("no Docker engine answers at {url} within 5 s"))?
+        .map_err(|e| format!("no Docker engine answers at {url}: {e}"))?;
     Ok(docker)
 }
 
@@ -100,7 +113,7 @@ impl Engine {
 
     /// A backend on the test's network, for the stand-in image.
     pub fn config(&self) -> DockerConfig {
-        let mut config = DockerConfig::new(DOCKER_URL, &self.network);
+        let mut config = DockerConfig::new(docker_url(), &self.network);
         config.image_name = "narrative-standin".into();
         config.timeouts.stop_grace = Duration::from_secs(5);
         config
