@@ -105,6 +105,24 @@ impl Origin {
     }
 }
 
+/// Linux capabilities every narrative container drops (SPEC §4), whatever runs it: one list,
+/// so the Rancher and Docker backends cannot drift apart.
+pub const CAP_DROP: [&str; 13] = [
+    "MKNOD",
+    "NET_RAW",
+    "SYS_CHROOT",
+    "SETUID",
+    "SETGID",
+    "CHOWN",
+    "SYS_ADMIN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "SETPCAP",
+    "AUDIT_WRITE",
+    "SETFCAP",
+];
+
 /// Everything a backend needs to start one narrative.
 ///
 /// `Debug` is written by hand: the labels hold the session id and its Traefik rule, and the

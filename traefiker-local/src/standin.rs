@@ -235,6 +235,46 @@ async fn websocket(
     Ok(response)
 }
 
+/// Asks the stand-in on `127.0.0.1:port` for its status (`GET <base>api/status`) and succeeds
+/// on a 200 answer within `timeout`: the health check of the stand-in's container image, which
+/// has no shell and no curl to run one (`narrative-standin --probe`).
+///
+/// Blocking and dependency-free on purpose: Docker runs it every few seconds in a fresh
+/// process, so it must start and finish in milliseconds.
+pub fn probe(port: u16, base: &str, timeout: std::time::Duration) -> Result<(), String> {
+    use std::io::{Read, Write};
+    let addr = std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port));
+    let path = format!("{}api/status", normalize_base(base));
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout)
+        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .and_then(|()| stream.set_write_timeout(Some(timeout)))
+        .map_err(|e| format!("{addr}: {e}"))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n"
+    )
+    .map_err(|e| format!("GET {path}: {e}"))?;
+    // The status line is all that matters; 64 bytes hold it.
+    let mut head = [0u8; 64];
+    let mut filled = 0;
+    while filled < head.len() {
+        match stream.read(&mut head[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) => return Err(format!("GET {path}: {e}")),
+        }
+    }
+    let line = String::from_utf8_lossy(&head[..filled]);
+    let status = line.lines().next().unwrap_or_default();
+    if status.split_whitespace().nth(1) == Some("200") {
+        Ok(())
+    } else {
+        Err(format!("GET {path} answered {status:?}, not 200"))
+    }
+}
+
 fn escape_html(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {

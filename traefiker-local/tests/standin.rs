@@ -131,6 +131,27 @@ async fn status_is_shaped_like_jupyter_servers() {
 }
 
 #[tokio::test]
+async fn the_probe_passes_on_a_live_standin_and_fails_without_one() {
+    let standin = start("narrative-dora");
+    let port = standin.addr.port();
+    let probe = |port| {
+        tokio::task::spawn_blocking(move || {
+            standin::probe(port, "/narrative/", Duration::from_secs(2))
+        })
+    };
+    bounded("a probe", probe(port))
+        .await
+        .expect("join")
+        .expect("a live stand-in passes");
+    standin.shutdown().await;
+    let err = bounded("a probe", probe(port))
+        .await
+        .expect("join")
+        .expect_err("nothing listens any more");
+    assert!(err.contains("cannot connect"), "{err}");
+}
+
+#[tokio::test]
 async fn the_websocket_echoes_and_is_counted_while_open() {
     let standin = start("narrative-carol");
     let url = format!("ws://{}/narrative/ws", standin.addr);

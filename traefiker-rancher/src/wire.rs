@@ -189,22 +189,8 @@ pub(crate) struct RestartPolicy {
     pub name: &'static str,
 }
 
-/// Capabilities every narrative drops (SPEC §4).
-pub(crate) const CAP_DROP: [&str; 13] = [
-    "MKNOD",
-    "NET_RAW",
-    "SYS_CHROOT",
-    "SETUID",
-    "SETGID",
-    "CHOWN",
-    "SYS_ADMIN",
-    "DAC_OVERRIDE",
-    "FOWNER",
-    "FSETID",
-    "SETPCAP",
-    "AUDIT_WRITE",
-    "SETFCAP",
-];
+/// Capabilities every narrative drops (SPEC §4): one list for every backend.
+pub(crate) use traefiker_core::narrative::CAP_DROP;
 
 /// Body of `PUT {links.self}` for a rename (fixture `service-rename-request.json`).
 #[derive(Debug, Serialize)]

@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use traefiker_core::{
     ActivitySource, ActivityStore, ContainerManager, Membership, Solo, SqliteStore,
 };
+use traefiker_docker::{DockerConfig, DockerManager};
 use traefiker_local::{LocalConfig, LocalManager};
 use traefiker_metrics::{
     NarrativeStatus, NarrativeStatusConfig, TraefikMetrics, TraefikMetricsConfig,
@@ -32,14 +33,14 @@ use crate::{outbound, routes};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StartupError {
-    /// No backend is configured.
-    #[error("no container backend: set rancher_url")]
-    NoBackend,
     /// The Rancher backend could not be set up.
     #[error("Rancher backend: {0}")]
     Rancher(#[from] traefiker_rancher::SetupError),
+    /// The Docker backend could not be set up.
+    #[error("Docker backend: {0}")]
+    Docker(#[from] traefiker_docker::DockerError),
     /// The backend does not answer.
-    #[error("container backend check failed: {0} (check rancher_url and the API key)")]
+    #[error("container backend check failed: {0}")]
     Backend(traefiker_core::ManagerError),
     /// The store cannot be opened.
     #[error("{0}")]
@@ -116,7 +117,12 @@ pub async fn backend(config: &Config) -> Result<BuiltBackend, StartupError> {
             local = Some(manager.clone());
             manager
         }
-        Backend::None => return Err(StartupError::NoBackend),
+        Backend::Docker { url, network } => {
+            let mut dc = DockerConfig::new(url.clone(), network.clone());
+            dc.image_name = config.image_name.clone();
+            dc.naming = config.naming.clone();
+            Arc::new(DockerManager::connect(dc).await?)
+        }
     };
     let info = manager.verify().await.map_err(StartupError::Backend)?;
     tracing::info!(backend = %info.backend, location = %info.location, "container backend verified");

@@ -5,8 +5,9 @@
 //!
 //! - [`config`] reads the environment (the Python names), a TOML file and flags into a
 //!   validated [`config::Config`].
-//! - [`app::build`] turns it into a [`state::AppState`]: the Rancher backend
-//!   (`traefiker-rancher`), the activity sources (`traefiker-metrics`), the SQLite store and
+//! - [`app::build`] turns it into a [`state::AppState`]: the backend (`traefiker-rancher`,
+//!   `traefiker-docker` or `traefiker-local`, by `backend`), the activity sources
+//!   (`traefiker-metrics`), the SQLite store and
 //!   the [`traefiker_core::Lifecycle`] over them, token validation ([`auth`]) and metrics
 //!   ([`telemetry`]).
 //! - [`app::run`] serves the HTTP contract ([`routes`]) on a listener until shutdown, with the

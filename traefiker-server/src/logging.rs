@@ -22,5 +22,5 @@ pub fn init(level: LogLevel) {
 /// log HTTP client internals (which would include request headers).
 fn default_directives(level: LogLevel) -> String {
     let l = level.directive();
-    format!("warn,traefiker={l},traefiker_server={l},traefiker_core={l},traefiker_rancher={l},traefiker_metrics={l},traefiker_local={l}")
+    format!("warn,traefiker={l},traefiker_server={l},traefiker_core={l},traefiker_rancher={l},traefiker_metrics={l},traefiker_local={l},traefiker_docker={l}")
 }

@@ -1,22 +1,31 @@
-//! `cargo xtask demo`: traefiker (local backend, static tokens, stand-in narratives) behind a
-//! real Traefik on this machine, until Ctrl-C.
+//! `cargo xtask demo [--docker]`: traefiker (static tokens, stand-in narratives) behind a
+//! real Traefik on this machine, until Ctrl-C: with the local backend, or with `--docker` the
+//! repository's compose stack (the docker backend, narratives as containers).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::sleep;
 use std::time::Duration;
 
+use crate::compose::ComposeStack;
 use crate::stack::Stack;
 use crate::traefik::workspace_root;
 
-/// Runs the demo until Ctrl-C (SIGINT) or SIGTERM; then stops everything it started.
-pub fn demo() -> Result<(), String> {
+/// Sets when Ctrl-C (SIGINT) or SIGTERM arrives.
+fn stop_flag() -> Result<Arc<AtomicBool>, String> {
     let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = Arc::clone(&stop);
-        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
-            .map_err(|e| format!("cannot catch Ctrl-C: {e}"))?;
+    let flag = Arc::clone(&stop);
+    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
+        .map_err(|e| format!("cannot catch Ctrl-C: {e}"))?;
+    Ok(stop)
+}
+
+/// Runs the demo until Ctrl-C (SIGINT) or SIGTERM; then stops everything it started.
+pub fn demo(docker: bool) -> Result<(), String> {
+    if docker {
+        return demo_docker();
     }
+    let stop = stop_flag()?;
     let dir = workspace_root().join("target").join("demo");
     let mut stack = Stack::start(
         &dir,
@@ -73,6 +82,52 @@ pub fn demo() -> Result<(), String> {
         sleep(Duration::from_millis(200));
     }
     eprintln!("\nstopping Traefik and traefiker (which stops its narratives)...");
+    drop(stack);
+    eprintln!("stopped.");
+    Ok(())
+}
+
+/// `demo --docker`: builds the images, brings the compose stack up as project
+/// `traefiker-demo`, prints what to try, and takes it down (narratives included) on Ctrl-C.
+fn demo_docker() -> Result<(), String> {
+    let stop = stop_flag()?;
+    crate::images::images()?;
+    let dir = workspace_root().join("target").join("demo-docker");
+    let stack = ComposeStack::up("traefiker-demo", &dir, crate::compose::DEFAULT_NETWORK, &[])?;
+    let web = stack.web_url("/narrative/");
+    let jar = dir.join("cookies.txt");
+    let jar = jar.display();
+    println!();
+    println!(
+        "traefiker (docker backend) is running behind Traefik: compose project {}, network {}.",
+        stack.project(),
+        stack.network()
+    );
+    println!();
+    println!("  Open:   {web}");
+    println!("  Token:  demo-token   (user alice; admin-token is user kbadmin with KBASE_ADMIN)");
+    println!("          in a browser, set the cookie kbase_session=demo-token for localhost first");
+    println!();
+    println!("  The first request with a token gives alice a waiting container (renamed to hers);");
+    println!("  the second is routed by Traefik's Docker provider to that container:");
+    println!("    curl -s -c {jar} -b kbase_session=demo-token -o /dev/null -w '%{{http_code}}\\n' {web}");
+    println!("    sleep 2; curl -s -b {jar} {web}");
+    println!(
+        "    docker ps --filter label=traefik.docker.network={}",
+        stack.network()
+    );
+    println!();
+    println!(
+        "  traefiker: {}   logs: docker-compose -p {} logs -f",
+        stack.traefiker_url("/narrative_status/"),
+        stack.project()
+    );
+    println!();
+    println!("Press Ctrl-C to stop.");
+    while !stop.load(Ordering::SeqCst) {
+        sleep(Duration::from_millis(200));
+    }
+    eprintln!("\nstopping the stack and removing its narratives...");
     drop(stack);
     eprintln!("stopped.");
     Ok(())

@@ -1,8 +1,13 @@
-//! `cargo xtask e2e`: traefiker behind a real Traefik v3, loopback only, bounded in time.
+//! `cargo xtask e2e [--docker]`: traefiker behind a real Traefik v3, bounded in time.
 //!
 //! Every request a user would make goes through Traefik's `web` entrypoint; only the
-//! operator's calls (`/reaper/`, `/narrative_status/`, `/traefik/dynamic`) go to traefiker
-//! directly. Logs are kept in `target/e2e/`.
+//! operator's calls (`/reaper/`, `/narrative_status/`) go to traefiker directly. The same six
+//! checks run against two stacks ([`Target`]):
+//!
+//! - local (default): Traefik and traefiker as processes on loopback, narratives as local
+//!   processes routed through traefiker's HTTP provider; logs in `target/e2e/`;
+//! - `--docker`: the repository's `docker-compose.yaml` (Traefik's Docker provider, traefiker
+//!   with the docker backend), narratives as real containers; logs in `target/e2e-docker/`.
 
 use std::collections::HashMap;
 use std::net::TcpStream;
@@ -13,113 +18,379 @@ use serde_json::Value;
 use tungstenite::client::IntoClientRequest;
 use tungstenite::Message;
 
+use crate::compose::{docker, ComposeStack};
 use crate::stack::{agent, get, wait_for, Stack};
 use crate::traefik::workspace_root;
 
 const ALICE: &str = "narrative-alice-522b27";
 const TOKENS: &str = "alice-token:alice,bob-token:bob,carol-token:carol,dave-token:dave,\
 admin-token:kbadmin:KBASE_ADMIN";
-const TIMEOUT_SECS: u64 = 3;
 const STEPS: [&str; 6] = [
     "login redirect through Traefik",
     "a token gets a session that Traefik routes to the user's own narrative",
     "a second user reaches only their narrative; a made-up session reaches none",
     "a quiet open websocket (traefik+narrative_status) and HTTP traffic (traefik only) keep narratives alive",
-    "once idle, the reaper removes the narrative, its process and its route",
-    "a restarted traefiker keeps the idle clocks",
+    "once idle, the reaper removes the narrative, its process or container, and its route",
+    "a restarted traefiker keeps the idle clocks (and adopts running containers)",
 ];
 
-/// Runs the end-to-end test; fails with a summary if any step failed.
-pub fn e2e() -> Result<(), String> {
+/// How long things take on a stack.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    /// `reaper_timeout_secs`. Restarting traefiker must take less than this for the clock
+    /// check of step 6 to tell a kept clock from a reset one.
+    pub idle_timeout: Duration,
+    /// How long a new narrative may take to be routed.
+    pub patience: Duration,
+}
+
+/// Local processes start in milliseconds and die with traefiker.
+const LOCAL_TIMING: Timing = Timing {
+    idle_timeout: Duration::from_secs(3),
+    patience: Duration::from_secs(10),
+};
+
+/// Containers take seconds to start and pass their health check, and recreating the
+/// traefiker container takes seconds too.
+const DOCKER_TIMING: Timing = Timing {
+    idle_timeout: Duration::from_secs(10),
+    patience: Duration::from_secs(30),
+};
+
+/// What the checks need from a running stack.
+pub trait Target {
+    /// A URL on Traefik's web entrypoint.
+    fn web_url(&self, path: &str) -> String;
+    /// Traefik's web port on 127.0.0.1.
+    fn web_port(&self) -> u16;
+    /// A URL on traefiker itself.
+    fn traefiker_url(&self, path: &str) -> String;
+    /// Restarts traefiker with its settings changed by `overrides`; waits until it answers.
+    fn restart_traefiker(&mut self, overrides: &[(&str, &str)]) -> Result<(), String>;
+    /// The last lines of the logs, for failure reports.
+    fn log_tails(&self, n: usize) -> String;
+    /// What the stand-in page of the live narrative `name` shows, so a check can tell which
+    /// narrative Traefik routed it to.
+    fn marker(&self, name: &str) -> Result<String, String>;
+    /// What identifies the live narrative `name`'s process or container.
+    fn locate(&self, name: &str) -> Result<String, String>;
+    /// Waits until what [`Target::locate`] gave for `name` is gone.
+    fn wait_gone(&self, name: &str, located: &str) -> Result<(), String>;
+    /// Whether narratives outlive traefiker (containers) instead of dying with it.
+    fn narratives_outlive_traefiker(&self) -> bool;
+    /// How long things take.
+    fn timing(&self) -> Timing;
+    /// Everything traefiker logged in this run.
+    fn traefiker_logs(&self) -> Result<String, String>;
+}
+
+/// The local stack: narratives are processes whose page names them.
+impl Target for Stack {
+    fn web_url(&self, path: &str) -> String {
+        Stack::web_url(self, path)
+    }
+
+    fn web_port(&self) -> u16 {
+        self.ports.web
+    }
+
+    fn traefiker_url(&self, path: &str) -> String {
+        Stack::traefiker_url(self, path)
+    }
+
+    fn restart_traefiker(&mut self, overrides: &[(&str, &str)]) -> Result<(), String> {
+        Stack::restart_traefiker(self, overrides)
+    }
+
+    fn log_tails(&self, n: usize) -> String {
+        Stack::log_tails(self, n)
+    }
+
+    fn marker(&self, name: &str) -> Result<String, String> {
+        Ok(name.to_owned())
+    }
+
+    /// The narrative's address from traefiker's Traefik configuration.
+    fn locate(&self, name: &str) -> Result<String, String> {
+        dynamic_address(self, name)?
+            .ok_or_else(|| format!("/traefik/dynamic has no service {name}"))
+    }
+
+    /// The process stops listening, and traefiker's Traefik configuration drops its route.
+    fn wait_gone(&self, name: &str, located: &str) -> Result<(), String> {
+        let hostport = located.trim_start_matches("http://").to_string();
+        wait_for(
+            &format!("{name}'s process ({hostport}) to stop listening"),
+            Duration::from_secs(12),
+            || TcpStream::connect(&hostport).is_err().then_some(()),
+        )?;
+        if dynamic_address(self, name)?.is_some() {
+            return Err(format!(
+                "/traefik/dynamic still has {name} after it was reaped"
+            ));
+        }
+        Ok(())
+    }
+
+    fn narratives_outlive_traefiker(&self) -> bool {
+        false
+    }
+
+    fn timing(&self) -> Timing {
+        LOCAL_TIMING
+    }
+
+    fn traefiker_logs(&self) -> Result<String, String> {
+        let path = self.dir.join("traefiker.log");
+        std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))
+    }
+}
+
+/// The compose stack: narratives are containers, and the stand-in page names its host, the
+/// container's short id.
+impl Target for ComposeStack {
+    fn web_url(&self, path: &str) -> String {
+        ComposeStack::web_url(self, path)
+    }
+
+    fn web_port(&self) -> u16 {
+        self.web_port
+    }
+
+    fn traefiker_url(&self, path: &str) -> String {
+        ComposeStack::traefiker_url(self, path)
+    }
+
+    fn restart_traefiker(&mut self, overrides: &[(&str, &str)]) -> Result<(), String> {
+        ComposeStack::restart_traefiker(self, overrides)
+    }
+
+    fn log_tails(&self, n: usize) -> String {
+        ComposeStack::log_tails(self, n)
+    }
+
+    fn marker(&self, name: &str) -> Result<String, String> {
+        Ok(self.locate(name)?.chars().take(12).collect())
+    }
+
+    /// The container's id.
+    fn locate(&self, name: &str) -> Result<String, String> {
+        let id = docker(&["inspect", "--format", "{{.Id}}", name])?;
+        Ok(id.trim().to_owned())
+    }
+
+    /// The container no longer exists.
+    fn wait_gone(&self, name: &str, located: &str) -> Result<(), String> {
+        wait_for(
+            &format!("{name}'s container to be removed"),
+            Duration::from_secs(20),
+            || {
+                docker(&["inspect", "--format", "{{.Id}}", located])
+                    .is_err()
+                    .then_some(())
+            },
+        )
+    }
+
+    fn narratives_outlive_traefiker(&self) -> bool {
+        true
+    }
+
+    fn timing(&self) -> Timing {
+        DOCKER_TIMING
+    }
+
+    fn traefiker_logs(&self) -> Result<String, String> {
+        self.all_traefiker_logs()
+    }
+}
+
+/// The settings both stacks run traefiker with, for `timing`.
+fn settings(timing: Timing) -> Vec<(&'static str, String)> {
+    vec![
+        ("auth_tokens", TOKENS.to_owned()),
+        ("num_prespawn", "2".to_owned()),
+        ("reaper_interval_secs", "0".to_owned()),
+        (
+            "reaper_timeout_secs",
+            timing.idle_timeout.as_secs().to_string(),
+        ),
+        ("activity_sources", "traefik,narrative_status".to_owned()),
+        ("log_level", "DEBUG".to_owned()),
+    ]
+}
+
+/// Runs the end-to-end test on the local stack, or with `docker` on the compose stack; fails
+/// with a summary if any step failed.
+pub fn e2e(docker: bool) -> Result<(), String> {
     let started = Instant::now();
     crate::stack::stop_all_on_interrupt()?;
-    let dir = workspace_root().join("target").join("e2e");
-    let mut stack = Stack::start(
-        &dir,
-        &[
-            ("auth_tokens", TOKENS),
-            ("num_prespawn", "2"),
-            ("reaper_interval_secs", "0"),
-            ("reaper_timeout_secs", "3"),
-            ("activity_sources", "traefik,narrative_status"),
-            ("log_level", "DEBUG"),
-        ],
-    )?;
-    eprintln!(
-        "e2e: traefiker on 127.0.0.1:{}, Traefik web on 127.0.0.1:{} (ready after {:.1?})",
-        stack.ports.traefiker,
-        stack.ports.web,
-        started.elapsed()
-    );
+    if docker {
+        crate::images::build_all()?;
+        let dir = workspace_root().join("target").join("e2e-docker");
+        let mut wanted = settings(DOCKER_TIMING);
+        // The e2e calls /reaper/ from this host through the published port, so the peer is
+        // the network's gateway; the port is published on 127.0.0.1 only.
+        wanted.push(("reaper_ipnetwork", "0.0.0.0/0".to_owned()));
+        let pairs: Vec<(&str, &str)> = wanted.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let mut stack = ComposeStack::up("traefiker-test-e2e", &dir, "traefiker-test-e2e", &pairs)?;
+        eprintln!(
+            "e2e (docker): traefiker on 127.0.0.1:{}, Traefik web on 127.0.0.1:{} (ready after {:.1?})",
+            stack.traefiker_port,
+            stack.web_port,
+            started.elapsed()
+        );
+        run("e2e (docker)", &mut stack, started)
+    } else {
+        let dir = workspace_root().join("target").join("e2e");
+        let wanted = settings(LOCAL_TIMING);
+        let pairs: Vec<(&str, &str)> = wanted.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let mut stack = Stack::start(&dir, &pairs)?;
+        eprintln!(
+            "e2e: traefiker on 127.0.0.1:{}, Traefik web on 127.0.0.1:{} (ready after {:.1?})",
+            stack.ports.traefiker,
+            stack.ports.web,
+            started.elapsed()
+        );
+        run("e2e", &mut stack, started)
+    }
+}
+
+/// Runs the six steps on `target`, printing one line per step with its time.
+fn run(label: &'static str, target: &mut dyn Target, started: Instant) -> Result<(), String> {
     let mut run = Run {
-        stack: &mut stack,
+        label,
+        timing: target.timing(),
+        target,
         http: agent(),
         held: HashMap::new(),
         restarted_at: None,
+        spent: [Duration::ZERO; 6],
     };
     let outcome = run.all();
+    if outcome.is_ok() {
+        run.logs_carry_no_secret()?;
+    }
     let (passed, failed) = match &outcome {
         Ok(()) => (STEPS.len(), 0),
         Err((step, _)) => (step - 1, STEPS.len() - (step - 1)),
     };
     if let Err((step, reason)) = &outcome {
-        println!("e2e: {step}/6 {} FAILED: {reason}", STEPS[step - 1]);
+        println!("{label}: {step}/6 {} FAILED: {reason}", STEPS[step - 1]);
         if *step < STEPS.len() {
-            println!("e2e: steps {}..6 not run", step + 1);
+            println!("{label}: steps {}..6 not run", step + 1);
         }
-        println!("{}", stack.log_tails(40));
+        println!("{}", run.target.log_tails(40));
     }
-    println!("e2e: {passed} passed, {failed} failed");
-    eprintln!("e2e: took {:.1?}", started.elapsed());
-    drop(stack);
+    println!("{label}: {passed} passed, {failed} failed");
+    eprintln!("{label}: took {:.1?}", started.elapsed());
     match outcome {
         Ok(()) => Ok(()),
-        Err(_) => Err(format!("e2e: {failed} of {} steps failed", STEPS.len())),
+        Err(_) => Err(format!("{label}: {failed} of {} steps failed", STEPS.len())),
     }
 }
 
+/// The address traefiker's Traefik HTTP provider gives narrative `name`, if any.
+fn dynamic_address(target: &dyn Target, name: &str) -> Result<Option<String>, String> {
+    let r = get(&agent(), &target.traefiker_url("/traefik/dynamic"), &[])?;
+    let doc: Value =
+        serde_json::from_str(&r.body).map_err(|e| format!("/traefik/dynamic is not JSON ({e})"))?;
+    Ok(
+        doc["http"]["services"][name]["loadBalancer"]["servers"][0]["url"]
+            .as_str()
+            .map(str::to_string),
+    )
+}
+
 struct Run<'a> {
-    stack: &'a mut Stack,
+    label: &'static str,
+    target: &'a mut dyn Target,
+    timing: Timing,
     http: ureq::Agent,
     /// Values carried from one step to a later one.
     held: HashMap<&'static str, String>,
     /// When traefiker was stopped for the restart.
     restarted_at: Option<Instant>,
+    /// Time spent in each step (some run in two parts).
+    spent: [Duration; 6],
 }
 
 type StepResult = Result<(), (usize, String)>;
 
-fn pass(step: usize) {
-    println!("e2e: {step}/6 {} ok", STEPS[step - 1]);
-}
-
-fn at<T>(step: usize, r: Result<T, String>) -> Result<T, (usize, String)> {
-    r.map_err(|e| (step, e))
-}
-
 impl Run<'_> {
     fn all(&mut self) -> StepResult {
-        at(1, self.login_redirect())?;
-        pass(1);
-        at(2, self.own_narrative())?;
-        pass(2);
-        at(3, self.isolation())?;
-        pass(3);
-        at(4, self.websocket_keeps_alive())?;
-        at(5, self.reaped())?;
+        self.step(1, Self::login_redirect)?;
+        self.pass(1);
+        self.step(2, Self::own_narrative)?;
+        self.pass(2);
+        self.step(3, Self::isolation)?;
+        self.pass(3);
+        self.step(4, Self::websocket_keeps_alive)?;
+        self.step(5, Self::reaped)?;
         // The restart switches to the Traefik source only: the second case of step 4 and
         // the timing check of step 6 run after it; lines are printed in step order.
-        at(6, self.restart())?;
-        at(6, self.restart_reaps_on_old_clock())?;
-        at(4, self.http_keeps_alive())?;
-        pass(4);
-        pass(5);
-        pass(6);
+        self.step(6, Self::restart)?;
+        self.step(6, Self::restart_reaps_on_old_clock)?;
+        self.step(4, Self::http_keeps_alive)?;
+        self.pass(4);
+        self.pass(5);
+        self.pass(6);
         Ok(())
     }
 
+    /// After the steps: traefiker's whole log holds none of the users' session ids or tokens
+    /// (labels and rules carry session ids, so they must never be logged either).
+    fn logs_carry_no_secret(&self) -> Result<(), String> {
+        let logs = self.target.traefiker_logs()?;
+        let mut secrets: Vec<(String, &str)> = self
+            .held
+            .iter()
+            .filter(|(k, _)| k.ends_with("_session"))
+            .map(|(k, v)| (format!("{k} id"), v.as_str()))
+            .collect();
+        for token in TOKENS.split(',').filter_map(|t| t.split(':').next()) {
+            secrets.push((format!("token {token}"), token));
+        }
+        for (what, secret) in &secrets {
+            if logs.contains(secret) {
+                return Err(format!(
+                    "{}: traefiker's log carries the {what}",
+                    self.label
+                ));
+            }
+        }
+        println!(
+            "{}: traefiker's log ({} lines) carries none of {} session ids and tokens",
+            self.label,
+            logs.lines().count(),
+            secrets.len()
+        );
+        Ok(())
+    }
+
+    /// Runs one part of step `n`, adding its time to the step's.
+    fn step(&mut self, n: usize, part: fn(&mut Self) -> Result<(), String>) -> StepResult {
+        let from = Instant::now();
+        let result = part(self);
+        self.spent[n - 1] += from.elapsed();
+        result.map_err(|e| (n, e))
+    }
+
+    fn pass(&self, n: usize) {
+        println!(
+            "{}: {n}/6 {} ok ({:.1?})",
+            self.label,
+            STEPS[n - 1],
+            self.spent[n - 1]
+        );
+    }
+
     fn web(&self, path: &str) -> String {
-        self.stack.web_url(path)
+        self.target.web_url(path)
+    }
+
+    fn idle_secs(&self) -> u64 {
+        self.timing.idle_timeout.as_secs()
     }
 
     /// Step 1: no cookie → 302 to the login page, answered by traefiker via Traefik's
@@ -158,20 +429,21 @@ impl Run<'_> {
         })
     }
 
-    /// Reloads through Traefik with both cookies until the page names `name` (Traefik polls
-    /// the routes every second); returns the page.
+    /// Reloads through Traefik with both cookies until the page names narrative `name` (the
+    /// routes take a moment to appear); returns the page.
     fn reach(&self, token: &str, session: &str, name: &str) -> Result<String, String> {
+        let marker = self.target.marker(name)?;
         let mut last = String::new();
         let url = self.web("/narrative/");
         wait_for(
             &format!("Traefik to route to {name}"),
-            Duration::from_secs(10),
+            self.timing.patience,
             || match get(
                 &self.http,
                 &url,
                 &[("kbase_session", token), ("narrative_session", session)],
             ) {
-                Ok(r) if r.status == 200 && r.body.contains(name) => Some(r.body),
+                Ok(r) if r.status == 200 && r.body.contains(&marker) => Some(r.body),
                 Ok(r) => {
                     last = format!(
                         "{} {}",
@@ -189,6 +461,16 @@ impl Run<'_> {
         .map_err(|e| format!("{e}; last answer: {last}"))
     }
 
+    /// Logs `token` in and reaches the narrative named `prefix…`: (session, full name).
+    fn log_in(&self, token: &str, prefix: &str) -> Result<(String, String), String> {
+        let session = self.connect(token)?;
+        let (name, _) = self
+            .listed(prefix)?
+            .ok_or_else(|| format!("no narrative {prefix}… listed after a 201"))?;
+        self.reach(token, &session, &name)?;
+        Ok((session, name))
+    }
+
     /// Step 2.
     fn own_narrative(&mut self) -> Result<(), String> {
         let session = self.connect("alice-token")?;
@@ -198,24 +480,22 @@ impl Run<'_> {
             ));
         }
         self.reach("alice-token", &session, ALICE)?;
-        self.held.insert("alice", session);
+        self.held.insert("alice_session", session);
         Ok(())
     }
 
     /// Step 3.
     fn isolation(&mut self) -> Result<(), String> {
-        let bob = self.connect("bob-token")?;
-        let page = self.reach("bob-token", &bob, "narrative-bob-")?;
-        if page.contains("narrative-alice") {
-            return Err("bob's page names alice's narrative".into());
-        }
+        let (bob, name) = self.log_in("bob-token", "narrative-bob-")?;
+        let bob_marker = self.target.marker(&name)?;
+        let alice_marker = self.target.marker(ALICE)?;
         for _ in 0..5 {
             let r = get(
                 &self.http,
                 &self.web("/narrative/"),
                 &[("kbase_session", "bob-token"), ("narrative_session", &bob)],
             )?;
-            if r.body.contains("narrative-alice") || !r.body.contains("narrative-bob-") {
+            if r.body.contains(&alice_marker) || !r.body.contains(&bob_marker) {
                 return Err(format!("bob's cookies reached: {} {}", r.status, r.body));
             }
         }
@@ -225,20 +505,19 @@ impl Run<'_> {
             &self.web("/narrative/"),
             &[("narrative_session", madeup)],
         )?;
-        if r.status != 302 || r.body.contains("narrative-alice") || r.body.contains("narrative-bob")
-        {
+        if r.status != 302 || r.body.contains(&alice_marker) || r.body.contains(&bob_marker) {
             return Err(format!(
                 "a made-up narrative_session: {} {}, want traefiker's 302",
                 r.status, r.body
             ));
         }
-        self.held.insert("bob", bob);
+        self.held.insert("bob_session", bob);
         Ok(())
     }
 
     /// GET /reaper/ on traefiker; the number deleted.
     fn reap(&self) -> Result<usize, String> {
-        let r = get(&self.http, &self.stack.traefiker_url("/reaper/"), &[])?;
+        let r = get(&self.http, &self.target.traefiker_url("/reaper/"), &[])?;
         let n = r
             .body
             .trim()
@@ -255,7 +534,7 @@ impl Run<'_> {
     fn narratives(&self) -> Result<HashMap<String, String>, String> {
         let r = get(
             &self.http,
-            &self.stack.traefiker_url("/narrative_status/"),
+            &self.target.traefiker_url("/narrative_status/"),
             &[("kbase_session", "admin-token")],
         )?;
         let doc: Value = serde_json::from_str(&r.body)
@@ -282,31 +561,15 @@ impl Run<'_> {
             .find(|(name, _)| name.starts_with(prefix)))
     }
 
-    /// The narrative's address from traefiker's Traefik configuration.
-    fn address(&self, name: &str) -> Result<Option<String>, String> {
-        let r = get(
-            &self.http,
-            &self.stack.traefiker_url("/traefik/dynamic"),
-            &[],
-        )?;
-        let doc: Value = serde_json::from_str(&r.body)
-            .map_err(|e| format!("/traefik/dynamic is not JSON ({e})"))?;
-        Ok(
-            doc["http"]["services"][name]["loadBalancer"]["servers"][0]["url"]
-                .as_str()
-                .map(str::to_string),
-        )
-    }
-
     /// Step 4, first case: with `narrative_status` as a source, an open websocket through
     /// Traefik that stays quiet for longer than the idle timeout keeps the narrative.
     fn websocket_keeps_alive(&mut self) -> Result<(), String> {
-        let session = self.held.get("alice").cloned().unwrap_or_default();
+        let session = self.held.get("alice_session").cloned().unwrap_or_default();
         let mut ws = self.websocket(&session)?;
         echo(&mut ws, "hello")?;
         let quiet_from = Instant::now();
         let mut cycles = 0;
-        while quiet_from.elapsed() < Duration::from_secs(TIMEOUT_SECS + 2) {
+        while quiet_from.elapsed() < self.timing.idle_timeout + Duration::from_secs(2) {
             sleep(Duration::from_millis(1300));
             self.reap()?;
             cycles += 1;
@@ -319,14 +582,11 @@ impl Run<'_> {
         }
         echo(&mut ws, "still here")?;
         eprintln!(
-            "e2e:     websocket open and quiet for {:.1?} over {cycles} reaper cycles: {ALICE} kept",
+            "{}:     websocket open and quiet for {:.1?} over {cycles} reaper cycles: {ALICE} kept",
+            self.label,
             quiet_from.elapsed()
         );
-        self.held.insert(
-            "alice_addr",
-            self.address(ALICE)?
-                .ok_or_else(|| format!("/traefik/dynamic has no service {ALICE}"))?,
-        );
+        self.held.insert("alice_at", self.target.locate(ALICE)?);
         let _ = ws.close(None);
         let deadline = Instant::now() + Duration::from_secs(3);
         while Instant::now() < deadline {
@@ -339,7 +599,8 @@ impl Run<'_> {
     }
 
     fn websocket(&self, session: &str) -> Result<tungstenite::WebSocket<TcpStream>, String> {
-        let url = format!("ws://localhost:{}/narrative/ws", self.stack.ports.web);
+        let port = self.target.web_port();
+        let url = format!("ws://localhost:{port}/narrative/ws");
         let mut req = url
             .as_str()
             .into_client_request()
@@ -350,7 +611,7 @@ impl Run<'_> {
                 .parse()
                 .map_err(|e| format!("cookie header: {e}"))?,
         );
-        let stream = TcpStream::connect(("127.0.0.1", self.stack.ports.web))
+        let stream = TcpStream::connect(("127.0.0.1", port))
             .map_err(|e| format!("connect to Traefik: {e}"))?;
         stream
             .set_read_timeout(Some(Duration::from_secs(5)))
@@ -363,13 +624,13 @@ impl Run<'_> {
         Ok(ws)
     }
 
-    /// Step 5: after the websocket closed, idle past the timeout → reaped, process gone,
-    /// route gone.
+    /// Step 5: after the websocket closed, idle past the timeout → reaped, process or
+    /// container gone, route gone.
     fn reaped(&mut self) -> Result<(), String> {
         let closed = Instant::now();
-        let addr = self.held.get("alice_addr").cloned().unwrap_or_default();
-        let session = self.held.get("alice").cloned().unwrap_or_default();
-        let deadline = closed + Duration::from_secs(TIMEOUT_SECS + 12);
+        let located = self.held.get("alice_at").cloned().unwrap_or_default();
+        let session = self.held.get("alice_session").cloned().unwrap_or_default();
+        let deadline = closed + self.timing.idle_timeout + Duration::from_secs(12);
         loop {
             sleep(Duration::from_millis(700));
             self.reap()?;
@@ -378,28 +639,19 @@ impl Run<'_> {
             }
             if Instant::now() >= deadline {
                 return Err(format!(
-                    "{ALICE} still listed {:.1?} after its websocket closed (timeout {TIMEOUT_SECS} s)",
-                    closed.elapsed()
+                    "{ALICE} still listed {:.1?} after its websocket closed (timeout {} s)",
+                    closed.elapsed(),
+                    self.idle_secs()
                 ));
             }
         }
         let reaped_after = closed.elapsed();
-        if reaped_after < Duration::from_secs(TIMEOUT_SECS) {
+        if reaped_after < self.timing.idle_timeout {
             return Err(format!(
                 "{ALICE} reaped {reaped_after:.1?} after its websocket closed, before the timeout"
             ));
         }
-        let hostport = addr.trim_start_matches("http://").to_string();
-        wait_for(
-            &format!("{ALICE}'s process ({hostport}) to stop listening"),
-            Duration::from_secs(12),
-            || TcpStream::connect(&hostport).is_err().then_some(()),
-        )?;
-        if self.address(ALICE)?.is_some() {
-            return Err(format!(
-                "/traefik/dynamic still has {ALICE} after it was reaped"
-            ));
-        }
+        self.target.wait_gone(ALICE, &located)?;
         let url = self.web("/narrative/");
         wait_for(
             "Traefik to stop routing alice's cookie",
@@ -410,34 +662,42 @@ impl Run<'_> {
                     .filter(|r| r.status == 302 && !r.body.contains(ALICE))
             },
         )?;
-        eprintln!("e2e:     {ALICE} reaped {reaped_after:.1?} after its websocket closed");
+        eprintln!(
+            "{}:     {ALICE} reaped {reaped_after:.1?} after its websocket closed",
+            self.label
+        );
         Ok(())
     }
 
     /// Step 6, before and across the restart.
     ///
-    /// The local backend's narratives live and die with traefiker (it stops them on
-    /// SIGTERM, and a SIGKILLed traefiker's children get a parent-death signal), so no
-    /// narrative survives a restart here; what must survive is the activity store. The check:
-    /// carol's narrative is tracked (one reaper cycle records her clock at T0), goes quiet for
-    /// 2 s, traefiker restarts (SIGTERM) with the same SQLite file, carol logs in again
-    /// (a new process under the same name), and the admin `/narrative_status/` reports her
-    /// `last_seen` as T0: read back from the store, not reset to the restart (the route falls
-    /// back to "now" for an unknown clock, which would be 2+ s later). Then, with only the
-    /// Traefik source and no traffic to her, the reaper removes her once the timeout has
-    /// passed since T0 -- sooner than the timeout after the restart.
+    /// What must survive a restart is the activity store; with the docker backend the
+    /// narratives survive too, and must be adopted. The check: carol's narrative is tracked
+    /// (one reaper cycle records her clock at T0), goes quiet for 2 s, traefiker restarts
+    /// with the same SQLite file, carol logs in again, and the admin `/narrative_status/`
+    /// reports her `last_seen` as T0: read back from the store, not reset to the restart (the
+    /// route falls back to "now" for an unknown clock, which would be 2+ s later). A local
+    /// narrative died with traefiker, so her login starts a new process under the same name;
+    /// a container lived on, so Traefik kept routing her cookie meanwhile, and the login
+    /// answers the same session and container. Then, with only the Traefik source and no
+    /// traffic to her, the reaper removes her once the timeout has passed since T0 -- sooner
+    /// than the timeout after the restart.
     fn restart(&mut self) -> Result<(), String> {
-        let carol = self.connect("carol-token")?;
-        self.reach("carol-token", &carol, "narrative-carol-")?;
+        let (carol, name) = self.log_in("carol-token", "narrative-carol-")?;
+        self.held.insert("carol_session", carol.clone());
+        let located = self.target.locate(&name)?;
         self.reap()?;
-        let (name, t0) = self
-            .listed("narrative-carol-")?
-            .ok_or("carol's narrative not listed")?;
+        let (_, t0) = self.listed(&name)?.ok_or("carol's narrative not listed")?;
         sleep(Duration::from_secs(2));
         let restart = Instant::now();
-        self.stack
+        self.target
             .restart_traefiker(&[("activity_sources", "traefik")])?;
-        self.connect("carol-token")?;
+        let outlived = self.target.narratives_outlive_traefiker();
+        if outlived {
+            self.reach("carol-token", &carol, &name)
+                .map_err(|e| format!("carol's route did not survive the restart: {e}"))?;
+        }
+        let again_session = self.connect("carol-token")?;
         let (again, seen) = self
             .listed("narrative-carol-")?
             .ok_or("carol's narrative not listed after the restart and a new login")?;
@@ -446,14 +706,31 @@ impl Run<'_> {
                 "carol's narrative is {again} after the restart, was {name}"
             ));
         }
+        if outlived {
+            if again_session != carol {
+                return Err("carol's login after the restart got a new session: her running container was not adopted".into());
+            }
+            let now_at = self.target.locate(&name)?;
+            if now_at != located {
+                return Err(format!(
+                    "{name} is another container after the restart: it was replaced, not adopted"
+                ));
+            }
+        }
         if seen != t0 {
             return Err(format!(
                 "{name}'s last_seen was {t0:?} before the restart and is {seen:?} after it: the idle clock was not kept"
             ));
         }
         eprintln!(
-            "e2e:     traefiker restarted in {:.1?}; {name} last_seen still {t0}",
-            restart.elapsed()
+            "{}:     traefiker restarted in {:.1?}; {name} last_seen still {t0}{}",
+            self.label,
+            restart.elapsed(),
+            if outlived {
+                ", its container adopted with the same session"
+            } else {
+                ""
+            }
         );
         self.held.insert("carol", name);
         self.restarted_at = Some(restart);
@@ -465,17 +742,20 @@ impl Run<'_> {
     fn restart_reaps_on_old_clock(&mut self) -> Result<(), String> {
         let name = self.held.get("carol").cloned().unwrap_or_default();
         let restart = self.restarted_at.ok_or("no restart recorded")?;
-        let deadline = restart + Duration::from_secs(TIMEOUT_SECS + 6);
+        let deadline = restart + self.timing.idle_timeout + Duration::from_secs(6);
         loop {
             let called = restart.elapsed();
             self.reap()?;
             if self.listed(&name)?.is_none() {
-                if called >= Duration::from_secs(TIMEOUT_SECS) {
+                if called >= self.timing.idle_timeout {
                     return Err(format!(
                         "{name} reaped only {called:.1?} after the restart: its clock restarted"
                     ));
                 }
-                eprintln!("e2e:     {name} reaped {called:.1?} after the restart (idle since 2+ s before it)");
+                eprintln!(
+                    "{}:     {name} reaped {called:.1?} after the restart (idle since 2+ s before it)",
+                    self.label
+                );
                 return Ok(());
             }
             if Instant::now() >= deadline {
@@ -491,16 +771,16 @@ impl Run<'_> {
     /// Step 4, second case: with only the Traefik source, HTTP requests through Traefik
     /// between reaper cycles keep a narrative alive past the timeout.
     fn http_keeps_alive(&mut self) -> Result<(), String> {
-        let dave = self.connect("dave-token")?;
-        self.reach("dave-token", &dave, "narrative-dave-")?;
+        let (dave, name) = self.log_in("dave-token", "narrative-dave-")?;
+        self.held.insert("dave_session", dave.clone());
         let from = Instant::now();
         let mut cycles = 0;
-        while from.elapsed() < Duration::from_secs(TIMEOUT_SECS + 2) {
+        while from.elapsed() < self.timing.idle_timeout + Duration::from_secs(2) {
             sleep(Duration::from_millis(1000));
-            self.reach("dave-token", &dave, "narrative-dave-")?;
+            self.reach("dave-token", &dave, &name)?;
             self.reap()?;
             cycles += 1;
-            if self.listed("narrative-dave-")?.is_none() {
+            if self.listed(&name)?.is_none() {
                 return Err(format!(
                     "dave's narrative was reaped after {:.1?} of HTTP traffic ({cycles} cycles)",
                     from.elapsed()
@@ -508,7 +788,8 @@ impl Run<'_> {
             }
         }
         eprintln!(
-            "e2e:     HTTP through Traefik kept dave's narrative for {:.1?} over {cycles} reaper cycles",
+            "{}:     HTTP through Traefik kept dave's narrative for {:.1?} over {cycles} reaper cycles",
+            self.label,
             from.elapsed()
         );
         Ok(())

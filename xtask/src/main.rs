@@ -1,15 +1,22 @@
 //! `cargo xtask <command>`: the project's automation, in Rust so it runs wherever cargo does.
 //!
-//! - `ci`: formatting, lints, every test, then the end-to-end test against a real Traefik.
-//! - `demo`: traefiker behind a real Traefik on this machine, until Ctrl-C.
-//! - `e2e`: the end-to-end test alone.
+//! - `ci`: formatting, lints, the container images, every test, the simulation, then the
+//!   end-to-end tests (local, and Docker where an engine answers).
+//! - `demo [--docker]`: traefiker behind a real Traefik on this machine, until Ctrl-C; with
+//!   `--docker`, the compose stack with narratives as containers.
+//! - `e2e [--docker]`: one end-to-end test alone.
+//! - `images`: the container images, built here with nothing pulled, and their sizes.
 //! - `sim [--seeds N] [--from S] [--seed S] [--steps M] [--replicas R] [--trace]`: the
 //!   deterministic simulation of the lifecycle (`traefiker-sim`), in release mode.
 //! - `bench-server`: request-path figures of the server (req/s, p50/p99, backend and auth
 //!   calls per request, RSS), from `traefiker-server/examples/bench_server.rs` in release mode.
+//! - `bench-docker`: a warm-pool assignment against a cold create on the real Docker engine,
+//!   from `traefiker-docker/examples/assign_vs_create.rs`.
 
+mod compose;
 mod demo;
 mod e2e;
+mod images;
 mod stack;
 mod traefik;
 
@@ -17,10 +24,12 @@ use std::process::{Command, ExitCode};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let docker = args.iter().skip(1).any(|a| a == "--docker");
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
-        Some("demo") => demo::demo(),
-        Some("e2e") => e2e::e2e(),
+        Some("demo") => demo::demo(docker),
+        Some("e2e") => e2e::e2e(docker),
+        Some("images") => images::images(),
         Some("sim") => sim(&args[1..]),
         Some("bench-server") => run(
             "cargo",
@@ -34,8 +43,9 @@ fn main() -> ExitCode {
                 "bench_server",
             ],
         ),
+        Some("bench-docker") => bench_docker(),
         _ => {
-            eprintln!("usage: cargo xtask ci|demo|e2e|sim|bench-server");
+            eprintln!("usage: cargo xtask ci|demo [--docker]|e2e [--docker]|images|sim|bench-server|bench-docker");
             return ExitCode::from(2);
         }
     };
@@ -48,7 +58,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs each step in order and stops at the first failure.
+/// Runs each step in order and stops at the first failure. Where no Docker engine answers,
+/// the Docker steps are skipped (the Docker tests say so themselves) and the last line says
+/// so; where one does, they must pass.
 fn ci() -> Result<(), String> {
     run("cargo", &["fmt", "--all", "--", "--check"])?;
     run(
@@ -62,10 +74,29 @@ fn ci() -> Result<(), String> {
             "warnings",
         ],
     )?;
-    run("cargo", &["test", "--workspace"])?;
+    let engine = images::engine_answers();
+    let mut test = Command::new("cargo");
+    test.args(["test", "--workspace"]);
+    if engine.is_ok() {
+        eprintln!("==> cargo xtask images");
+        images::images()?;
+        // The Docker tests must run, not skip, on a machine with an engine.
+        test.env("TRAEFIKER_REQUIRE_DOCKER", "1");
+    }
+    run_command("cargo test --workspace", test)?;
     sim(&["--seeds".to_owned(), "300".to_owned()])?;
     eprintln!("==> cargo xtask e2e");
-    e2e::e2e()?;
+    e2e::e2e(false)?;
+    match engine {
+        Ok(()) => {
+            eprintln!("==> cargo xtask e2e --docker");
+            e2e::e2e(true)?;
+            println!("ci: every step passed, the Docker tests and e2e --docker included");
+        }
+        Err(why) => println!(
+            "ci: every step passed, but the Docker tests and e2e --docker were SKIPPED: {why}"
+        ),
+    }
     Ok(())
 }
 
@@ -76,15 +107,38 @@ fn sim(args: &[String]) -> Result<(), String> {
     run("cargo", &all)
 }
 
+/// `bench-docker`: the figures of `traefiker-docker/examples/assign_vs_create.rs`, after
+/// building the stand-in image it starts.
+fn bench_docker() -> Result<(), String> {
+    images::images()?;
+    run(
+        "cargo",
+        &[
+            "run",
+            "--release",
+            "--quiet",
+            "-p",
+            "traefiker-docker",
+            "--example",
+            "assign_vs_create",
+        ],
+    )
+}
+
 fn run(program: &str, args: &[&str]) -> Result<(), String> {
-    eprintln!("==> {program} {}", args.join(" "));
-    let status = Command::new(program)
-        .args(args)
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    run_command(&format!("{program} {}", args.join(" ")), cmd)
+}
+
+fn run_command(what: &str, mut cmd: Command) -> Result<(), String> {
+    eprintln!("==> {what}");
+    let status = cmd
         .status()
-        .map_err(|e| format!("could not start {program}: {e}"))?;
+        .map_err(|e| format!("could not run {what}: {e}"))?;
     if status.success() {
         Ok(())
     } else {
-        Err(format!("`{program} {}` failed ({status})", args.join(" ")))
+        Err(format!("`{what}` failed ({status})"))
     }
 }

@@ -15,15 +15,49 @@ use crate::traefik::{self, TraefikPorts};
 /// Pids of the running [`Proc`]s, for [`stop_all_on_interrupt`].
 static RUNNING: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 
+/// A cleanup to run on Ctrl-C (a compose stack's teardown), by the id [`on_interrupt`] gave.
+type Cleanup = (usize, Box<dyn Fn() + Send>);
+
+/// Cleanups registered with [`on_interrupt`], for [`stop_all_on_interrupt`].
+static CLEANUPS: Mutex<Vec<Cleanup>> = Mutex::new(Vec::new());
+
 fn running() -> std::sync::MutexGuard<'static, Vec<u32>> {
     RUNNING.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// On Ctrl-C or SIGTERM, stops every running [`Proc`] (SIGTERM, up to 12 s, then SIGKILL)
-/// and exits with 130, since the interrupted thread never reaches their `Drop`.
+fn cleanups() -> std::sync::MutexGuard<'static, Vec<Cleanup>> {
+    CLEANUPS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Registers `cleanup` to run if the xtask is interrupted; the id is for
+/// [`forget_interrupt`] once the owner has cleaned up itself.
+pub fn on_interrupt(cleanup: impl Fn() + Send + 'static) -> usize {
+    let mut all = cleanups();
+    let id = all.iter().map(|(id, _)| id + 1).max().unwrap_or(0);
+    all.push((id, Box::new(cleanup)));
+    id
+}
+
+/// Drops the cleanup registered as `id`.
+pub fn forget_interrupt(id: usize) {
+    cleanups().retain(|(i, _)| *i != id);
+}
+
+/// On Ctrl-C or SIGTERM, stops every running [`Proc`] (SIGTERM, up to 12 s, then SIGKILL),
+/// runs the cleanups registered with [`on_interrupt`], and exits with 130, since the
+/// interrupted thread never reaches their `Drop`.
 pub fn stop_all_on_interrupt() -> Result<(), String> {
+    // `ci` runs two end-to-end tests in one process, and a handler can be set only once.
+    static SET: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    SET.get_or_init(set_interrupt_handler).clone()
+}
+
+fn set_interrupt_handler() -> Result<(), String> {
     ctrlc::set_handler(|| {
         eprintln!("xtask: interrupted; stopping what it started");
+        for (_, cleanup) in cleanups().iter() {
+            cleanup();
+        }
         let pids: Vec<String> = running().iter().map(u32::to_string).collect();
         if !pids.is_empty() {
             let _ = Command::new("kill").arg("-TERM").args(&pids).status();

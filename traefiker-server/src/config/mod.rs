@@ -110,6 +110,64 @@ impl fmt::Debug for RawSettings {
     }
 }
 
+/// `backend`, or the one the other settings imply, as the Python version chose: Rancher when
+/// `rancher_url` is set, else local processes when `local_command` is set, else Docker.
+fn backend(r: &mut Reader<'_>) -> Backend {
+    let chosen = r.opt("backend").map(|b| b.to_ascii_lowercase());
+    let kind = match chosen.as_deref() {
+        Some(kind @ ("rancher" | "docker" | "local")) => kind,
+        Some(other) => {
+            r.problems.push(format!(
+                "backend: {other:?} is not rancher, docker or local"
+            ));
+            "docker"
+        }
+        None if r.opt("rancher_url").is_some() => "rancher",
+        None if r.opt("local_command").is_some() => "local",
+        None => "docker",
+    };
+    match kind {
+        "rancher" => {
+            let url = match r.opt_url("rancher_url") {
+                Some(url) => url,
+                None => {
+                    r.problems
+                        .push("rancher_url: the rancher backend needs it".to_owned());
+                    String::new()
+                }
+            };
+            Backend::Rancher {
+                url,
+                user: r.opt("rancher_user"),
+                password: r.opt("rancher_password").map(Secret::new),
+                meta: r.url("rancher_meta"),
+                env_url: r.opt_url("rancher_env_url"),
+                stack_id: r.opt("rancher_stack_id"),
+                stack_name: r.opt("rancher_stack_name"),
+            }
+        }
+        "local" => {
+            let command = match r.opt("local_command").map(|t| parse_command(&t)) {
+                Some(Ok(command)) => command,
+                Some(Err(e)) => {
+                    r.problems.push(format!("local_command: {e}"));
+                    Vec::new()
+                }
+                None => {
+                    r.problems
+                        .push("local_command: the local backend needs it".to_owned());
+                    Vec::new()
+                }
+            };
+            Backend::Local { command }
+        }
+        _ => Backend::Docker {
+            url: r.string("docker_url"),
+            network: r.string("dock_net"),
+        },
+    }
+}
+
 impl Config {
     /// Merges `layers` (lowest precedence first) over the defaults and validates every key.
     /// The error lists one line per problem, each naming its key.
@@ -153,27 +211,7 @@ impl Config {
             },
         };
 
-        let backend = match r.opt_url("rancher_url") {
-            Some(url) => Backend::Rancher {
-                url,
-                user: r.opt("rancher_user"),
-                password: r.opt("rancher_password").map(Secret::new),
-                meta: r.url("rancher_meta"),
-                env_url: r.opt_url("rancher_env_url"),
-                stack_id: r.opt("rancher_stack_id"),
-                stack_name: r.opt("rancher_stack_name"),
-            },
-            None => match r.opt("local_command") {
-                Some(text) => match parse_command(&text) {
-                    Ok(command) => Backend::Local { command },
-                    Err(e) => {
-                        r.problems.push(format!("local_command: {e}"));
-                        Backend::None
-                    }
-                },
-                None => Backend::None,
-            },
-        };
+        let backend = backend(&mut r);
 
         let security = Security::read(&mut r, &backend, static_tokens.is_some());
 
@@ -348,12 +386,64 @@ mod tests {
     }
 
     #[test]
+    fn the_backend_is_chosen_or_implied() {
+        let backend =
+            |pairs: &[(&str, &str)]| Config::from_layers(&[layer(pairs)]).map(|c| c.backend);
+        let rancher = ("rancher_url", "http://rancher:8080/v2-beta");
+        let local = ("local_command", "narrative-standin --port {port}");
+        assert!(matches!(
+            backend(&[rancher, local]),
+            Ok(Backend::Rancher { .. })
+        ));
+        assert!(matches!(backend(&[local]), Ok(Backend::Local { .. })));
+        assert_eq!(
+            backend(&[
+                ("dock_net", "stack_net"),
+                ("docker_url", "tcp://proxy:2375")
+            ]),
+            Ok(Backend::Docker {
+                url: "tcp://proxy:2375".into(),
+                network: "stack_net".into()
+            })
+        );
+        assert!(
+            matches!(
+                backend(&[rancher, ("backend", "docker")]),
+                Ok(Backend::Docker { .. })
+            ),
+            "backend wins over what rancher_url implies"
+        );
+        assert!(matches!(
+            backend(&[("backend", "Local"), local]),
+            Ok(Backend::Local { .. })
+        ));
+        for (pairs, key) in [
+            (vec![("backend", "kubernetes")], "backend"),
+            (vec![("backend", "rancher")], "rancher_url"),
+            (vec![("backend", "local")], "local_command"),
+        ] {
+            let problems = backend(&pairs).unwrap_err();
+            assert!(
+                problems.len() == 1 && problems[0].starts_with(key),
+                "{pairs:?}: {problems:?}"
+            );
+        }
+    }
+
+    #[test]
     fn defaults_are_valid() {
         let c = Config::from_layers(&[]).unwrap();
         assert_eq!(c.listen.to_string(), "0.0.0.0:5000");
         assert_eq!(c.num_prespawn, 5);
         assert_eq!(c.reaper_timeout, Duration::from_secs(600));
-        assert_eq!(c.backend, Backend::None);
+        assert_eq!(
+            c.backend,
+            Backend::Docker {
+                url: "unix://var/run/docker.sock".into(),
+                network: "narrative-traefiker_default".into(),
+            },
+            "neither rancher_url nor local_command: docker, as the Python version"
+        );
         assert_eq!(c.session_cookie, "narrative_session");
         assert!(c.cookie_secure);
     }

@@ -137,8 +137,13 @@ pub enum Backend {
         /// `local_command`
         command: Vec<String>,
     },
-    /// No orchestrator configured.
-    None,
+    /// Containers on a Docker engine.
+    Docker {
+        /// `docker_url`
+        url: String,
+        /// `dock_net`
+        network: String,
+    },
 }
 
 /// Timeouts of outbound calls.

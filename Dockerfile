@@ -1,0 +1,22 @@
+# The traefiker image: the static `traefiker` binary on an empty base, as a non-root user.
+#
+# `cargo xtask images` builds it without pulling anything: it compiles the binary statically
+# (glibc with crt-static, or musl), stages it under target/images/traefiker/ with the host's
+# CA certificates and a passwd/group naming the user, and runs
+#
+#     docker build -f Dockerfile -t traefiker:<version> target/images/traefiker
+#
+# docs/docker.md explains the image, and how a site with a registry builds it in one
+# multi-stage step instead.
+FROM scratch
+# passwd/group name uid 10001 `traefiker`; the CA bundle lets auth2 and the version URL be
+# https.
+COPY etc/ /etc/
+# The default activity store is /tmp/reaper.db; /data is where a volume keeps it across
+# container restarts (sqlite_reaperdb_path=/data/reaper.db).
+COPY --chown=10001:10001 tmp/ /tmp/
+COPY --chown=10001:10001 data/ /data/
+COPY traefiker /traefiker
+USER 10001:10001
+EXPOSE 5000
+ENTRYPOINT ["/traefiker"]
