@@ -63,6 +63,10 @@ impl AppState {
                 // URL) normally wins; this one only catches a backend that hangs anyway.
                 call_timeout: config.timeouts.rancher + Duration::from_secs(1),
                 list_timeout: config.timeouts.rancher_list + Duration::from_secs(1),
+                // The sources bound themselves (the metrics page, and the narratives' status
+                // snapshot as a whole); this only catches one that hangs anyway.
+                activity_timeout: config.timeouts.metrics.max(Duration::from_secs(60))
+                    + Duration::from_secs(5),
                 replica: replica.id,
                 ..LifecycleConfig::default()
             },

@@ -101,27 +101,43 @@ impl Lifecycle {
         }
 
         let mut forget = plan.prune.clone();
-        for idle in &plan.reap {
-            let Some((narrative, _)) = users.iter().find(|(n, _)| n.name == idle.name) else {
-                continue;
-            };
-            if !apply {
-                report.idle.push(idle.name.clone());
-                continue;
-            }
-            match self.remove_idle(narrative, &idle.service).await {
-                Ok(true) => {
-                    forget.push(idle.service.clone());
-                    report.idle.push(idle.name.clone());
+        let by_name: HashMap<&ServiceName, &Narrative> =
+            users.iter().map(|(n, _)| (&n.name, *n)).collect();
+        let idle: Vec<(&Narrative, &Tracked)> = plan
+            .reap
+            .iter()
+            .filter_map(|t| by_name.get(&t.name).map(|n| (*n, t)))
+            .collect();
+        if apply {
+            // Each removal is decided again under its lane; several run at once so a large
+            // cycle is bounded by the backend's throughput, not by one round trip after another.
+            let removals = at_most_parallel(
+                idle.iter()
+                    .map(|(n, t)| {
+                        async move { (*t, self.remove_idle(n, &t.service).await) }.boxed()
+                    })
+                    .collect(),
+            )
+            .await;
+            for (tracked, result) in removals {
+                match result {
+                    Ok(true) => {
+                        forget.push(tracked.service.clone());
+                        report.idle.push(tracked.name.clone());
+                    }
+                    Ok(false) => report
+                        .skipped
+                        .push((tracked.name.clone(), SkipReason::ConnectedSince)),
+                    Err(e) => report.skipped.push((
+                        tracked.name.clone(),
+                        SkipReason::RemoveFailed(e.to_string()),
+                    )),
                 }
-                Ok(false) => report
-                    .skipped
-                    .push((idle.name.clone(), SkipReason::ConnectedSince)),
-                Err(e) => report
-                    .skipped
-                    .push((idle.name.clone(), SkipReason::RemoveFailed(e.to_string()))),
             }
+        } else {
+            report.idle = idle.iter().map(|(_, t)| t.name.clone()).collect();
         }
+        report.idle.sort();
 
         match self.call("zombies", manager.zombies()).await {
             Ok(zombies) => {

@@ -57,6 +57,7 @@ pub const KEYS: &[Key] = &[
     key("COMMIT_SHA", Some("not available"), "reported by /narrative_status/"),
     key("listen", Some("0.0.0.0:5000"), "address the HTTP server binds"),
     key("reaper_interval_secs", Some("0"), "internal reaper period; 0 = only via /reaper/"),
+    key("reaper_call_timeout_secs", Some("120"), "/reaper/ answers within this; a longer cycle goes on in the background and the answer is 500 Reaper error"),
     key("trusted_proxies", Some(""), "networks whose X-Forwarded-For is believed (comma-separated CIDRs)"),
     key("cookie_secure", Some("true"), "`Secure` flag on the session cookie"),
     key("traefik_rule_syntax", Some("v2"), "`v2` or `v3` rule syntax in labels and routes"),

@@ -74,6 +74,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// `reaper_interval_secs`; zero = only on request.
     pub reaper_interval: Duration,
+    /// `reaper_call_timeout_secs`: how long `/reaper/` waits for its cycle.
+    pub reaper_call_timeout: Duration,
     /// `trusted_proxies`
     pub trusted_proxies: Vec<IpNetwork>,
     /// `cookie_secure`
@@ -305,6 +307,7 @@ impl Config {
             )),
             listen: r.parse("listen", SocketAddr::from(([0, 0, 0, 0], 5000))),
             reaper_interval: r.secs("reaper_interval_secs"),
+            reaper_call_timeout: r.secs("reaper_call_timeout_secs"),
             trusted_proxies: trusted,
             cookie_secure: r.boolean("cookie_secure"),
             traefik_version: r.parse("traefik_version", TraefikVersion::Auto),

@@ -22,7 +22,31 @@ pub async fn reaper(state: web::Data<AppState>, req: HttpRequest) -> HttpRespons
             format!("Reaper error: access denied from IP {ip}"),
         );
     }
-    match state.reaper.run(ReapMode::Apply).await {
+    // The cycle runs as a task of its own: a caller that gives up, or this answer's deadline,
+    // never leaves a cycle half done.
+    let reaper = state.reaper.clone();
+    let cycle = tokio::spawn(async move { reaper.run(ReapMode::Apply).await });
+    let deadline = state.config.reaper_call_timeout;
+    let outcome = match tokio::time::timeout(deadline, cycle).await {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(stopped)) => {
+            tracing::error!(error = %stopped, "the reaper cycle stopped before answering");
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Reaper error: the cycle stopped before answering (see the logs)",
+            );
+        }
+        Err(_) => {
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!(
+                    "Reaper error: the cycle is still running after {} s; it goes on in the background (reaper_call_timeout_secs)",
+                    deadline.as_secs()
+                ),
+            )
+        }
+    };
+    match outcome {
         Ok(report) => match report.activity_error() {
             Some(reason) => text(
                 StatusCode::INTERNAL_SERVER_ERROR,
