@@ -71,5 +71,8 @@ pub mod traefik;
 
 pub use error::MetricsError;
 pub use jupyter::{JupyterStatus, NarrativeStatus, NarrativeStatusConfig};
-pub use page::{read_page, CounterTracker, PageActivity, PageVersion, TraefikVersion};
+pub use page::{
+    read_page, read_page_from, CounterTracker, PageActivity, PageReader, PageVersion,
+    TraefikVersion,
+};
 pub use traefik::{fetch_page, TraefikMetrics, TraefikMetricsConfig};
