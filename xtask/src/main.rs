@@ -5,7 +5,10 @@
 //! - `e2e`: the end-to-end test alone.
 //! - `bench-server`: request-path figures of the server (req/s, p50/p99, backend and auth
 //!   calls per request, RSS), from `traefiker-server/examples/bench_server.rs` in release mode.
+//! - `bench-activity`: `traefiker activity --file` on a 50 MB page: `read_page` against a
+//!   `memchr` scan in process, and the whole process against the Python version's loop.
 
+mod bench_activity;
 mod demo;
 mod e2e;
 mod stack;
@@ -31,8 +34,9 @@ fn main() -> ExitCode {
                 "bench_server",
             ],
         ),
+        Some("bench-activity") => bench_activity::bench_activity(),
         _ => {
-            eprintln!("usage: cargo xtask ci|demo|e2e|bench-server");
+            eprintln!("usage: cargo xtask ci|demo|e2e|bench-server|bench-activity");
             return ExitCode::from(2);
         }
     };
