@@ -269,10 +269,6 @@ impl PageReader {
                 .map(|(name, kind)| Family { name, kind: *kind }),
         };
         let mut lines = Lines::reading(text, READ).continuing(at);
-        // Traefik writes a service's series one after the other: its total is summed here
-        // and added to the map once per run, not hashed once per line.
-        let mut requests = Run::default();
-        let mut websockets = Run::default();
         for line in &mut lines {
             match line? {
                 Line::Sample(sample) => {
@@ -288,13 +284,13 @@ impl PageReader {
                             let (service, protocol) = service_and_protocol(&sample.labels);
                             if let (Some(service), Some(protocol)) = (service, protocol) {
                                 if protocol.eq_str("websocket") {
-                                    websockets.add(&mut self.websockets, service, sample.value);
+                                    add(&mut self.websockets, service, sample.value);
                                 }
                             }
                         }
                         SERVICE_REQUESTS_TOTAL => {
                             if let (Some(service), _) = service_and_protocol(&sample.labels) {
-                                requests.add(&mut self.requests, service, sample.value);
+                                add(&mut self.requests, service, sample.value);
                             }
                         }
                         ENTRYPOINT_OPEN_CONNECTIONS => self.has_v2_family = true,
@@ -309,41 +305,11 @@ impl PageReader {
                 Line::Blank | Line::Comment(_) => {}
             }
         }
-        requests.flush(&mut self.requests);
-        websockets.flush(&mut self.websockets);
         self.samples += lines.skipped();
         let end = lines.position();
         self.line = end.line;
         self.skipping = end.skipping.map(|f| (f.name.to_owned(), f.kind));
         Ok(())
-    }
-}
-
-/// Consecutive samples of one service (as written, provider included), summed before they
-/// reach the map.
-#[derive(Default)]
-struct Run<'a> {
-    service: Option<LabelValue<'a>>,
-    total: f64,
-}
-
-impl<'a> Run<'a> {
-    fn add(&mut self, map: &mut HashMap<String, f64>, service: LabelValue<'a>, value: f64) {
-        // A NaN or infinite counter is broken data: the service is known, its count is not.
-        let value = if value.is_finite() { value } else { 0.0 };
-        if self.service.is_some_and(|s| s.raw() == service.raw()) {
-            self.total += value;
-            return;
-        }
-        self.flush(map);
-        self.service = Some(service);
-        self.total = value;
-    }
-
-    fn flush(&mut self, map: &mut HashMap<String, f64>) {
-        if let Some(service) = self.service.take() {
-            add(map, service, self.total);
-        }
     }
 }
 
@@ -362,12 +328,19 @@ fn service_and_protocol<'a>(
     (service, protocol)
 }
 
-/// Adds `value` (finite) to the entry of `service` (provider suffix stripped).
+/// Adds `value` to the entry of `service` (provider suffix stripped), allocating the key
+/// only the first time a service is seen.
 fn add(map: &mut HashMap<String, f64>, service: LabelValue<'_>, value: f64) {
+    // A NaN or infinite counter is broken data: the service is known, its count is not.
+    let value = if value.is_finite() { value } else { 0.0 };
     let full = service.unescape();
-    // One hash per run: a key is nearly always new (a service seen through a second
-    // provider is the exception), so allocating it before the lookup costs nothing.
-    *map.entry(strip_provider(&full).to_owned()).or_insert(0.0) += value;
+    let name = strip_provider(&full);
+    match map.get_mut(name) {
+        Some(total) => *total += value,
+        None => {
+            map.insert(name.to_owned(), value);
+        }
+    }
 }
 
 /// `narrative-alice@file` → `narrative-alice`; backends name services without the provider,
