@@ -127,7 +127,7 @@ pub fn read_page(body: &str, version: TraefikVersion) -> Result<PageActivity, Me
     reader.finish()
 }
 
-/// [`read_page`] over a file or any other reader, read [`PIECE`] bytes at a time: memory
+/// [`read_page`] over a file or any other reader, read 128 KiB at a time: memory
 /// stays at a piece plus the per-service totals however large the page, and no page-sized
 /// buffer is allocated (on a 50 MB page its page faults cost more than the parse).
 pub fn read_page_from(
@@ -281,7 +281,8 @@ impl PageReader {
                     match sample.name {
                         SERVICE_OPEN_CONNECTIONS => {
                             self.has_v2_family = true;
-                            let (service, protocol) = service_and_protocol(&sample.labels);
+                            let [service, protocol] =
+                                sample.labels.get_many(["service", "protocol"]);
                             if let (Some(service), Some(protocol)) = (service, protocol) {
                                 if protocol.eq_str("websocket") {
                                     add(&mut self.websockets, service, sample.value);
@@ -289,7 +290,7 @@ impl PageReader {
                             }
                         }
                         SERVICE_REQUESTS_TOTAL => {
-                            if let (Some(service), _) = service_and_protocol(&sample.labels) {
+                            if let Some(service) = sample.labels.get("service") {
                                 add(&mut self.requests, service, sample.value);
                             }
                         }
@@ -311,21 +312,6 @@ impl PageReader {
         self.skipping = end.skipping.map(|f| (f.name.to_owned(), f.kind));
         Ok(())
     }
-}
-
-fn service_and_protocol<'a>(
-    labels: &crate::parse::Labels<'a>,
-) -> (Option<LabelValue<'a>>, Option<LabelValue<'a>>) {
-    let mut service = None;
-    let mut protocol = None;
-    for (name, value) in labels.iter() {
-        match name {
-            "service" => service = Some(value),
-            "protocol" => protocol = Some(value),
-            _ => {}
-        }
-    }
-    (service, protocol)
 }
 
 /// Adds `value` to the entry of `service` (provider suffix stripped), allocating the key

@@ -162,7 +162,44 @@ impl<'a> Labels<'a> {
 
     /// The value of the first label called `name`.
     pub fn get(&self, name: &str) -> Option<LabelValue<'a>> {
-        self.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+        let [value] = self.get_many([name]);
+        value
+    }
+
+    /// The values of the first labels called `names[0]`, `names[1]`, …, in one pass.
+    ///
+    /// Cheaper than [`Labels::iter`] for a few names: only the names compared are sliced
+    /// out, and only the values found.
+    pub fn get_many<const N: usize>(&self, names: [&str; N]) -> [Option<LabelValue<'a>>; N] {
+        let mut found = [None; N];
+        let Some(spans) = &self.spans else {
+            for (name, value) in self.iter() {
+                for (slot, wanted) in found.iter_mut().zip(names) {
+                    if wanted == name {
+                        slot.get_or_insert(value);
+                    }
+                }
+            }
+            return found;
+        };
+        let bytes = self.raw.as_bytes();
+        for span in spans.spans.iter().take(usize::from(spans.len)) {
+            let (start, end) = (usize::from(span.name.0), usize::from(span.name.1));
+            let name = bytes.get(start..end);
+            for (slot, wanted) in found.iter_mut().zip(names) {
+                if slot.is_none() && wanted.len() == end - start && name == Some(wanted.as_bytes())
+                {
+                    *slot = self
+                        .raw
+                        .get(usize::from(span.value.0)..usize::from(span.value.1))
+                        .map(|raw| LabelValue {
+                            raw,
+                            escaped: span.escaped,
+                        });
+                }
+            }
+        }
+        found
     }
 }
 
@@ -1210,5 +1247,31 @@ mod tests {
             ]
         );
         assert!(s.labels.get("b").unwrap().has_escapes());
+    }
+
+    #[test]
+    fn gets_several_labels_in_one_pass_whether_kept_or_scanned() {
+        let few = r#"m{code="200",service="s\"q",protocol="http",service="second"} 1"#;
+        let many = format!(
+            "m{{{},service=\"s\\\"q\",protocol=\"http\",service=\"second\"}} 1",
+            (0..KEPT)
+                .map(|i| format!("l{i}=\"{i}\""))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        for line in [few, many.as_str()] {
+            let s = sample(line);
+            let [service, protocol, missing, again] = s
+                .labels
+                .get_many(["service", "protocol", "servic", "service"]);
+            // The first of a repeated name, as `get` answers.
+            assert_eq!(service.unwrap().unescape(), "s\"q", "{line}");
+            assert!(service.unwrap().has_escapes());
+            assert_eq!(protocol.unwrap().raw(), "http");
+            assert_eq!(missing, None);
+            assert_eq!(again, service);
+            assert_eq!(s.labels.get("service"), service);
+        }
+        assert_eq!(sample("m 1").labels.get_many(["a"]), [None]);
     }
 }
