@@ -249,7 +249,7 @@ impl PageReader {
     }
 
     fn read_bytes(&mut self, lines: &[u8]) -> Result<(), MetricsError> {
-        let text = std::str::from_utf8(lines).map_err(|e| MetricsError::NotUtf8 {
+        let text = simdutf8::compat::from_utf8(lines).map_err(|e| MetricsError::NotUtf8 {
             valid_up_to: self.offset + e.valid_up_to(),
         })?;
         self.read_lines(text)
