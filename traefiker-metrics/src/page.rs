@@ -152,7 +152,7 @@ pub fn read_page_from(
 ///
 /// The answer, and the error if any, are those of [`read_page`] on the whole page, except
 /// that an error inside the page is reported as soon as its line is read, before the page
-/// is known to be cut off.
+/// is known to be cut off. After an error the page is refused: feed it no more.
 #[derive(Debug)]
 pub struct PageReader {
     version: TraefikVersion,
