@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use traefiker_metrics::report::ActivityReport;
 use traefiker_metrics::{
-    read_page, CounterTracker, TraefikMetrics, TraefikMetricsConfig, TraefikVersion,
+    read_page_from, CounterTracker, MetricsError, TraefikMetrics, TraefikMetricsConfig,
+    TraefikVersion,
 };
 
 #[derive(Debug, Default)]
@@ -70,8 +71,10 @@ async fn run(args: Args) -> Result<String, String> {
         }
     } else {
         for file in &args.files {
-            let text = std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?;
-            let page = read_page(&text, args.version).map_err(|e| format!("{file}: {e}"))?;
+            let page = std::fs::File::open(file)
+                .map_err(MetricsError::Read)
+                .and_then(|f| read_page_from(f, args.version))
+                .map_err(|e| format!("{file}: {e}"))?;
             let snapshot = tracker.observe(&page);
             last = Some(ActivityReport::new(&page, &snapshot));
         }

@@ -60,6 +60,9 @@ pub enum MetricsError {
         #[source]
         source: reqwest::Error,
     },
+    /// A saved page could not be read (`traefiker activity --file`).
+    #[error("cannot read the page: {0}")]
+    Read(#[source] std::io::Error),
     /// The body is not UTF-8, so not Prometheus text (nor JSON).
     #[error("the page is not UTF-8 text (byte {valid_up_to}); is this really a metrics endpoint?")]
     NotUtf8 {

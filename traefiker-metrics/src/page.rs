@@ -8,12 +8,15 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::io::Read;
 use std::str::FromStr;
+
+use memchr::{memchr, memrchr};
 
 use traefiker_core::{Activity, ActivitySnapshot, InvalidInput};
 
 use crate::error::MetricsError;
-use crate::parse::{LabelValue, Line, Lines};
+use crate::parse::{Family, LabelValue, Line, Lines, MetricType, Position};
 
 /// Traefik v2's per-service gauge of open connections, by method and protocol.
 pub const SERVICE_OPEN_CONNECTIONS: &str = "traefik_service_open_connections";
@@ -97,11 +100,21 @@ pub struct PageActivity {
     pub samples: usize,
 }
 
+/// The families [`read_page`] extracts; every other family's samples are only checked by
+/// name ([`Lines::reading`]). `ENTRYPOINT_OPEN_CONNECTIONS` is not among them: its `TYPE`
+/// line is enough to detect v2.
+const READ: &[&str] = &[SERVICE_OPEN_CONNECTIONS, SERVICE_REQUESTS_TOTAL];
+
+/// How much of a file [`read_page_from`] reads at a time: small enough to stay in the CPU's
+/// L2 cache while it is parsed, large enough that a read call per piece costs nothing.
+const PIECE: usize = 128 * 1024;
+
 /// Reads a Traefik metrics page.
 ///
 /// Fails, rather than answering "nobody is active", when the page is empty, cut off (no
 /// final line feed), not Prometheus text, or has no `traefik_` metric at all. A valid v2
-/// page without websocket series answers "no open websockets".
+/// page without websocket series answers "no open websockets". Samples of families it does
+/// not extract are only checked by name ([`Lines::reading`] says exactly what is checked).
 pub fn read_page(body: &str, version: TraefikVersion) -> Result<PageActivity, MetricsError> {
     if body.trim().is_empty() {
         return Err(MetricsError::Empty);
@@ -109,87 +122,205 @@ pub fn read_page(body: &str, version: TraefikVersion) -> Result<PageActivity, Me
     if !body.ends_with('\n') {
         return Err(MetricsError::Truncated);
     }
-    let mut websockets: HashMap<String, f64> = HashMap::new();
-    let mut requests: HashMap<String, f64> = HashMap::new();
-    let mut samples = 0usize;
-    let mut any_traefik = false;
-    let mut has_v2_family = false;
-    for line in Lines::new(body) {
-        match line? {
-            Line::Sample(sample) => {
-                samples += 1;
-                // Checked per line but cheap: a prefix compare of a name already in cache.
-                if !sample.name.starts_with("traefik_") {
-                    continue;
-                }
-                any_traefik = true;
-                match sample.name {
-                    SERVICE_OPEN_CONNECTIONS => {
-                        has_v2_family = true;
-                        let (service, protocol) = service_and_protocol(&sample.labels);
-                        if let (Some(service), Some(protocol)) = (service, protocol) {
-                            if protocol.eq_str("websocket") {
-                                add(&mut websockets, service, sample.value);
-                            }
-                        }
-                    }
-                    SERVICE_REQUESTS_TOTAL => {
-                        if let (Some(service), _) = service_and_protocol(&sample.labels) {
-                            add(&mut requests, service, sample.value);
-                        }
-                    }
-                    ENTRYPOINT_OPEN_CONNECTIONS => has_v2_family = true,
-                    _ => {}
-                }
-            }
-            Line::Type { name, .. } | Line::Help { name, .. } => {
-                any_traefik |= name.starts_with("traefik_");
-                has_v2_family |=
-                    name == SERVICE_OPEN_CONNECTIONS || name == ENTRYPOINT_OPEN_CONNECTIONS;
-            }
-            Line::Blank | Line::Comment(_) => {}
-        }
-    }
-    if !any_traefik {
-        return Err(MetricsError::NotTraefik);
-    }
-    let (version, detected) = match version {
-        TraefikVersion::V2 => (PageVersion::V2, false),
-        TraefikVersion::V3 => (PageVersion::V3, false),
-        TraefikVersion::Auto if has_v2_family => (PageVersion::V2, true),
-        TraefikVersion::Auto => (PageVersion::V3, true),
-    };
-    Ok(PageActivity {
-        version,
-        detected,
-        websockets,
-        requests,
-        samples,
-    })
+    let mut reader = PageReader::new(version);
+    reader.read_lines(body)?;
+    reader.finish()
 }
 
-fn service_and_protocol<'a>(
-    labels: &crate::parse::Labels<'a>,
-) -> (Option<LabelValue<'a>>, Option<LabelValue<'a>>) {
-    let mut service = None;
-    let mut protocol = None;
-    for (name, value) in labels.iter() {
-        match name {
-            "service" => service = Some(value),
-            "protocol" => protocol = Some(value),
-            _ => {}
+/// [`read_page`] over a file or any other reader, read 128 KiB at a time: memory
+/// stays at a piece plus the per-service totals however large the page, and no page-sized
+/// buffer is allocated (on a 50 MB page its page faults cost more than the parse).
+pub fn read_page_from(
+    mut source: impl Read,
+    version: TraefikVersion,
+) -> Result<PageActivity, MetricsError> {
+    let mut reader = PageReader::new(version);
+    let mut buffer = vec![0; PIECE];
+    loop {
+        match source.read(&mut buffer) {
+            Ok(0) => return reader.finish(),
+            Ok(n) => reader.feed(buffer.get(..n).unwrap_or_default())?,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(MetricsError::Read(e)),
         }
     }
-    (service, protocol)
+}
+
+/// [`read_page`] for a page that arrives in pieces of any size (a file read by blocks, an
+/// HTTP body by chunks): [`PageReader::feed`] each piece in order, then
+/// [`PageReader::finish`]. Between pieces it holds only the incomplete last line.
+///
+/// The answer, and the error if any, are those of [`read_page`] on the whole page, except
+/// that an error inside the page is reported as soon as its line is read, before the page
+/// is known to be cut off. After an error the page is refused: feed it no more.
+#[derive(Debug)]
+pub struct PageReader {
+    version: TraefikVersion,
+    websockets: HashMap<String, f64>,
+    requests: HashMap<String, f64>,
+    samples: usize,
+    any_traefik: bool,
+    has_v2_family: bool,
+    /// Whether anything but whitespace was read yet (an all-blank page is empty).
+    any_text: bool,
+    /// Lines read so far, to number errors across pieces.
+    line: usize,
+    /// Bytes of complete lines read so far, to place a UTF-8 error.
+    offset: usize,
+    /// The family whose samples are being passed over when a piece ends.
+    skipping: Option<(String, MetricType)>,
+    /// The incomplete last line of the pieces fed so far.
+    partial: Vec<u8>,
+}
+
+impl PageReader {
+    /// A reader that has read nothing yet.
+    pub fn new(version: TraefikVersion) -> Self {
+        Self {
+            version,
+            websockets: HashMap::new(),
+            requests: HashMap::new(),
+            samples: 0,
+            any_traefik: false,
+            has_v2_family: false,
+            any_text: false,
+            line: 0,
+            offset: 0,
+            skipping: None,
+            partial: Vec::new(),
+        }
+    }
+
+    /// Reads the next piece of the page; lines may be split across pieces anywhere.
+    pub fn feed(&mut self, mut piece: &[u8]) -> Result<(), MetricsError> {
+        if !self.partial.is_empty() {
+            let Some(end) = memchr(b'\n', piece) else {
+                self.partial.extend_from_slice(piece);
+                return Ok(());
+            };
+            let (head, tail) = piece.split_at(end + 1);
+            self.partial.extend_from_slice(head);
+            let line = std::mem::take(&mut self.partial);
+            let read = self.read_bytes(&line);
+            // The allocation is kept for the next partial line.
+            self.partial = line;
+            self.partial.clear();
+            read?;
+            piece = tail;
+        }
+        let whole = memrchr(b'\n', piece).map_or(0, |end| end + 1);
+        let (lines, tail) = piece.split_at(whole);
+        self.read_bytes(lines)?;
+        self.partial.extend_from_slice(tail);
+        Ok(())
+    }
+
+    /// What the page says, once every piece was fed.
+    pub fn finish(self) -> Result<PageActivity, MetricsError> {
+        if !self.partial.is_empty() {
+            let tail = std::str::from_utf8(&self.partial).map_err(|e| MetricsError::NotUtf8 {
+                valid_up_to: self.offset + e.valid_up_to(),
+            })?;
+            return Err(if !self.any_text && tail.trim().is_empty() {
+                MetricsError::Empty
+            } else {
+                MetricsError::Truncated
+            });
+        }
+        if !self.any_text {
+            return Err(MetricsError::Empty);
+        }
+        if !self.any_traefik {
+            return Err(MetricsError::NotTraefik);
+        }
+        let (version, detected) = match self.version {
+            TraefikVersion::V2 => (PageVersion::V2, false),
+            TraefikVersion::V3 => (PageVersion::V3, false),
+            TraefikVersion::Auto if self.has_v2_family => (PageVersion::V2, true),
+            TraefikVersion::Auto => (PageVersion::V3, true),
+        };
+        Ok(PageActivity {
+            version,
+            detected,
+            websockets: self.websockets,
+            requests: self.requests,
+            samples: self.samples,
+        })
+    }
+
+    fn read_bytes(&mut self, lines: &[u8]) -> Result<(), MetricsError> {
+        let text = simdutf8::compat::from_utf8(lines).map_err(|e| MetricsError::NotUtf8 {
+            valid_up_to: self.offset + e.valid_up_to(),
+        })?;
+        self.read_lines(text)
+    }
+
+    /// Reads `text`, whole lines that follow those read before.
+    fn read_lines(&mut self, text: &str) -> Result<(), MetricsError> {
+        self.offset += text.len();
+        if !self.any_text {
+            self.any_text = !text.trim().is_empty();
+        }
+        let skipping = self.skipping.take();
+        let at = Position {
+            line: self.line,
+            skipping: skipping
+                .as_ref()
+                .map(|(name, kind)| Family { name, kind: *kind }),
+        };
+        let mut lines = Lines::reading(text, READ).continuing(at);
+        for line in &mut lines {
+            match line? {
+                Line::Sample(sample) => {
+                    self.samples += 1;
+                    // Checked per line but cheap: a prefix compare of a name already in cache.
+                    if !sample.name.starts_with("traefik_") {
+                        continue;
+                    }
+                    self.any_traefik = true;
+                    match sample.name {
+                        SERVICE_OPEN_CONNECTIONS => {
+                            self.has_v2_family = true;
+                            let [service, protocol] =
+                                sample.labels.get_many(["service", "protocol"]);
+                            if let (Some(service), Some(protocol)) = (service, protocol) {
+                                if protocol.eq_str("websocket") {
+                                    add(&mut self.websockets, service, sample.value);
+                                }
+                            }
+                        }
+                        SERVICE_REQUESTS_TOTAL => {
+                            if let Some(service) = sample.labels.get("service") {
+                                add(&mut self.requests, service, sample.value);
+                            }
+                        }
+                        ENTRYPOINT_OPEN_CONNECTIONS => self.has_v2_family = true,
+                        _ => {}
+                    }
+                }
+                Line::Type { name, .. } | Line::Help { name, .. } => {
+                    self.any_traefik |= name.starts_with("traefik_");
+                    self.has_v2_family |=
+                        name == SERVICE_OPEN_CONNECTIONS || name == ENTRYPOINT_OPEN_CONNECTIONS;
+                }
+                Line::Blank | Line::Comment(_) => {}
+            }
+        }
+        self.samples += lines.skipped();
+        let end = lines.position();
+        self.line = end.line;
+        self.skipping = end.skipping.map(|f| (f.name.to_owned(), f.kind));
+        Ok(())
+    }
 }
 
 /// Adds `value` to the entry of `service` (provider suffix stripped), allocating the key
 /// only the first time a service is seen.
 fn add(map: &mut HashMap<String, f64>, service: LabelValue<'_>, value: f64) {
-    let full = service.unescape();
-    let name = strip_provider(&full);
     // A NaN or infinite counter is broken data: the service is known, its count is not.
     let value = if value.is_finite() { value } else { 0.0 };
+    let full = service.unescape();
+    let name = strip_provider(&full);
     match map.get_mut(name) {
         Some(total) => *total += value,
         None => {
@@ -201,7 +332,10 @@ fn add(map: &mut HashMap<String, f64>, service: LabelValue<'_>, value: f64) {
 /// `narrative-alice@file` → `narrative-alice`; backends name services without the provider,
 /// and the same service seen through two providers is one narrative.
 pub fn strip_provider(service: &str) -> &str {
-    service.rsplit_once('@').map_or(service, |(name, _)| name)
+    // `memchr`'s search: `rsplit_once` looks at one byte at a time, once per counter line.
+    memrchr(b'@', service.as_bytes())
+        .and_then(|at| service.get(..at))
+        .unwrap_or(service)
 }
 
 /// Turns successive pages into snapshots; keeps the previous page's request counters.
@@ -373,6 +507,88 @@ mod tests {
             ),
             Err(MetricsError::Parse(_))
         ));
+    }
+
+    /// The page fed to a [`PageReader`] `piece` bytes at a time.
+    fn in_pieces(page: &[u8], piece: usize) -> Result<PageActivity, MetricsError> {
+        let mut reader = PageReader::new(TraefikVersion::Auto);
+        for chunk in page.chunks(piece) {
+            reader.feed(chunk)?;
+        }
+        reader.finish()
+    }
+
+    #[test]
+    fn bodies_that_are_not_prometheus_text_fail_whole_or_in_pieces() {
+        let bodies: &[&str] = &[
+            "<!DOCTYPE html>\n<html><body>502 Bad Gateway</body></html>\n",
+            "{\"error\": \"unauthorized\"}\n",
+            "404 page not found\n",
+            "Bad Gateway\n",
+            // A valid Traefik family, then something else: the line fails, not the family.
+            "# TYPE traefik_service_server_up gauge\ntraefik_service_server_up{service=\"a\"} 1\n<html>\n",
+            "# TYPE traefik_service_requests_total counter\ntraefik_service_requests_total{service=\"a} 1\n",
+        ];
+        for body in bodies {
+            assert!(
+                matches!(
+                    read_page(body, TraefikVersion::Auto),
+                    Err(MetricsError::Parse(_))
+                ),
+                "{body}"
+            );
+            for piece in [1, 3, 4096] {
+                assert!(
+                    matches!(
+                        in_pieces(body.as_bytes(), piece),
+                        Err(MetricsError::Parse(_))
+                    ),
+                    "{body} by {piece}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn pieces_report_what_the_whole_page_reports() {
+        let error = |page: &[u8], piece: usize| in_pieces(page, piece).unwrap_err().to_string();
+        let bad_line = b"# TYPE traefik_service_requests_total counter\n\
+            traefik_service_requests_total{service=\"a\"} 1\n\n\
+            traefik_service_requests_total{service=b} 2\n";
+        // In a family that is only checked by name: UTF-8 is still checked everywhere.
+        let bad_utf8 = b"# TYPE traefik_x gauge\ntraefik_x{a=\"\xff\"} 1\n";
+        let bad_at = memchr(0xff, bad_utf8).unwrap();
+        for piece in [1, 2, 5, 64] {
+            assert_eq!(
+                error(bad_line, piece),
+                "the page is not Prometheus text (line 4: expected '\"' to open a label value); \
+                 check that the URL is Traefik's metrics endpoint"
+            );
+            assert!(
+                matches!(
+                    in_pieces(bad_utf8, piece),
+                    Err(MetricsError::NotUtf8 { valid_up_to }) if valid_up_to == bad_at
+                ),
+                "by {piece}"
+            );
+            for (body, empty) in [
+                ("", true),
+                (" \n\n", true),
+                ("\n  ", true),
+                ("traefik_x 1", false),
+            ] {
+                let got = in_pieces(body.as_bytes(), piece);
+                if empty {
+                    assert!(matches!(got, Err(MetricsError::Empty)), "{body:?}");
+                } else {
+                    assert!(matches!(got, Err(MetricsError::Truncated)), "{body:?}");
+                }
+            }
+            assert!(matches!(
+                in_pieces(b"go_goroutines 3\n", piece),
+                Err(MetricsError::NotTraefik)
+            ));
+        }
     }
 
     #[test]

@@ -5,8 +5,12 @@
 //! line. A label value is only unescaped (one allocation) when it contains an escape and the
 //! caller asks for it with [`LabelValue::unescape`].
 //!
-//! Every line is checked, not only those a caller wants: a page that is not Prometheus text
-//! (an HTML error page, a truncated body) must fail, never read as "nobody is active".
+//! [`Lines::new`] checks every line, not only those a caller wants: a page that is not
+//! Prometheus text (an HTML error page, a truncated body) must fail, never read as "nobody is
+//! active". [`Lines::reading`] is for callers that want a few families of a large page: a
+//! sample of a family they do not read costs a name compare and a `memchr` to its line end
+//! (see [`Lines::reading`] for exactly what is still checked), and everything else is
+//! checked as by [`Lines::new`]. A page read in pieces continues with [`Lines::continuing`].
 //!
 //! The grammar accepted is the one of Prometheus' own text parser: `# HELP name doc`,
 //! `# TYPE name kind`, other `#` lines are comments, blank lines are skipped, and a sample is
@@ -90,6 +94,54 @@ pub struct Labels<'a> {
     /// The text after `{`, up to and including the closing `}`; empty when there are no
     /// labels.
     raw: &'a str,
+    /// Where the labels are in `raw`, found while checking it, so iterating does not scan
+    /// the set a second time; `None` for a set too large to keep ([`KEPT`] labels, offsets
+    /// past `u16::MAX`), which is scanned again instead.
+    spans: Option<Spans>,
+}
+
+/// How many labels a [`Labels`] keeps the places of: Traefik's series have four to six.
+const KEPT: usize = 6;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+struct Spans {
+    len: u8,
+    spans: [Span; KEPT],
+}
+
+/// One label's name and value, as offsets into [`Labels::raw`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+struct Span {
+    name: (u16, u16),
+    value: (u16, u16),
+    escaped: bool,
+}
+
+impl Spans {
+    /// Keeps `found` (offsets into the line, the set starting at `base`); `false` when it
+    /// does not fit.
+    #[inline]
+    fn keep(&mut self, found: &FoundLabel, base: usize) -> bool {
+        let at = |i: usize| u16::try_from(i - base).ok();
+        let (Some(name_start), Some(name_end), Some(value_start), Some(value_end)) = (
+            at(found.name.0),
+            at(found.name.1),
+            at(found.value.0),
+            at(found.value.1),
+        ) else {
+            return false;
+        };
+        let Some(slot) = self.spans.get_mut(usize::from(self.len)) else {
+            return false;
+        };
+        *slot = Span {
+            name: (name_start, name_end),
+            value: (value_start, value_end),
+            escaped: found.escaped,
+        };
+        self.len += 1;
+        true
+    }
 }
 
 impl<'a> Labels<'a> {
@@ -103,12 +155,51 @@ impl<'a> Labels<'a> {
         LabelIter {
             raw: self.raw,
             pos: 0,
+            spans: self.spans,
+            next_span: 0,
         }
     }
 
     /// The value of the first label called `name`.
     pub fn get(&self, name: &str) -> Option<LabelValue<'a>> {
-        self.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+        let [value] = self.get_many([name]);
+        value
+    }
+
+    /// The values of the first labels called `names[0]`, `names[1]`, …, in one pass.
+    ///
+    /// Cheaper than [`Labels::iter`] for a few names: only the names compared are sliced
+    /// out, and only the values found.
+    pub fn get_many<const N: usize>(&self, names: [&str; N]) -> [Option<LabelValue<'a>>; N] {
+        let mut found = [None; N];
+        let Some(spans) = &self.spans else {
+            for (name, value) in self.iter() {
+                for (slot, wanted) in found.iter_mut().zip(names) {
+                    if wanted == name {
+                        slot.get_or_insert(value);
+                    }
+                }
+            }
+            return found;
+        };
+        let bytes = self.raw.as_bytes();
+        for span in spans.spans.iter().take(usize::from(spans.len)) {
+            let (start, end) = (usize::from(span.name.0), usize::from(span.name.1));
+            let name = bytes.get(start..end);
+            for (slot, wanted) in found.iter_mut().zip(names) {
+                if slot.is_none() && wanted.len() == end - start && name == Some(wanted.as_bytes())
+                {
+                    *slot = self
+                        .raw
+                        .get(usize::from(span.value.0)..usize::from(span.value.1))
+                        .map(|raw| LabelValue {
+                            raw,
+                            escaped: span.escaped,
+                        });
+                }
+            }
+        }
+        found
     }
 }
 
@@ -117,12 +208,29 @@ impl<'a> Labels<'a> {
 pub struct LabelIter<'a> {
     raw: &'a str,
     pos: usize,
+    spans: Option<Spans>,
+    next_span: usize,
 }
 
 impl<'a> Iterator for LabelIter<'a> {
     type Item = (&'a str, LabelValue<'a>);
 
     fn next(&mut self) -> Option<Self::Item> {
+        if let Some(spans) = &self.spans {
+            let span = spans
+                .spans
+                .get(self.next_span..usize::from(spans.len))?
+                .first()?;
+            self.next_span += 1;
+            let slice = |(start, end): (u16, u16)| self.raw.get(start.into()..end.into());
+            return Some((
+                slice(span.name)?,
+                LabelValue {
+                    raw: slice(span.value)?,
+                    escaped: span.escaped,
+                },
+            ));
+        }
         // The set was checked when the line was read, so an error here cannot happen; ending
         // the iteration is the no-panic answer if it ever did.
         match next_label(self.raw.as_bytes(), self.pos) {
@@ -247,6 +355,85 @@ pub enum ParseErrorKind {
     Type,
 }
 
+/// A metric family as its `# TYPE` line declares it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Family<'a> {
+    /// The family name, e.g. `traefik_service_request_duration_seconds`.
+    pub name: &'a str,
+    /// Its type, which says which sample names belong to it.
+    pub kind: MetricType,
+}
+
+impl Family<'_> {
+    /// The length of the sample name `line` starts with, if it is one of this family's
+    /// sample names (the family name, with `_bucket`, `_sum` or `_count` as its type allows)
+    /// followed by `{`, a space or a tab.
+    #[inline]
+    fn sample_name_len(&self, line: &[u8]) -> Option<usize> {
+        let n = self.name.len();
+        if !starts_with(line, self.name.as_bytes()) {
+            return None;
+        }
+        let boundary = |at: usize| matches!(line.get(at), Some(b'{' | b' ' | b'\t')).then_some(at);
+        let suffixed = |histogram: bool| {
+            let rest = line.get(n..)?.strip_prefix(b"_")?;
+            // Constant-length compares: inlined, no `memcmp` call.
+            let len = if histogram && rest.starts_with(b"bucket") {
+                6
+            } else if rest.starts_with(b"sum") {
+                3
+            } else if rest.starts_with(b"count") {
+                5
+            } else {
+                return None;
+            };
+            boundary(n + 1 + len)
+        };
+        match self.kind {
+            MetricType::Counter | MetricType::Gauge | MetricType::Untyped => boundary(n),
+            MetricType::Histogram => suffixed(true),
+            MetricType::Summary => boundary(n).or_else(|| suffixed(false)),
+        }
+    }
+}
+
+/// Whether `hay` starts with `prefix`, compared eight bytes at a time in line: a `memcmp`
+/// call per line was the largest cost of passing over lines.
+#[inline]
+fn starts_with(hay: &[u8], prefix: &[u8]) -> bool {
+    let n = prefix.len();
+    let Some(hay) = hay.get(..n) else {
+        return false;
+    };
+    if n < 8 {
+        return hay.iter().zip(prefix).all(|(a, b)| a == b);
+    }
+    let word = |s: &[u8], at: usize| {
+        s.get(at..at + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+            .map_or(0, u64::from_ne_bytes)
+    };
+    let mut diff = 0;
+    let mut at = 0;
+    while at + 8 <= n {
+        diff |= word(hay, at) ^ word(prefix, at);
+        at += 8;
+    }
+    // The last word overlaps the previous one unless `n` is a multiple of eight.
+    diff |= word(hay, n - 8) ^ word(prefix, n - 8);
+    diff == 0
+}
+
+/// Where a page read in pieces stands after one piece: what [`Lines::continuing`] needs to
+/// read the next as if the page were whole.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Position<'a> {
+    /// Lines read so far (returned and passed over).
+    pub line: usize,
+    /// The family whose samples [`Lines::reading`] is passing over, if any.
+    pub skipping: Option<Family<'a>>,
+}
+
 /// The lines of a page, parsed one by one. It stops after the first error.
 #[derive(Clone, Debug)]
 pub struct Lines<'a> {
@@ -254,22 +441,85 @@ pub struct Lines<'a> {
     pos: usize,
     line: usize,
     failed: bool,
+    /// `None`: every line is parsed and returned. `Some`: the families the caller reads;
+    /// samples of other declared families are passed over.
+    read: Option<&'a [&'a str]>,
+    /// The family of the last `# TYPE` line, when its samples are passed over.
+    skipping: Option<Family<'a>>,
+    skipped: usize,
 }
 
 impl<'a> Lines<'a> {
-    /// The lines of `text`.
+    /// The lines of `text`, every one parsed and returned.
     pub fn new(text: &'a str) -> Self {
         Self {
             text,
             pos: 0,
             line: 0,
             failed: false,
+            read: None,
+            skipping: None,
+            skipped: 0,
         }
     }
 
-    /// The 1-based number of the line last returned.
+    /// The lines of `text` a caller that reads only the families `read` needs.
+    ///
+    /// After a `# TYPE` line declaring a family not in `read` (and that no name in `read`
+    /// starts with), each following line that starts with one of that family's sample
+    /// names (the family name, plus `_bucket`, `_sum` or `_count` for a histogram, `_sum` or
+    /// `_count` for a summary) followed by `{`, a space or a tab is passed over: it is
+    /// counted in [`Lines::skipped`], not returned, and its label set, value and timestamp
+    /// are not checked. That is the whole check of such a line: a name compare against a
+    /// `TYPE` line that was itself checked in full, and a `memchr` to its line end.
+    ///
+    /// Every other line is parsed and checked as by [`Lines::new`]: `# HELP`, `# TYPE` and
+    /// comment lines, samples of the families in `read`, samples no `TYPE` line declared,
+    /// and anything that does not start with the declared family's name. So a page that is
+    /// not Prometheus text still fails at its first line (nothing is passed over before a
+    /// valid `TYPE` line), and a line of another shape inside a family fails there.
+    pub fn reading(text: &'a str, read: &'a [&'a str]) -> Self {
+        Self {
+            read: Some(read),
+            ..Self::new(text)
+        }
+    }
+
+    /// Continues a page read in pieces: `self` reads the piece that follows the one
+    /// `at` was taken from (with [`Lines::position`]), numbering lines and passing over a
+    /// family's samples as if the page were whole.
+    pub fn continuing(mut self, at: Position<'a>) -> Self {
+        self.line = at.line;
+        if self.read.is_some() {
+            self.skipping = at.skipping;
+        }
+        self
+    }
+
+    /// Where this piece of the page ends, for [`Lines::continuing`] on the next.
+    pub fn position(&self) -> Position<'a> {
+        Position {
+            line: self.line,
+            skipping: self.skipping,
+        }
+    }
+
+    /// The 1-based number of the line last returned or passed over.
     pub fn line_number(&self) -> usize {
         self.line
+    }
+
+    /// How many sample lines [`Lines::reading`] passed over so far.
+    pub fn skipped(&self) -> usize {
+        self.skipped
+    }
+
+    /// Whether the samples of `family` are passed over.
+    fn skips(&self, family: &str) -> bool {
+        // A read family that starts with `family` (say `x_count` after a histogram `x`)
+        // could be taken for one of its samples: such a family is read in full.
+        self.read
+            .is_some_and(|read| !read.iter().any(|r| r.starts_with(family)))
     }
 }
 
@@ -277,14 +527,33 @@ impl<'a> Iterator for Lines<'a> {
     type Item = Result<Line<'a>, ParseError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.failed || self.pos >= self.text.len() {
+        let bytes = self.text.as_bytes();
+        let mut rest = bytes.get(self.pos..)?;
+        if self.failed || rest.is_empty() {
             return None;
         }
-        let rest = self.text.get(self.pos..)?;
-        let (line, advance) = match memchr(b'\n', rest.as_bytes()) {
-            Some(end) => (rest.get(..end)?, end + 1),
-            None => (rest, rest.len()),
+        // The hot loop of `reading`: most lines of a large page belong to families the
+        // caller does not read.
+        if let Some(family) = self.skipping {
+            while let Some(name_len) = family.sample_name_len(rest) {
+                let advance = match memchr(b'\n', rest.get(name_len..)?) {
+                    Some(end) => name_len + end + 1,
+                    None => rest.len(),
+                };
+                self.pos += advance;
+                self.line += 1;
+                self.skipped += 1;
+                rest = rest.get(advance..)?;
+                if rest.is_empty() {
+                    return None;
+                }
+            }
+        }
+        let (end, advance) = match memchr(b'\n', rest) {
+            Some(end) => (end, end + 1),
+            None => (rest.len(), rest.len()),
         };
+        let line = self.text.get(self.pos..self.pos + end)?;
         self.pos += advance;
         self.line += 1;
         let line = line.strip_suffix('\r').unwrap_or(line);
@@ -292,8 +561,12 @@ impl<'a> Iterator for Lines<'a> {
             line: self.line,
             kind,
         });
-        if parsed.is_err() {
-            self.failed = true;
+        match &parsed {
+            Ok(Line::Type { name, kind }) if self.read.is_some() => {
+                self.skipping = self.skips(name).then_some(Family { name, kind: *kind });
+            }
+            Ok(_) => {}
+            Err(_) => self.failed = true,
         }
         Some(parsed)
     }
@@ -361,10 +634,11 @@ fn parse_sample(line: &str) -> Result<Sample<'_>, ParseErrorKind> {
     let mut labels = Labels::default();
     if b.get(i) == Some(&b'{') {
         let start = i + 1;
-        let end = scan_label_set(b, start)?;
+        let (end, spans) = scan_label_set(b, start)?;
         labels.raw = line
             .get(start..end)
             .ok_or(ParseErrorKind::UnterminatedLabels)?;
+        labels.spans = spans;
         i = skip_blanks(b, end);
     } else if i == name_end && i < b.len() {
         // A character that is neither a name character, a blank nor `{`.
@@ -408,15 +682,22 @@ fn parse_value(s: &str) -> Result<f64, ParseErrorKind> {
     s.parse::<f64>().map_err(|_| ParseErrorKind::Value)
 }
 
-/// Where a label set that starts at `i` (just after `{`) ends: the index after its `}`.
-fn scan_label_set(b: &[u8], mut i: usize) -> Result<usize, ParseErrorKind> {
+/// Where a label set that starts at `i` (just after `{`) ends (the index after its `}`),
+/// and where its labels are, if they fit in [`Spans`].
+fn scan_label_set(b: &[u8], mut i: usize) -> Result<(usize, Option<Spans>), ParseErrorKind> {
+    let base = i;
+    let mut spans = Spans::default();
+    let mut kept = true;
     loop {
         match next_label(b, i)? {
-            Some(found) => i = found.next,
+            Some(found) => {
+                kept = kept && spans.keep(&found, base);
+                i = found.next;
+            }
             None => {
                 // `next_label` stopped at the closing brace.
                 let close = skip_blanks(b, i);
-                return Ok(close + 1);
+                return Ok((close + 1, kept.then_some(spans)));
             }
         }
     }
@@ -745,5 +1026,252 @@ mod tests {
             }
         );
         assert!(lines.next().is_none());
+    }
+
+    /// `(line number, sample name)` of the samples `lines` returns, and how many it passed
+    /// over; panics on an error.
+    fn read_samples<'a>(mut lines: Lines<'a>) -> (Vec<(usize, &'a str)>, usize) {
+        let mut out = Vec::new();
+        while let Some(line) = lines.next() {
+            if let Line::Sample(s) = line.unwrap() {
+                out.push((lines.line_number(), s.name));
+            }
+        }
+        (out, lines.skipped())
+    }
+
+    const MIXED: &str = "# HELP skip_g A gauge nobody reads.\n\
+        # TYPE skip_g gauge\n\
+        skip_g{a=\"1\"} 1\n\
+        skip_g 2\n\
+        skip_g\t3\n\
+        # TYPE want counter\n\
+        want{service=\"s\"} 4\n\
+        # TYPE skip_h histogram\n\
+        skip_h_bucket{le=\"+Inf\"} 5\n\
+        skip_h_sum 6\n\
+        skip_h_count 7\n\
+        skip_h{odd=\"no suffix\"} 8\n\
+        skip_hx 9\n\
+        # TYPE skip_s summary\n\
+        skip_s{quantile=\"0.5\"} 10\n\
+        skip_s_sum 11\n\
+        skip_s_count 12\n\
+        skip_s_bucket 13\n\
+        undeclared 14\n";
+
+    #[test]
+    fn reading_passes_over_the_samples_of_declared_families_it_does_not_read() {
+        let (read, skipped) = read_samples(Lines::reading(MIXED, &["want"]));
+        assert_eq!(
+            read,
+            vec![
+                (7, "want"),
+                // Not one of a histogram's sample names: parsed and returned.
+                (12, "skip_h"),
+                (13, "skip_hx"),
+                (18, "skip_s_bucket"),
+                (19, "undeclared"),
+            ]
+        );
+        assert_eq!(skipped, 9);
+        let (all, none) = read_samples(Lines::new(MIXED));
+        assert_eq!((all.len(), none), (14, 0));
+    }
+
+    #[test]
+    fn reading_everything_declared_passes_over_nothing() {
+        let read = ["skip_g", "want", "skip_h", "skip_s"];
+        assert_eq!(
+            read_samples(Lines::reading(MIXED, &read)),
+            read_samples(Lines::new(MIXED))
+        );
+    }
+
+    #[test]
+    fn a_read_family_that_looks_like_a_sample_of_another_is_read() {
+        // `h_count` could be a sample of the histogram `h`: `h` is then read in full.
+        let page = "# TYPE h histogram\nh_count 1\nh_sum 2\n";
+        let (read, skipped) = read_samples(Lines::reading(page, &["h_count"]));
+        assert_eq!((read, skipped), (vec![(2, "h_count"), (3, "h_sum")], 0));
+    }
+
+    #[test]
+    fn a_passed_over_sample_is_checked_by_name_only() {
+        // The documented trade-off: a broken label set or value in a family nobody reads
+        // is not looked at. `Lines::new` still refuses it.
+        for broken in [
+            "skip_g{a=\"unterminated 1",
+            "skip_g{} not-a-number",
+            "skip_g ",
+        ] {
+            let page = format!("# TYPE skip_g gauge\n{broken}\n");
+            let (read, skipped) = read_samples(Lines::reading(&page, &[]));
+            assert_eq!((read.len(), skipped), (0, 1), "{broken}");
+            assert!(Lines::new(&page).any(|l| l.is_err()), "{broken}");
+        }
+    }
+
+    #[test]
+    fn reading_checks_in_full_what_does_not_start_with_the_declared_name() {
+        let error_at = |page: &str| {
+            Lines::reading(page, &[])
+                .find_map(Result::err)
+                .map(|e| (e.line, e.kind))
+        };
+        let declared = "# TYPE skip_g gauge\nskip_g 1\n";
+        assert_eq!(
+            error_at(&format!("{declared}<html><body>502</body></html>\n")),
+            Some((3, ParseErrorKind::MetricName))
+        );
+        assert_eq!(
+            error_at(&format!("{declared}skip_g-x 1\n")),
+            Some((3, ParseErrorKind::MetricName))
+        );
+        assert_eq!(
+            error_at(&format!("{declared}skip_gauge{{a=b}} 1\n")),
+            Some((3, ParseErrorKind::OpenQuote))
+        );
+        assert_eq!(
+            error_at(&format!("{declared}# TYPE skip_g flavour\n")),
+            Some((3, ParseErrorKind::Type))
+        );
+        assert_eq!(
+            error_at("# TYPE want counter\nwant{service=\"s} 1\n"),
+            None,
+            "a read family, but `reading(&[])` reads none"
+        );
+        let mut read = Lines::reading("# TYPE want counter\nwant{service=\"s} 1\n", &["want"]);
+        assert_eq!(
+            read.find_map(Result::err).map(|e| (e.line, e.kind)),
+            Some((2, ParseErrorKind::UnterminatedValue))
+        );
+        // Nothing is passed over before a `TYPE` line: an error page fails at its first line.
+        assert_eq!(
+            error_at("404 page not found\n"),
+            Some((1, ParseErrorKind::MetricName))
+        );
+    }
+
+    #[test]
+    fn a_page_read_in_pieces_continues_where_the_last_piece_ended() {
+        let whole = read_samples(Lines::reading(MIXED, &["want"]));
+        // Every cut at a line boundary.
+        for (cut, _) in MIXED.match_indices('\n') {
+            let (first, second) = MIXED.split_at(cut + 1);
+            let mut lines = Lines::reading(first, &["want"]);
+            let (mut read, skipped) = read_samples(lines.clone());
+            while lines.next().is_some() {}
+            let more = Lines::reading(second, &["want"]).continuing(lines.position());
+            let (rest, rest_skipped) = read_samples(more);
+            read.extend(rest);
+            assert_eq!(
+                (read, skipped + rest_skipped),
+                whole,
+                "cut after byte {cut}"
+            );
+        }
+        let at = Position {
+            line: 41,
+            skipping: Some(Family {
+                name: "skip_g",
+                kind: MetricType::Gauge,
+            }),
+        };
+        let mut next = Lines::reading("skip_g 1\n<html>\n", &[]).continuing(at);
+        assert_eq!(
+            next.find_map(Result::err),
+            Some(ParseError {
+                line: 43,
+                kind: ParseErrorKind::MetricName
+            })
+        );
+        // `Lines::new` passes nothing over, even when told where another reader stood.
+        let all = Lines::new("skip_g 1\n").continuing(at);
+        assert_eq!(read_samples(all), (vec![(42, "skip_g")], 0));
+    }
+
+    #[test]
+    fn compares_prefixes_of_every_length_at_every_byte() {
+        for len in 0..40usize {
+            let prefix: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            let mut hay = prefix.clone();
+            hay.extend_from_slice(b"{x} 1");
+            assert!(starts_with(&hay, &prefix), "{len}");
+            if len > 0 {
+                assert!(
+                    !starts_with(&prefix[..len - 1], &prefix),
+                    "shorter than {len}"
+                );
+            }
+            for at in 0..len {
+                let mut other = hay.clone();
+                other[at] ^= 0x20;
+                assert!(!starts_with(&other, &prefix), "{len} {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn labels_beyond_what_is_kept_are_scanned_again() {
+        let many: Vec<String> = (0..KEPT + 3).map(|i| format!("l{i}=\"v{i}\"")).collect();
+        let line = format!("m{{{}}} 1", many.join(","));
+        let s = sample(&line);
+        assert!(s.labels.spans.is_none());
+        let got: Vec<(&str, String)> = labels(&s);
+        let want: Vec<(String, String)> = (0..KEPT + 3)
+            .map(|i| (format!("l{i}"), format!("v{i}")))
+            .collect();
+        assert_eq!(
+            got.iter()
+                .map(|(n, v)| ((*n).to_owned(), v.clone()))
+                .collect::<Vec<_>>(),
+            want
+        );
+        // A value past `u16::MAX` bytes into the set.
+        let long = "x".repeat(70_000);
+        let line = format!("m{{a=\"{long}\",b=\"q\\\"\"}} 1");
+        let s = sample(&line);
+        assert!(s.labels.spans.is_none());
+        assert_eq!(s.labels.get("b").unwrap().unescape(), "q\"");
+        assert_eq!(s.labels.get("a").unwrap().raw().len(), 70_000);
+        // Kept: the same answers as a scan.
+        let s = sample(r#"m{a="1",b="2\\",c=""} 1"#);
+        assert_eq!(s.labels.spans.map(|k| k.len), Some(3));
+        assert_eq!(
+            labels(&s),
+            vec![
+                ("a", "1".to_owned()),
+                ("b", "2\\".to_owned()),
+                ("c", String::new())
+            ]
+        );
+        assert!(s.labels.get("b").unwrap().has_escapes());
+    }
+
+    #[test]
+    fn gets_several_labels_in_one_pass_whether_kept_or_scanned() {
+        let few = r#"m{code="200",service="s\"q",protocol="http",service="second"} 1"#;
+        let many = format!(
+            "m{{{},service=\"s\\\"q\",protocol=\"http\",service=\"second\"}} 1",
+            (0..KEPT)
+                .map(|i| format!("l{i}=\"{i}\""))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        for line in [few, many.as_str()] {
+            let s = sample(line);
+            let [service, protocol, missing, again] = s
+                .labels
+                .get_many(["service", "protocol", "servic", "service"]);
+            // The first of a repeated name, as `get` answers.
+            assert_eq!(service.unwrap().unescape(), "s\"q", "{line}");
+            assert!(service.unwrap().has_escapes());
+            assert_eq!(protocol.unwrap().raw(), "http");
+            assert_eq!(missing, None);
+            assert_eq!(again, service);
+            assert_eq!(s.labels.get("service"), service);
+        }
+        assert_eq!(sample("m 1").labels.get_many(["a"]), [None]);
     }
 }

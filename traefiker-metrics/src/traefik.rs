@@ -107,7 +107,7 @@ pub async fn fetch_page(
         .get(&config.url)
         .header(ACCEPT, "text/plain; version=0.0.4");
     let body = http::get_body(request, &url, config.max_body_bytes, config.timeout).await?;
-    let text = std::str::from_utf8(&body).map_err(|e| MetricsError::NotUtf8 {
+    let text = simdutf8::compat::from_utf8(&body).map_err(|e| MetricsError::NotUtf8 {
         valid_up_to: e.valid_up_to(),
     })?;
     read_page(text, config.version)

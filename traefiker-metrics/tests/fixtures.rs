@@ -5,7 +5,10 @@ use std::path::PathBuf;
 
 use traefiker_core::Activity;
 use traefiker_metrics::jupyter::parse_status;
-use traefiker_metrics::{read_page, CounterTracker, PageActivity, PageVersion, TraefikVersion};
+use traefiker_metrics::{
+    read_page, read_page_from, CounterTracker, PageActivity, PageReader, PageVersion,
+    TraefikVersion,
+};
 
 fn fixture(path: &str) -> String {
     let full = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -159,11 +162,38 @@ fn forcing_v3_on_a_v2_page_reads_its_counters() {
 }
 
 #[test]
+fn every_capture_reads_the_same_in_pieces_of_any_size_and_from_a_file() {
+    for (name, _) in PAGES {
+        let whole = page(name);
+        let text = fixture(&format!("traefik/{name}"));
+        for piece in [1, 2, 3, 7, 100, 4096, text.len()] {
+            let mut reader = PageReader::new(TraefikVersion::Auto);
+            for chunk in text.as_bytes().chunks(piece) {
+                reader.feed(chunk).unwrap();
+            }
+            assert_eq!(reader.finish().unwrap(), whole, "{name} by {piece}");
+        }
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("tests/fixtures/traefik/{name}"));
+        let file = std::fs::File::open(path).unwrap();
+        assert_eq!(
+            read_page_from(file, TraefikVersion::Auto).unwrap(),
+            whole,
+            "{name}"
+        );
+    }
+}
+
+#[test]
 fn a_cut_off_capture_is_an_error_not_an_empty_snapshot() {
     for (name, _) in PAGES {
         let text = fixture(&format!("traefik/{name}"));
         let cut = &text[..text.len() / 2];
         assert!(read_page(cut, TraefikVersion::Auto).is_err(), "{name}");
+        assert!(
+            read_page_from(cut.as_bytes(), TraefikVersion::Auto).is_err(),
+            "{name}"
+        );
     }
 }
 

@@ -1,9 +1,15 @@
 //! What each command of [`crate::cli`] does.
 
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::Write as _;
+use std::path::Path;
 use std::process::ExitCode;
 
 use traefiker_core::{NarrativeKind, ReapMode, ReapReport};
-use traefiker_metrics::{read_page, PageActivity, TraefikMetricsConfig};
+use traefiker_metrics::{
+    read_page_from, MetricsError, PageActivity, PageVersion, TraefikMetricsConfig,
+};
 
 use crate::app::{self, StartupError};
 use crate::cli::Command;
@@ -66,7 +72,10 @@ pub async fn run(command: Command, config: Config) -> Result<ExitCode, StartupEr
             Ok(ExitCode::SUCCESS)
         }
         Command::Check => Ok(check(&config).await),
-        Command::Activity { url, file } => Ok(activity(&config, url, file).await),
+        Command::Activity {
+            file: Some(path), ..
+        } => Ok(activity_file(&config, &path)),
+        Command::Activity { url, file: None } => Ok(activity_url(&config, url).await),
     }
 }
 
@@ -200,37 +209,50 @@ async fn check(config: &Config) -> ExitCode {
     }
 }
 
-async fn activity(
-    config: &Config,
-    url: Option<String>,
-    file: Option<std::path::PathBuf>,
-) -> ExitCode {
-    let page: Result<PageActivity, String> = match (url, file) {
-        (_, Some(path)) => std::fs::read_to_string(&path)
-            .map_err(|e| format!("{}: {e}", path.display()))
-            .and_then(|body| read_page(&body, config.traefik_version).map_err(|e| e.to_string())),
-        (url, None) => {
-            let mut tc =
-                TraefikMetricsConfig::new(url.unwrap_or_else(|| config.traefik_metrics.clone()));
-            tc.version = config.traefik_version;
-            tc.connect_timeout = config.timeouts.connect;
-            tc.timeout = config.timeouts.metrics;
-            match crate::outbound::client(
-                tc.connect_timeout,
-                tc.timeout,
-                config.security.ca_bundle.as_ref(),
-            ) {
-                Ok(client) => traefiker_metrics::fetch_page(&client, &tc)
-                    .await
-                    .map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            }
-        }
+/// `traefiker activity --file`: reads a saved page as the reaper would read it.
+pub fn activity_file(config: &Config, path: &Path) -> ExitCode {
+    let page = File::open(path)
+        .map_err(MetricsError::Read)
+        .and_then(|file| read_page_from(file, config.traefik_version))
+        .map_err(|e| format!("{}: {e}", path.display()));
+    print_activity(page)
+}
+
+async fn activity_url(config: &Config, url: Option<String>) -> ExitCode {
+    let mut tc = TraefikMetricsConfig::new(url.unwrap_or_else(|| config.traefik_metrics.clone()));
+    tc.version = config.traefik_version;
+    tc.connect_timeout = config.timeouts.connect;
+    tc.timeout = config.timeouts.metrics;
+    let page = match crate::outbound::client(
+        tc.connect_timeout,
+        tc.timeout,
+        config.security.ca_bundle.as_ref(),
+    ) {
+        Ok(client) => traefiker_metrics::fetch_page(&client, &tc)
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
     };
+    print_activity(page)
+}
+
+fn print_activity(page: Result<PageActivity, String>) -> ExitCode {
     match page {
         Ok(page) => {
-            print!("{}", render_activity(&page));
-            ExitCode::SUCCESS
+            // One write: 10,000 services are 10,000 lines.
+            let mut out = std::io::stdout().lock();
+            match out
+                .write_all(render_activity(&page).as_bytes())
+                .and_then(|()| out.flush())
+            {
+                Ok(()) => ExitCode::SUCCESS,
+                // A closed pipe (`| head`) is not a failure of the read.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("activity: cannot write the report: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Err(e) => {
             eprintln!("activity unknown: {e}");
@@ -241,8 +263,31 @@ async fn activity(
 
 /// What a metrics page shows, for people.
 pub fn render_activity(page: &PageActivity) -> String {
-    let mut out = format!(
-        "Traefik {} ({}), {} samples\n",
+    // One row per service from both maps, merged after sorting rather than looked up per
+    // service: a 10,000-narrative page has 20,000 entries.
+    let mut rows: Vec<(&str, Option<f64>, Option<f64>)> = page
+        .websockets
+        .iter()
+        .map(|(s, n)| (s.as_str(), Some(*n), None))
+        .chain(
+            page.requests
+                .iter()
+                .map(|(s, n)| (s.as_str(), None, Some(*n))),
+        )
+        .collect();
+    rows.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    rows.dedup_by(|next, kept| {
+        let same = next.0 == kept.0;
+        if same {
+            kept.1 = kept.1.or(next.1);
+            kept.2 = kept.2.or(next.2);
+        }
+        same
+    });
+    let mut out = String::with_capacity(100 * (rows.len() + 1));
+    let _ = writeln!(
+        out,
+        "Traefik {} ({}), {} samples",
         page.version,
         if page.detected {
             "detected"
@@ -251,24 +296,90 @@ pub fn render_activity(page: &PageActivity) -> String {
         },
         page.samples
     );
-    let mut services: Vec<&String> = page.websockets.keys().chain(page.requests.keys()).collect();
-    services.sort();
-    services.dedup();
-    for s in services {
-        let ws = page.websockets.get(s).copied();
-        let req = page.requests.get(s).copied();
+    for (s, ws, req) in rows {
         let state = match (page.version, ws) {
-            (traefiker_metrics::PageVersion::V2, Some(n)) if n > 0.0 => "ACTIVE",
-            (traefiker_metrics::PageVersion::V2, _) => "idle",
-            (traefiker_metrics::PageVersion::V3, _) => {
-                "see counter (v3: activity = counter moved between reads)"
-            }
+            (PageVersion::V2, Some(n)) if n > 0.0 => "ACTIVE",
+            (PageVersion::V2, _) => "idle",
+            (PageVersion::V3, _) => "see counter (v3: activity = counter moved between reads)",
         };
-        out.push_str(&format!(
-            "{s:<56} websockets={} requests={} {state}\n",
-            ws.map_or("-".into(), |n| n.to_string()),
-            req.map_or("-".into(), |n| n.to_string())
-        ));
+        out.push_str(s);
+        let width = s.chars().count();
+        out.extend(std::iter::repeat_n(' ', 56usize.saturating_sub(width)));
+        out.push_str(" websockets=");
+        count(&mut out, ws);
+        out.push_str(" requests=");
+        count(&mut out, req);
+        out.push(' ');
+        out.push_str(state);
+        out.push('\n');
     }
     out
+}
+
+/// A count as `f64`'s `Display` writes it, or `-` when the page has none.
+fn count(out: &mut String, n: Option<f64>) {
+    match n {
+        // Counts are whole numbers: written as integers, which `Display` writes the same
+        // way for these (no sign, below 2^53), without the float formatter.
+        Some(n) if n.fract() == 0.0 && n.is_sign_positive() && n < 9e15 => {
+            let _ = write!(out, "{}", n as u64);
+        }
+        Some(n) => {
+            let _ = write!(out, "{n}");
+        }
+        None => out.push('-'),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn page(version: PageVersion, ws: &[(&str, f64)], req: &[(&str, f64)]) -> PageActivity {
+        let map = |v: &[(&str, f64)]| -> HashMap<String, f64> {
+            v.iter().map(|(s, n)| ((*s).to_owned(), *n)).collect()
+        };
+        PageActivity {
+            version,
+            detected: true,
+            websockets: map(ws),
+            requests: map(req),
+            samples: 7,
+        }
+    }
+
+    #[test]
+    fn renders_one_sorted_line_per_service_of_either_map() {
+        let long = "n".repeat(60);
+        let rendered = render_activity(&page(
+            PageVersion::V2,
+            &[("b", 0.0), ("a", 1.0), ("é", 2.5), (&long, 3.0)],
+            &[("a", 3.0), ("c", 1e16), ("b", 0.5), ("d", -0.0)],
+        ));
+        // What `format!` writes: the name padded to 56 characters, counts as `f64` prints.
+        let line = |s: &str, ws: &str, req: &str, state: &str| {
+            format!("{s:<56} websockets={ws} requests={req} {state}\n")
+        };
+        let want = [
+            "Traefik v2 (detected), 7 samples\n".to_owned(),
+            line("a", "1", "3", "ACTIVE"),
+            line("b", "0", "0.5", "idle"),
+            line("c", "-", &1e16f64.to_string(), "idle"),
+            line("d", "-", &(-0.0f64).to_string(), "idle"),
+            line(&long, "3", "-", "ACTIVE"),
+            line("é", "2.5", "-", "ACTIVE"),
+        ]
+        .concat();
+        assert_eq!(rendered, want);
+    }
+
+    #[test]
+    fn a_v3_page_says_to_compare_counters() {
+        let rendered = render_activity(&page(PageVersion::V3, &[], &[("a", 4.0)]));
+        assert!(rendered.ends_with(
+            "websockets=- requests=4 see counter (v3: activity = counter moved between reads)\n"
+        ));
+    }
 }

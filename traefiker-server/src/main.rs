@@ -7,8 +7,7 @@ use clap::Parser;
 use traefiker_server::cli::{Cli, Command};
 use traefiker_server::commands;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Serve);
     if let Command::Config { reference: true } = command {
@@ -26,7 +25,21 @@ async fn main() -> ExitCode {
         }
     };
     traefiker_server::logging::init(config.log_level);
-    match commands::run(command, config).await {
+    // Reading a saved page is plain synchronous work: no runtime and its threads for it.
+    if let Command::Activity {
+        file: Some(path), ..
+    } = &command
+    {
+        return commands::activity_file(&config, path);
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("traefiker: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(commands::run(command, config)) {
         Ok(code) => code,
         Err(e) => {
             tracing::error!(error = %e, "traefiker stopped");

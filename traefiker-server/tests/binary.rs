@@ -200,3 +200,53 @@ async fn static_tokens_with_a_real_backend_refuse_to_start_and_name_the_key() {
     assert!(stderr.contains("allow_static_tokens"), "{stderr}");
     assert!(!stderr.contains("demo-token"), "{stderr}");
 }
+
+/// `traefiker activity --file` with nothing configured: the report of a saved page, or
+/// "activity unknown" and exit status 1 for a page the reaper would refuse.
+#[test]
+fn activity_reads_a_saved_page_and_refuses_what_is_not_one() {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../traefiker-metrics/tests/fixtures/traefik");
+    let activity = |file: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_traefiker"))
+            .env_clear()
+            .args(["activity", "--file"])
+            .arg(file)
+            .output()
+            .unwrap()
+    };
+    let read = activity(&fixtures.join("v2-synthesized.prom"));
+    assert!(read.status.success());
+    let out = String::from_utf8(read.stdout).unwrap();
+    assert!(
+        out.starts_with("Traefik v2 (detected), 48 samples\n"),
+        "{out}"
+    );
+    assert!(out.contains(
+        "narrative-alice-522b27_narratives                        websockets=2 requests=796 ACTIVE\n"
+    ));
+    assert_eq!(out.lines().count(), 9, "{out}");
+
+    let dir = std::env::temp_dir().join(format!("traefiker-activity-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let page = std::fs::read_to_string(fixtures.join("v2-synthesized.prom")).unwrap();
+    for (name, body) in [
+        (
+            "html.prom",
+            "<html><body>502 Bad Gateway</body></html>\n".to_owned(),
+        ),
+        ("cut.prom", page[..page.len() / 2].to_owned()),
+        ("empty.prom", String::new()),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, body).unwrap();
+        let refused = activity(&path);
+        assert_eq!(refused.status.code(), Some(1), "{name}");
+        assert!(refused.stdout.is_empty(), "{name}");
+        let err = String::from_utf8(refused.stderr).unwrap();
+        assert!(err.starts_with("activity unknown: "), "{name}: {err}");
+    }
+    let missing = activity(&dir.join("missing.prom"));
+    assert_eq!(missing.status.code(), Some(1));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -12,7 +12,10 @@
 //!   calls per request, RSS), from `traefiker-server/examples/bench_server.rs` in release mode.
 //! - `bench-docker`: a warm-pool assignment against a cold create on the real Docker engine,
 //!   from `traefiker-docker/examples/assign_vs_create.rs`.
+//! - `bench-activity`: `traefiker activity --file` on a 50 MB page: `read_page` against a
+//!   `memchr` scan in process, and the whole process against the Python version's loop.
 
+mod bench_activity;
 mod compose;
 mod demo;
 mod e2e;
@@ -44,8 +47,9 @@ fn main() -> ExitCode {
             ],
         ),
         Some("bench-docker") => bench_docker(),
+        Some("bench-activity") => bench_activity::bench_activity(),
         _ => {
-            eprintln!("usage: cargo xtask ci|demo [--docker]|e2e [--docker]|images|sim|bench-server|bench-docker");
+            eprintln!("usage: cargo xtask ci|demo [--docker]|e2e [--docker]|images|sim|bench-server|bench-docker|bench-activity");
             return ExitCode::from(2);
         }
     };
