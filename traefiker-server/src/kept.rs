@@ -1,16 +1,14 @@
 //! What a background loop keeps so that `/traefik/dynamic` and `/readyz` answer without a
-//! backend call: the Traefik configuration rendered from the last listing, and how the last
-//! backend check went.
+//! backend call: the Traefik configuration rendered from what the lifecycle knows (its
+//! listings — the reconciler's, the pool filler's, the reaper's — and this process's own
+//! creates, assignments and removals), and how the backend answered lately.
 //!
-//! One loop ([`Kept::run`]) asks the backend once per interval however many callers poll:
-//! with the provider on it lists every narrative (the listing also refreshes what the
-//! lifecycle knows of users and the pool) every [`PROVIDER_INTERVAL`]; with it off it only
-//! verifies the backend every [`CHECK_INTERVAL`]. A change this process makes (a connect,
-//! a shutdown) asks for an early refresh ([`Kept::refresh_soon`]), never sooner than
-//! [`MIN_GAP`] after the last; the reaper waits for one ([`Kept::refresh`]) so that a
-//! reaped narrative's route is gone when `/reaper/` answers.
-//!
-//! This is the one place to re-point when the lifecycle keeps an index of its own.
+//! One loop ([`Kept::run`]) renders every [`PROVIDER_INTERVAL`] with no backend call; the
+//! backend's health is the lifecycle's last listing (or, with the reconciler off, one
+//! `verify` every [`CHECK_INTERVAL`]). A change this process makes (a connect, a shutdown)
+//! asks for an early refresh ([`Kept::refresh_soon`]), never sooner than [`MIN_GAP`] after
+//! the last; the reaper waits for one ([`Kept::refresh`]) so that a reaped narrative's route
+//! is gone when `/reaper/` answers.
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -122,24 +120,39 @@ impl Kept {
         self.inner.wake.notify_one();
     }
 
-    /// Refreshes now (after any refresh in progress) and keeps the result.
+    /// Refreshes now (after any refresh in progress) and keeps the result. The routes come
+    /// from what the lifecycle keeps (its listings and this process's own changes), with no
+    /// backend call; the backend's health from its last listing when the reconciler lists
+    /// periodically, else from one `verify` per interval.
     pub async fn refresh(&self) {
         let _serial = self.inner.refreshing.lock().await;
-        let provider = self.inner.config.security.provider.enabled;
-        let outcome = if provider {
-            match self.inner.lifecycle.narratives().await {
-                Ok(narratives) => self.render(narratives).await.map(Some),
-                Err(e) => Err(e.to_string()),
+        let lifecycle = &self.inner.lifecycle;
+        let check = if self.inner.config.reconcile_interval.is_zero() {
+            lifecycle
+                .manager()
+                .verify()
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        } else {
+            self.listing_health()
+        };
+        let dynamic = if self.inner.config.security.provider.enabled
+            && lifecycle.freshness().0.is_some()
+        {
+            match self.render(lifecycle.routable()).await {
+                Ok(bytes) => Some(bytes),
+                Err(detail) => {
+                    tracing::error!(error = %detail, "could not render the Traefik configuration");
+                    None
+                }
             }
         } else {
-            match self.inner.lifecycle.manager().verify().await {
-                Ok(_) => Ok(None),
-                Err(e) => Err(e.to_string()),
-            }
+            None
         };
         let previous = self.snapshot();
-        let next = match outcome {
-            Ok(dynamic) => Snapshot {
+        let next = match check {
+            Ok(()) => Snapshot {
                 dynamic: dynamic.or_else(|| previous.dynamic.clone()),
                 check: Check::Ok,
                 last_ok: Some(Instant::now()),
@@ -147,9 +160,9 @@ impl Kept {
             Err(detail) => {
                 let reference = Reference::new();
                 tracing::error!(%reference, error = %detail, "backend check failed");
-                // Traefik keeps routing with the last good configuration meanwhile.
+                // Traefik keeps routing with what is known meanwhile.
                 Snapshot {
-                    dynamic: previous.dynamic.clone(),
+                    dynamic: dynamic.or_else(|| previous.dynamic.clone()),
                     check: Check::Failed(reference),
                     last_ok: previous.last_ok,
                 }
@@ -160,6 +173,21 @@ impl Kept {
             .snapshot
             .write()
             .unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
+    }
+
+    /// Whether the lifecycle's last listing succeeded lately.
+    fn listing_health(&self) -> Result<(), String> {
+        let (last, error) = self.inner.lifecycle.freshness();
+        if let Some(error) = error {
+            return Err(error);
+        }
+        let window =
+            self.inner.config.reconcile_interval * 3 + self.inner.config.timeouts.rancher_list;
+        match last {
+            Some(age) if age <= window => Ok(()),
+            Some(age) => Err(format!("no listing for {} s", age.as_secs())),
+            None => Err("no listing yet".to_owned()),
+        }
     }
 
     /// Renders on a blocking thread: at 10,000 narratives it takes milliseconds that must not

@@ -384,13 +384,13 @@ async fn health_readiness_and_metrics() {
         assert!(text.contains(needle), "{needle} missing from\n{text}");
     }
     h.manager.fail_next(
-        Op::Verify,
+        Op::List,
         ManagerError::Unavailable {
             backend: "rancher".into(),
             detail: "http://rancher.internal:8080 down".into(),
         },
     );
-    // The reaper's cycle ends with a backend check (the loop's own comes every 10 s).
+    // The reaper's cycle lists (and fails), and ends with a refresh of what /readyz reads.
     h.get("/reaper/").send().await.unwrap();
     let r = h.get("/readyz").send().await.unwrap();
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);

@@ -23,12 +23,19 @@ impl Lifecycle {
     /// the Python version left, which nobody assigns), starts the missing ones, checks the
     /// new ones answer. Safe to repeat; concurrent calls run one after the other.
     pub async fn fill_pool(&self) -> Result<PoolReport, Error> {
+        self.fill(true).await
+    }
+
+    /// The pool step; `list` is false when the caller (a reaper cycle) has just listed.
+    pub(super) async fn fill(&self, list: bool) -> Result<PoolReport, Error> {
         let _guard = self.inner.pool_lock.lock().await;
         let mut report = PoolReport::default();
         if self.inner.retiring.load(Ordering::Relaxed) {
             return Ok(report);
         }
-        self.narratives().await?;
+        if list {
+            self.narratives().await?;
+        }
         let Some(image) = self.image() else {
             report.failures.push(Error::NoImage.to_string());
             return Ok(report);

@@ -553,11 +553,15 @@ impl Lifecycle {
         out
     }
 
-    /// When the last listing was applied and, if the newest failed, why: readiness probes
-    /// answer from this, with no call of their own.
-    pub fn freshness(&self) -> (Option<DateTime<Utc>>, Option<String>) {
+    /// How long ago (by this lifecycle's clock) the last listing was applied, and, if the
+    /// newest failed, why: readiness probes answer from this, with no call of their own.
+    pub fn freshness(&self) -> (Option<Duration>, Option<String>) {
         let known = lock(&self.inner.known);
-        (known.last_listing, known.last_listing_error.clone())
+        let now = self.inner.clock.now();
+        let age = known
+            .last_listing
+            .map(|at| now.signed_duration_since(at).to_std().unwrap_or_default());
+        (age, known.last_listing_error.clone())
     }
 
     /// The last reaper cycle, if one ran.

@@ -181,7 +181,8 @@ impl Lifecycle {
             }
             self.inner.store.update(&touch, &forget)?;
             report.pruned = plan.prune.len();
-            match self.fill_pool().await {
+            // The cycle has just listed, and knows what it removed since.
+            match self.fill(false).await {
                 Ok(pool) => report.pool = pool,
                 Err(e) => report.failures.push(format!("fill pool: {e}")),
             }
