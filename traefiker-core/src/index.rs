@@ -22,7 +22,9 @@ use crate::narrative::{Narrative, NarrativeState};
 
 #[derive(Clone, Debug)]
 struct Entry {
-    narrative: Narrative,
+    /// Boxed: the map's buckets stay small, so 10,000 entries do not make a table of
+    /// 10,000 × a whole narrative rounded up to a power of two.
+    narrative: Box<Narrative>,
     /// A reaper is removing it: not answered from the index.
     removing: bool,
     since: u64,
@@ -63,24 +65,25 @@ impl Index {
         self.users
             .get(name)
             .filter(|e| !e.removing)
-            .map(|e| &e.narrative)
+            .map(|e| &*e.narrative)
     }
 
     /// Every user narrative, by name.
     pub fn narratives(&self) -> impl Iterator<Item = &Narrative> {
-        self.users.values().map(|e| &e.narrative)
+        self.users.values().map(|e| &*e.narrative)
     }
 
     /// Applies a listing that started at generation `started`: `users` are the user
     /// narratives it shows (several with one name resolve to the oldest, as `find` does).
-    /// Returns false for a listing older than one already applied.
-    pub fn observe(&mut self, users: &[Narrative], started: u64) -> bool {
+    /// Returns false for a listing older than one already applied. An entry is copied only
+    /// when it changed: at 10,000 narratives a listing mostly confirms what is known.
+    pub fn observe(&mut self, users: &[&Narrative], started: u64) -> bool {
         if self.listed.is_some_and(|l| l > started) {
             return false;
         }
         self.listed = Some(started);
         let mut shown: HashMap<&ServiceName, &Narrative> = HashMap::with_capacity(users.len());
-        for n in users {
+        for &n in users {
             if matches!(n.state, NarrativeState::Removing | NarrativeState::Stopped) {
                 continue;
             }
@@ -100,13 +103,13 @@ impl Index {
                 continue;
             }
             match self.users.get_mut(name) {
-                Some(entry) if entry.since > started => {}
-                Some(entry) => entry.narrative = n.clone(),
+                Some(entry) if entry.since > started || *entry.narrative == *n => {}
+                Some(entry) => *entry.narrative = n.clone(),
                 None => {
                     self.users.insert(
                         name.clone(),
                         Entry {
-                            narrative: n.clone(),
+                            narrative: Box::new(n.clone()),
                             removing: false,
                             since: started,
                         },
@@ -124,7 +127,7 @@ impl Index {
         self.users.insert(
             narrative.name.clone(),
             Entry {
-                narrative,
+                narrative: Box::new(narrative),
                 removing: false,
                 since: gen,
             },
@@ -219,19 +222,19 @@ mod tests {
         let mut index = Index::new();
         assert!(!index.is_complete());
         let a = user("narrative-a", "1");
-        assert!(index.observe(std::slice::from_ref(&a), 0));
+        assert!(index.observe(&[&a], 0));
         assert!(index.is_complete());
         assert_eq!(index.get(&name("narrative-a")).unwrap().id, "1");
         // Created locally after a listing started: that listing does not drop it.
         let b = user("narrative-b", "2");
         index.upsert(b.clone(), 5);
-        assert!(index.observe(std::slice::from_ref(&a), 4));
+        assert!(index.observe(&[&a], 4));
         assert!(index.get(&name("narrative-b")).is_some());
         // A listing that started later and does not show it: gone.
-        assert!(index.observe(std::slice::from_ref(&a), 6));
+        assert!(index.observe(&[&a], 6));
         assert!(index.get(&name("narrative-b")).is_none());
         // An older listing arriving late is ignored.
-        assert!(!index.observe(&[a, b], 5));
+        assert!(!index.observe(&[&a, &b], 5));
         assert!(index.get(&name("narrative-b")).is_none());
     }
 
@@ -239,13 +242,13 @@ mod tests {
     fn a_forgotten_name_is_not_revived_by_a_listing_that_started_before() {
         let mut index = Index::new();
         let a = user("narrative-a", "1");
-        index.observe(std::slice::from_ref(&a), 0);
+        index.observe(&[&a], 0);
         index.forget(&name("narrative-a"), 3);
-        assert!(index.observe(std::slice::from_ref(&a), 2));
+        assert!(index.observe(&[&a], 2));
         assert!(index.get(&name("narrative-a")).is_none());
         // A listing after the removal that shows the name again shows a new container.
         let again = user("narrative-a", "9");
-        assert!(index.observe(std::slice::from_ref(&again), 4));
+        assert!(index.observe(&[&again], 4));
         assert_eq!(index.get(&name("narrative-a")).unwrap().id, "9");
     }
 
@@ -253,7 +256,7 @@ mod tests {
     fn a_narrative_being_removed_is_not_answered() {
         let mut index = Index::new();
         let a = user("narrative-a", "1");
-        index.observe(std::slice::from_ref(&a), 0);
+        index.observe(&[&a], 0);
         assert!(index.begin_removal(&name("narrative-a"), "1", 1));
         assert!(index.get(&name("narrative-a")).is_none());
         index.removal_failed(&name("narrative-a"), 2);
@@ -272,7 +275,7 @@ mod tests {
         older_one.created = DateTime::from_timestamp(1_000, 0);
         let mut stopped = user("narrative-z", "30");
         stopped.state = NarrativeState::Stopped;
-        index.observe(&[newer, older_one, stopped], 0);
+        index.observe(&[&newer, &older_one, &stopped], 0);
         assert_eq!(index.get(&name("narrative-a")).unwrap().id, "10");
         assert!(index.get(&name("narrative-z")).is_none());
         assert_eq!(index.len(), 1);

@@ -30,13 +30,16 @@ pub enum SkipReason {
     RemoveFailed(String),
 }
 
-/// A user narrative the reaper considers: its name and its Traefik service name.
+/// A user narrative the reaper considers: its name, its Traefik service name and its
+/// connection mark.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tracked {
     /// The container.
     pub name: ServiceName,
     /// Its Traefik service name, the store's key.
     pub service: String,
+    /// When a user was last connected to it, as the orchestrator says (any replica's mark).
+    pub mark: Option<DateTime<Utc>>,
 }
 
 /// What to do about idleness, decided from one read of the world.
@@ -54,9 +57,11 @@ pub struct IdlePlan {
 
 /// Decides, for each user narrative, whether it is active, new, idle too long or unknown.
 ///
-/// A narrative never seen before is tracked from `now`, never reaped on sight; one whose
-/// activity is unknown keeps its clock and is not reaped; records of services that are not
-/// in `users` are pruned. Prespawned narratives must not be passed in: they are never
+/// A narrative's last-seen instant is its record, or its connection mark where that is newer.
+/// A narrative never seen before (no record) is tracked from `now`, never reaped on sight,
+/// whatever its mark: a replica that has just started errs toward keeping. One whose activity
+/// is unknown keeps its clock and is not reaped; records of services that are not in `users`
+/// are pruned. Prespawned narratives must not be passed in: they are never
 /// reaped for idleness.
 pub fn plan_idle(
     now: DateTime<Utc>,
@@ -67,12 +72,14 @@ pub fn plan_idle(
 ) -> IdlePlan {
     let mut plan = IdlePlan::default();
     for user in users {
-        let seen = records.get(&user.service);
+        let seen = records
+            .get(&user.service)
+            .map(|record| user.mark.map_or(*record, |mark| mark.max(*record)));
         match (activity.get(&user.service).copied(), seen) {
             (Some(Activity::Active), _) | (_, None) => plan.touch.push(user.service.clone()),
             (None | Some(Activity::Unknown), Some(_)) => plan.unknown.push(user.name.clone()),
             (Some(Activity::Idle), Some(last)) => {
-                if now.signed_duration_since(*last) > idle_timeout {
+                if now.signed_duration_since(last) > idle_timeout {
                     plan.reap.push(user.clone());
                 }
             }
@@ -177,6 +184,7 @@ mod tests {
         Tracked {
             name: ServiceName::new(name).unwrap(),
             service: format!("{name}_s"),
+            mark: None,
         }
     }
 

@@ -287,6 +287,17 @@ impl Client {
         first: Url,
         deadline: Deadline,
     ) -> Result<Vec<T>, RancherError> {
+        self.list_map(first, deadline, Some).await
+    }
+
+    /// Like [`Client::list_all`], keeping of each item only what `keep` makes of it, page by
+    /// page: a listing of 10,000 services never holds every parsed service at once.
+    pub(crate) async fn list_map<T: DeserializeOwned, U>(
+        &self,
+        first: Url,
+        deadline: Deadline,
+        mut keep: impl FnMut(T) -> Option<U>,
+    ) -> Result<Vec<U>, RancherError> {
         let mut items = Vec::new();
         let mut next = Some(first);
         let mut pages = 0;
@@ -299,7 +310,7 @@ impl Client {
                 });
             }
             let page: Collection<T> = self.get(&url, deadline).await?;
-            items.extend(page.data);
+            items.extend(page.data.into_iter().filter_map(&mut keep));
             if let Some(link) = page.pagination.and_then(|p| p.next) {
                 next = Some(self.follow(&url, &link)?);
             }

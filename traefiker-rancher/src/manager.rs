@@ -203,24 +203,29 @@ impl RancherManager {
     /// Narratives among `services`; the others are skipped with a warning when they look like
     /// narratives but cannot be used (never with the label's value: it is a session id).
     fn narratives(&self, services: Vec<Service>) -> Vec<Narrative> {
-        services
-            .iter()
-            .filter(|s| !s.is_removed())
-            .filter_map(|s| match self.narrative(s) {
-                Ok(n) => Some(n),
-                Err(why) => {
-                    let named = s.name.as_deref().and_then(|n| self.naming.kind_of(n));
-                    let ours = s
-                        .image_uuid()
-                        .is_some_and(|i| i.starts_with(&self.image_prefix));
-                    if named.is_some() && ours {
-                        tracing::warn!(service_id = %s.id, name = ?s.name, reason = why,
-                            "skipping a narrative service traefiker cannot use");
-                    }
-                    None
+        services.iter().filter_map(|s| self.usable(s)).collect()
+    }
+
+    /// The narrative `s` is, if it is a live one traefiker can use; see
+    /// [`RancherManager::narratives`].
+    fn usable(&self, s: &Service) -> Option<Narrative> {
+        if s.is_removed() {
+            return None;
+        }
+        match self.narrative(s) {
+            Ok(n) => Some(n),
+            Err(why) => {
+                let named = s.name.as_deref().and_then(|n| self.naming.kind_of(n));
+                let ours = s
+                    .image_uuid()
+                    .is_some_and(|i| i.starts_with(&self.image_prefix));
+                if named.is_some() && ours {
+                    tracing::warn!(service_id = %s.id, name = ?s.name, reason = why,
+                        "skipping a narrative service traefiker cannot use");
                 }
-            })
-            .collect()
+                None
+            }
+        }
     }
 
     /// A deadline for one operation from now.
@@ -432,12 +437,12 @@ impl ContainerManager for RancherManager {
         url.query_pairs_mut()
             .append_pair("stackId", &self.location.stack_id)
             .append_pair("limit", &self.page_size.to_string());
-        let services: Vec<Service> = self
-            .client
-            .list_all(url, Deadline::after(self.timeouts.list))
+        self.client
+            .list_map(url, Deadline::after(self.timeouts.list), |s: Service| {
+                self.usable(&s)
+            })
             .await
-            .map_err(|e| e.into_manager("the stack's services"))?;
-        Ok(self.narratives(services))
+            .map_err(|e| e.into_manager("the stack's services"))
     }
 
     async fn create(&self, spec: &SpawnSpec) -> Result<Narrative, ManagerError> {

@@ -476,7 +476,7 @@ impl Lifecycle {
         let mut foreign = Vec::new();
         for n in all {
             match n.kind {
-                NarrativeKind::User => users.push(n.clone()),
+                NarrativeKind::User => users.push(n),
                 NarrativeKind::Prespawned
                     if matches!(n.state, NarrativeState::Removing | NarrativeState::Stopped) => {}
                 NarrativeKind::Prespawned if n.replica.as_ref() == Some(me) => own.push(n.clone()),
