@@ -20,6 +20,7 @@ use traefiker_core::{Lifecycle, Narrative};
 use crate::config::Config;
 use crate::routes::dynamic::dynamic_config;
 use crate::routes::reply::Reference;
+use crate::routes::status::render_services;
 
 /// How often the provider's listing is refreshed.
 pub const PROVIDER_INTERVAL: Duration = Duration::from_secs(2);
@@ -27,6 +28,8 @@ pub const PROVIDER_INTERVAL: Duration = Duration::from_secs(2);
 pub const CHECK_INTERVAL: Duration = Duration::from_secs(10);
 /// The shortest time between two listings, whatever asks for them.
 pub const MIN_GAP: Duration = Duration::from_millis(500);
+/// How long the admin's rendered list of narratives is served before it is rendered again.
+pub const STATUS_FRESH: Duration = Duration::from_secs(2);
 
 /// The outcome of one backend check.
 #[derive(Clone, Debug)]
@@ -63,6 +66,12 @@ struct Inner {
     snapshot: RwLock<Arc<Snapshot>>,
     /// Serialises refreshes, so an older listing never overwrites a newer one.
     refreshing: Mutex<()>,
+    /// The admin's list of narratives as last rendered, and when.
+    services: Mutex<Option<(Instant, Bytes)>>,
+    /// One rendering of that list at a time.
+    rendering: Mutex<()>,
+    /// A change this process made since the list was rendered: render it again.
+    services_stale: std::sync::atomic::AtomicBool,
     wake: Notify,
 }
 
@@ -79,6 +88,9 @@ impl Kept {
                     last_ok: None,
                 })),
                 refreshing: Mutex::new(()),
+                services: Mutex::new(None),
+                rendering: Mutex::new(()),
+                services_stale: std::sync::atomic::AtomicBool::new(false),
                 wake: Notify::new(),
             }),
         }
@@ -117,6 +129,9 @@ impl Kept {
 
     /// Asks the loop for a refresh soon, without waiting for it.
     pub fn refresh_soon(&self) {
+        self.inner
+            .services_stale
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         self.inner.wake.notify_one();
     }
 
@@ -126,6 +141,10 @@ impl Kept {
     /// periodically, else from one `verify` per interval.
     pub async fn refresh(&self) {
         let _serial = self.inner.refreshing.lock().await;
+        // What the admin's list shows may have changed too (a reaper cycle ends here).
+        self.inner
+            .services_stale
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let lifecycle = &self.inner.lifecycle;
         let check = if self.inner.config.reconcile_interval.is_zero() {
             lifecycle
@@ -188,6 +207,43 @@ impl Kept {
             Some(age) => Err(format!("no listing for {} s", age.as_secs())),
             None => Err("no listing yet".to_owned()),
         }
+    }
+
+    /// Every narrative the lifecycle keeps, described for `/narrative_status/` (a JSON array).
+    /// Served from the last rendering; one older than [`STATUS_FRESH`], or from before a
+    /// change, is rendered again in the background (the next request gets it), so only the
+    /// very first request waits for a rendering.
+    pub async fn services_json(&self) -> Bytes {
+        let cached = self.inner.services.lock().await.clone();
+        let stale = self
+            .inner
+            .services_stale
+            .swap(false, std::sync::atomic::Ordering::Relaxed);
+        match cached {
+            Some((at, bytes)) => {
+                if stale || at.elapsed() >= STATUS_FRESH {
+                    let this = self.clone();
+                    tokio::spawn(async move { this.render_services().await });
+                }
+                bytes
+            }
+            None => self.render_services().await,
+        }
+    }
+
+    /// Renders the admin's list now and keeps it; concurrent renderings wait for one another.
+    async fn render_services(&self) -> Bytes {
+        let _serial = self.inner.rendering.lock().await;
+        let entries = self.inner.lifecycle.status();
+        let config = self.inner.config.clone();
+        let rendered = tokio::task::spawn_blocking(move || {
+            let prefix = config.naming.user_template().prefix();
+            Bytes::from(render_services(&entries, prefix, chrono::Utc::now()))
+        })
+        .await
+        .unwrap_or_else(|_| Bytes::from_static(b"[]"));
+        *self.inner.services.lock().await = Some((Instant::now(), rendered.clone()));
+        rendered
     }
 
     /// Renders on a blocking thread: at 10,000 narratives it takes milliseconds that must not

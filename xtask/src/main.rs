@@ -8,6 +8,8 @@
 //! - `images`: the container images, built here with nothing pulled, and their sizes.
 //! - `sim [--seeds N] [--from S] [--seed S] [--steps M] [--replicas R] [--trace]`: the
 //!   deterministic simulation of the lifecycle (`traefiker-sim`), in release mode.
+//! - `bench`: every speed and memory figure in one run (request path, reaper at 10,000,
+//!   provider and status answers, activity read), each beside the box's own limit.
 //! - `bench-server`: request-path figures of the server (req/s, p50/p99, backend and auth
 //!   calls per request, RSS), from `traefiker-server/examples/bench_server.rs` in release mode.
 //! - `bench-docker`: a warm-pool assignment against a cold create on the real Docker engine,
@@ -15,6 +17,7 @@
 //! - `bench-activity`: `traefiker activity --file` on a 50 MB page: `read_page` against a
 //!   `memchr` scan in process, and the whole process against the Python version's loop.
 
+mod bench;
 mod bench_activity;
 mod compose;
 mod demo;
@@ -48,8 +51,9 @@ fn main() -> ExitCode {
         ),
         Some("bench-docker") => bench_docker(),
         Some("bench-activity") => bench_activity::bench_activity(),
+        Some("bench") => bench::bench(),
         _ => {
-            eprintln!("usage: cargo xtask ci|demo [--docker]|e2e [--docker]|images|sim|bench-server|bench-docker|bench-activity");
+            eprintln!("usage: cargo xtask ci|demo [--docker]|e2e [--docker]|images|sim|bench|bench-server|bench-docker|bench-activity");
             return ExitCode::from(2);
         }
     };
