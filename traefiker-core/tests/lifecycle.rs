@@ -675,3 +675,23 @@ impl NowForTest for ManualClock {
         traefiker_core::Clock::now(self)
     }
 }
+
+#[tokio::test]
+async fn a_stopped_container_holding_a_users_name_is_replaced() {
+    // A waiting container handed out after it died (no listing showed it yet) leaves the
+    // user's name on a stopped container: the next connect clears it and starts a new one.
+    let w = world(0);
+    let first = bounded(w.lifecycle.connect(&user("alice"), Visit::default()))
+        .await
+        .unwrap();
+    w.manager.make_zombie(first.name.as_str());
+    bounded(w.lifecycle.narratives()).await.unwrap();
+    let again = bounded(w.lifecycle.connect(&user("alice"), Visit::default()))
+        .await
+        .unwrap();
+    assert_eq!(again.outcome, ConnectOutcome::Created);
+    assert_ne!(again.session, first.session);
+    let left = w.manager.containers();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0].session, again.session);
+}

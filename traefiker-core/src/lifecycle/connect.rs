@@ -11,6 +11,7 @@
 //! and, when other replicas may reap, marked in the orchestrator too.
 
 use chrono::{DateTime, Utc};
+use futures::future::{BoxFuture, FutureExt};
 
 use super::{lock, ConnectOutcome, Connection, Known, Lifecycle, LifecycleConfig};
 use crate::error::{Error, ManagerError};
@@ -160,10 +161,10 @@ impl Lifecycle {
                 return Err(Error::AtCapacity { limit });
             }
         }
-        if let Some(connection) = self.assign_waiting(&name, &origin).await? {
+        if let Some(connection) = self.assign_waiting(user, &name, &origin).await? {
             return Ok(connection);
         }
-        self.create_for(user, name, origin).await
+        self.create_for(user, name, origin, Retry::ClearDead).await
     }
 
     /// Answers with `narrative`, marking the connection in the orchestrator if due; `None`
@@ -246,6 +247,7 @@ impl Lifecycle {
     /// Gives the user a ready waiting container of this replica, if one can be had.
     async fn assign_waiting(
         &self,
+        user: &UserId,
         name: &ServiceName,
         origin: &Origin,
     ) -> Result<Option<Connection>, Error> {
@@ -301,7 +303,10 @@ impl Lifecycle {
                     }));
                 }
                 Err(ManagerError::NameTaken { .. }) => {
-                    return self.adopt(name, origin).await.map(Some)
+                    return self
+                        .adopt(user, name, origin, Retry::ClearDead)
+                        .await
+                        .map(Some)
                 }
                 Err(e @ ManagerError::Unavailable { .. }) => return Err(e.into()),
                 Err(e) => {
@@ -313,11 +318,22 @@ impl Lifecycle {
         Ok(None)
     }
 
-    async fn create_for(
+    fn create_for<'a>(
+        &'a self,
+        user: &'a UserId,
+        name: ServiceName,
+        origin: Origin,
+        retry: Retry,
+    ) -> BoxFuture<'a, Result<Connection, Error>> {
+        async move { self.create_once(user, name, origin, retry).await }.boxed()
+    }
+
+    async fn create_once(
         &self,
         user: &UserId,
         name: ServiceName,
         origin: Origin,
+        retry: Retry,
     ) -> Result<Connection, Error> {
         let session = self.inner.entropy.session();
         let router = self.inner.config.naming.router_for_user(user);
@@ -345,16 +361,29 @@ impl Lifecycle {
                     outcome: ConnectOutcome::Created,
                 })
             }
-            Err(ManagerError::NameTaken { .. }) => self.adopt(&name, &origin).await,
+            Err(ManagerError::NameTaken { .. }) => self.adopt(user, &name, &origin, retry).await,
             // If the create happened and only its answer was lost, the user's next request
             // finds the name taken and adopts it.
             Err(e) => Err(e.into()),
         }
     }
 
-    /// Another replica or an earlier request made the user's container: use it.
-    async fn adopt(&self, name: &ServiceName, origin: &Origin) -> Result<Connection, Error> {
+    /// Another replica or an earlier request made the user's container: use it. A container
+    /// that stopped and still holds the name (a dead waiting one handed out before a listing
+    /// showed it dead) is removed and a new one made, once.
+    async fn adopt(
+        &self,
+        user: &UserId,
+        name: &ServiceName,
+        origin: &Origin,
+        retry: Retry,
+    ) -> Result<Connection, Error> {
         match self.call("find", self.inner.manager.find(name)).await? {
+            Some(dead) if dead.state == NarrativeState::Stopped && retry == Retry::ClearDead => {
+                self.clear_dead(name, dead).await?;
+                self.create_for(user, name.clone(), origin.clone(), Retry::Once)
+                    .await
+            }
             Some(existing) if is_live(&existing) => {
                 {
                     let mut known = lock(&self.inner.known);
@@ -413,6 +442,14 @@ impl Lifecycle {
         tracing::info!(service = %name, "shut down a narrative");
         Ok(Some(name))
     }
+}
+
+/// Whether a create that finds the user's name held by a stopped container may clear it and
+/// try again (only once per connect).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Retry {
+    ClearDead,
+    Once,
 }
 
 fn is_live(n: &Narrative) -> bool {
