@@ -695,3 +695,201 @@ async fn a_stopped_container_holding_a_users_name_is_replaced() {
     assert_eq!(left.len(), 1, "{left:?}");
     assert_eq!(left[0].session, again.session);
 }
+
+#[tokio::test]
+async fn a_create_whose_answer_was_lost_is_kept_not_left_behind() {
+    // Issue 10 point 6: the create happened, the answer did not come back.
+    let w = world(2);
+    w.manager.lose_next_answer(Op::Create);
+    let report = bounded(w.lifecycle.fill_pool()).await.unwrap();
+    assert_eq!(report.failures.len(), 1, "{:?}", report.failures);
+    assert_eq!(w.manager.containers().len(), 2, "found by name and kept");
+    assert_eq!(w.lifecycle.pool_waiting(), 2);
+    // Nothing more is made: the pool already holds exactly its size.
+    let report = bounded(w.lifecycle.fill_pool()).await.unwrap();
+    assert_eq!(report.created, 0);
+    assert_eq!(w.manager.containers().len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_pool_filler_backs_off_while_fills_fail() {
+    // Issue 10 point 6: a backend that keeps failing is not asked every 5 s forever.
+    let w = world(1);
+    for _ in 0..100 {
+        w.manager.fail_next(
+            Op::List,
+            ManagerError::Unavailable {
+                backend: "test".into(),
+                detail: "down".into(),
+            },
+        );
+    }
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let filler = {
+        let lifecycle = w.lifecycle.clone();
+        tokio::spawn(async move {
+            lifecycle
+                .run_pool_filler(async {
+                    let _ = stop_rx.await;
+                })
+                .await
+        })
+    };
+    w.lifecycle.request_pool_fill();
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    let attempts = w.manager.calls(Op::List);
+    // Waits of 1, 2, 4, 8, 16, 32, 60 s (each with jitter up to as much again): at most about
+    // eight attempts in two minutes, where a fixed 5 s retry makes 24.
+    assert!((3..=9).contains(&attempts), "{attempts} attempts");
+    stop_tx.send(()).unwrap();
+    filler.await.unwrap();
+}
+
+#[tokio::test]
+async fn zombie_removals_forget_their_records_and_a_new_container_starts_a_fresh_clock() {
+    // Issue 10 point 3.
+    let w = world(0);
+    let alice = bounded(w.lifecycle.connect(&user("alice"), Visit::default()))
+        .await
+        .unwrap();
+    bounded(w.lifecycle.reap_cycle(ReapMode::Apply))
+        .await
+        .unwrap();
+    assert!(w.store.load().unwrap().contains_key(alice.name.as_str()));
+    w.manager.make_zombie(alice.name.as_str());
+    w.clock.advance(past_timeout() * 3);
+    let report = bounded(w.lifecycle.reap_cycle(ReapMode::Apply))
+        .await
+        .unwrap();
+    assert_eq!(report.zombies, vec![alice.name.clone()]);
+    assert!(
+        !w.store.load().unwrap().contains_key(alice.name.as_str()),
+        "a removed zombie's record is forgotten"
+    );
+    // Alice comes back: a new container under the old name is not reaped on the old clock.
+    let again = bounded(w.lifecycle.connect(&user("alice"), Visit::default()))
+        .await
+        .unwrap();
+    assert_eq!(again.outcome, ConnectOutcome::Created);
+    let report = bounded(w.lifecycle.reap_cycle(ReapMode::Apply))
+        .await
+        .unwrap();
+    assert!(report.idle.is_empty(), "{report:?}");
+}
+
+/// The in-memory backend whose `find` waits until the test lets it through.
+#[derive(Debug)]
+struct GatedFind {
+    inner: InMemoryManager,
+    gate: tokio::sync::Semaphore,
+    waiting: tokio::sync::Notify,
+}
+
+#[async_trait::async_trait]
+impl ContainerManager for GatedFind {
+    async fn verify(&self) -> Result<traefiker_core::BackendInfo, ManagerError> {
+        self.inner.verify().await
+    }
+    async fn find(
+        &self,
+        name: &traefiker_core::ServiceName,
+    ) -> Result<Option<Narrative>, ManagerError> {
+        self.waiting.notify_one();
+        let _permit = self.gate.acquire().await.unwrap();
+        self.inner.find(name).await
+    }
+    async fn list(&self) -> Result<Vec<Narrative>, ManagerError> {
+        self.inner.list().await
+    }
+    async fn create(&self, spec: &traefiker_core::SpawnSpec) -> Result<Narrative, ManagerError> {
+        self.inner.create(spec).await
+    }
+    async fn assign(
+        &self,
+        n: &Narrative,
+        a: &traefiker_core::Assignment,
+    ) -> Result<Narrative, ManagerError> {
+        self.inner.assign(n, a).await
+    }
+    async fn mark_connected(
+        &self,
+        n: &Narrative,
+        o: &traefiker_core::Origin,
+    ) -> Result<(), ManagerError> {
+        self.inner.mark_connected(n, o).await
+    }
+    async fn remove(&self, n: &Narrative) -> Result<(), ManagerError> {
+        self.inner.remove(n).await
+    }
+    async fn zombies(&self) -> Result<Vec<Narrative>, ManagerError> {
+        self.inner.zombies().await
+    }
+    fn traefik_service(&self, name: &traefiker_core::ServiceName) -> String {
+        self.inner.traefik_service(name)
+    }
+}
+
+#[tokio::test]
+async fn a_user_connected_after_the_cycle_read_activity_keeps_the_narrative() {
+    // Issue 10 point 3: the cycle decides from a read taken before the connect; the removal
+    // looks again under the narrative's lane, and the connect wins.
+    let manager = Arc::new(GatedFind {
+        inner: InMemoryManager::new(Default::default()),
+        gate: tokio::sync::Semaphore::new(0),
+        waiting: tokio::sync::Notify::new(),
+    });
+    let clock = Arc::new(ManualClock::default());
+    let traefik = Arc::new(ScriptedActivity::new("traefik"));
+    let lifecycle = Lifecycle::new(
+        manager.clone(),
+        vec![traefik.clone()],
+        Arc::new(MemoryStore::new()),
+        clock.clone(),
+        LifecycleConfig {
+            pool_size: 0,
+            idle_timeout: TIMEOUT,
+            ..LifecycleConfig::default()
+        },
+        Some(IMAGE.to_owned()),
+    );
+    let alice = bounded(lifecycle.connect(&user("alice"), Visit::default()))
+        .await
+        .unwrap();
+    bounded(lifecycle.reap_cycle(ReapMode::Apply))
+        .await
+        .unwrap();
+    clock.advance(past_timeout());
+    // The cycle reads activity (alice idle) and stops at its second look before removing.
+    let cycle = tokio::spawn({
+        let lifecycle = lifecycle.clone();
+        async move { lifecycle.reap_cycle(ReapMode::Apply).await }
+    });
+    bounded(manager.waiting.notified()).await;
+    // Alice comes back now; her connect marks the narrative, so it waits for the cycle's
+    // look, but is recorded as a visit before it does.
+    let again = tokio::spawn({
+        let lifecycle = lifecycle.clone();
+        async move { lifecycle.connect(&user("alice"), Visit::default()).await }
+    });
+    // Let the connect reach the lane (its flight is a task of its own).
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    manager.gate.add_permits(100);
+    let again = bounded(again).await.unwrap().unwrap();
+    assert_eq!(
+        again.session, alice.session,
+        "her own narrative, not a new one"
+    );
+    let report = bounded(cycle).await.unwrap().unwrap();
+    assert!(report.idle.is_empty(), "{report:?}");
+    assert_eq!(
+        report.skipped,
+        vec![(alice.name.clone(), SkipReason::ConnectedSince)]
+    );
+    assert_eq!(
+        manager.inner.containers().len(),
+        1,
+        "alice keeps her narrative"
+    );
+}

@@ -100,9 +100,9 @@ fn check_reap(
 }
 
 /// Whether the reaper's last look at the narrative may have read it before the mark that
-/// covers this connect took effect (the connect's own, or a fresh one another replica wrote
-/// just before): the look was sent before the mark was answered. Both sit somewhere inside
-/// their round trips; a reaper that did not look again at all is never excused.
+/// covers this connect took effect (the connect's own, or one another replica sent just
+/// before): the look was sent before that mark was answered. Both take effect somewhere
+/// inside their round trips; a reaper that did not look again at all is never excused.
 fn raced(log: &Log, g: &Grant, r: &Reaped) -> bool {
     let looked = log
         .finds
@@ -112,12 +112,11 @@ fn raced(log: &Log, g: &Grant, r: &Reaped) -> bool {
         marks
             .iter()
             .rev()
-            .find(|(at, _)| *at <= g.at)
-            .map(|(at, _)| *at)
+            .find(|(sent, _)| *sent <= g.at)
+            .map(|(_, answered)| *answered)
     });
     matches!((looked, marked), (Some(l), Some(m)) if l < m)
 }
-
 /// Checks the state the pool must settle in once the workload has stopped: exactly
 /// `pool_size` waiting containers per live replica, none of dead replicas, none unlabelled.
 pub fn settled(

@@ -145,8 +145,9 @@ pub struct Log {
     pub reads: Vec<Read>,
     /// When each answered `find` was sent, per (replica, name).
     pub finds: BTreeMap<(usize, ServiceName), Vec<DateTime<Utc>>>,
-    /// Completed marks per session (by its text: the simulation's own bookkeeping).
-    pub marks: BTreeMap<String, Vec<(DateTime<Utc>, usize)>>,
+    /// Answered marks per session (by its text: the simulation's own bookkeeping): when each
+    /// was sent and when answered.
+    pub marks: BTreeMap<String, Vec<(DateTime<Utc>, DateTime<Utc>)>>,
     pub trace: Vec<String>,
     /// Shutdowns by user: when each began and, once done, ended.
     pub shutdowns: Vec<(String, DateTime<Utc>, Option<DateTime<Utc>>)>,
@@ -266,7 +267,19 @@ impl ContainerManager for Recorder {
         // When it was sent: the backend reads somewhere between then and the answer.
         let sent = self.clock.now();
         let r = self.guarded(self.inner.find(name)).await;
-        if r.is_ok() {
+        if let Ok(found) = &r {
+            let line = format!(
+                "[{}]   #{} found {} (sent {}, mark {:?})",
+                self.clock.now().format("%H:%M:%S%.3f"),
+                self.replica,
+                name,
+                sent.format("%H:%M:%S%.3f"),
+                found
+                    .as_ref()
+                    .and_then(|n| n.origin.as_ref())
+                    .map(|o| o.at.format("%H:%M:%S%.3f").to_string())
+            );
+            lock(&self.log).trace.push(line);
             lock(&self.log)
                 .finds
                 .entry((self.replica, name.clone()))
@@ -300,6 +313,8 @@ impl ContainerManager for Recorder {
         narrative: &Narrative,
         origin: &Origin,
     ) -> Result<(), ManagerError> {
+        // The mark takes effect somewhere between when it is sent and when it is answered.
+        let sent = self.clock.now();
         let r = self
             .guarded(self.inner.mark_connected(narrative, origin))
             .await;
@@ -308,7 +323,7 @@ impl ContainerManager for Recorder {
                 .marks
                 .entry(narrative.session.expose().to_owned())
                 .or_default()
-                .push((self.clock.now(), self.replica));
+                .push((sent, self.clock.now()));
         }
         r
     }

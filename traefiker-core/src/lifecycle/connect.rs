@@ -121,6 +121,12 @@ impl Lifecycle {
         name: ServiceName,
         visit: Visit,
     ) -> Result<Connection, Error> {
+        // A returning user counts as seen before waiting for the lane: a reaper holding it
+        // to look at this narrative once more then sees the visit and keeps it. If this
+        // connect fails after all, the narrative is only kept a little longer.
+        if lock(&self.inner.known).index.get(&name).is_some() {
+            self.connected(&name);
+        }
         let _lane = self.inner.lanes.enter(&name).await;
         let origin = Origin {
             client_ip: visit.client_ip.clone(),

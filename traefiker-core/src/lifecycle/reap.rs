@@ -41,9 +41,13 @@ impl Lifecycle {
         self.refresh_peers().await;
         report.duplicates = duplicates(&all);
 
+        // Stopped ones are zombies, removed as such below, not judged for idleness.
         let users: Vec<&Narrative> = all
             .iter()
-            .filter(|n| n.kind == NarrativeKind::User && n.state != NarrativeState::Removing)
+            .filter(|n| {
+                n.kind == NarrativeKind::User
+                    && !matches!(n.state, NarrativeState::Removing | NarrativeState::Stopped)
+            })
             .collect();
         let tracked: Vec<Tracked> = users
             .iter()

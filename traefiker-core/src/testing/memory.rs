@@ -68,6 +68,7 @@ struct State {
     containers: BTreeMap<u64, Narrative>,
     zombies: Vec<u64>,
     failures: HashMap<Op, VecDeque<ManagerError>>,
+    lost: HashMap<Op, usize>,
     calls: BTreeMap<Op, usize>,
     rng: Option<(StdRng, Faults)>,
 }
@@ -114,6 +115,7 @@ impl InMemoryManager {
                 containers: BTreeMap::new(),
                 zombies: Vec::new(),
                 failures: HashMap::new(),
+                lost: HashMap::new(),
                 calls: BTreeMap::new(),
                 rng: None,
             }),
@@ -159,6 +161,12 @@ impl InMemoryManager {
             .entry(op)
             .or_default()
             .push_back(error);
+    }
+
+    /// Makes the next call of `op` act and then lose its answer: the caller sees
+    /// `Unavailable` although the change happened (a timeout after the orchestrator did it).
+    pub fn lose_next_answer(&self, op: Op) {
+        *self.state().lost.entry(op).or_insert(0) += 1;
     }
 
     /// How many times `op` was called.
@@ -247,6 +255,13 @@ impl InMemoryManager {
         if let Some(e) = state.failures.get_mut(&op).and_then(VecDeque::pop_front) {
             return Call {
                 fate: Fate::Fail(e),
+                back,
+            };
+        }
+        if let Some(lost) = state.lost.get_mut(&op).filter(|n| **n > 0) {
+            *lost -= 1;
+            return Call {
+                fate: Fate::LoseAnswer,
                 back,
             };
         }
