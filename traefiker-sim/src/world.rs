@@ -137,6 +137,9 @@ pub struct Read {
     pub failed: bool,
 }
 
+/// When a call was sent and when it was answered: it took effect somewhere between.
+pub type Span = (DateTime<Utc>, DateTime<Utc>);
+
 /// Everything the invariants look at.
 #[derive(Debug, Default)]
 pub struct Log {
@@ -147,7 +150,7 @@ pub struct Log {
     pub finds: BTreeMap<(usize, ServiceName), Vec<DateTime<Utc>>>,
     /// Answered marks per session (by its text: the simulation's own bookkeeping): when each
     /// was sent and when answered.
-    pub marks: BTreeMap<String, Vec<(DateTime<Utc>, DateTime<Utc>)>>,
+    pub marks: BTreeMap<String, Vec<Span>>,
     pub trace: Vec<String>,
     /// Shutdowns by user: when each began and, once done, ended.
     pub shutdowns: Vec<(String, DateTime<Utc>, Option<DateTime<Utc>>)>,
