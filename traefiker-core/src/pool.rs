@@ -349,7 +349,14 @@ impl Pool {
             .filter(|e| e.slot == Slot::Removing && e.since < gen)
             .map(|e| e.narrative.clone())
             .collect();
-        plan.missing = target.saturating_sub(kept + self.creating.len());
+        // A claim in flight may come back (the user had a container after all): its
+        // replacement is started once it settles, so the pool never overshoots.
+        let claimed = self
+            .entries
+            .values()
+            .filter(|e| e.slot == Slot::Claimed && e.narrative.image == image)
+            .count();
+        plan.missing = target.saturating_sub(kept + claimed + self.creating.len());
         plan
     }
 
@@ -504,6 +511,20 @@ mod tests {
         pool.create_failed(&ServiceName::new("narrativepre-b").unwrap());
         let plan = pool.plan(IMAGE, 3, now(), chrono::Duration::hours(1), 4);
         assert_eq!(plan.missing, 2);
+    }
+
+    #[test]
+    fn a_claim_in_flight_is_replaced_only_once_it_settles() {
+        let (mut pool, _) = ready_pool(&["a", "b"]);
+        pool.claim(IMAGE, |_| 0, 3).unwrap();
+        let plan = pool.plan(IMAGE, 2, now(), chrono::Duration::hours(1), 4);
+        assert_eq!(plan.missing, 0, "it may come back");
+        pool.settle("a", Settle::Untouched, 5);
+        assert_eq!(pool.waiting(IMAGE), 2, "back, and not one too many");
+        pool.claim(IMAGE, |_| 0, 6).unwrap();
+        pool.settle("a", Settle::Assigned, 7);
+        let plan = pool.plan(IMAGE, 2, now(), chrono::Duration::hours(1), 8);
+        assert_eq!(plan.missing, 1, "given away: replaced");
     }
 
     #[test]
