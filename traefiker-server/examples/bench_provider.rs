@@ -101,6 +101,7 @@ async fn main() {
         config,
         manager.clone(),
         vec![Arc::new(ScriptedActivity::new("traefik"))],
+        None,
         Arc::new(MemoryStore::new()),
         Arc::new(StaticTokens::new(vec![])),
         Arc::new(traefiker_core::SystemClock),

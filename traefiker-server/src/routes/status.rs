@@ -1,12 +1,13 @@
 //! `GET /narrative_status/`: always the service's timestamp and version; every narrative for
-//! holders of `status_role` (SPEC §3).
+//! holders of `status_role` (SPEC §3) — as JSON, or as a page ([`crate::routes::admin`]) when
+//! such a holder's browser asks for HTML.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use traefiker_core::{NarrativeKind, Standing, StatusEntry};
 
-use crate::routes::identify;
+use crate::routes::{admin, identify, wants_html};
 use crate::state::AppState;
 
 /// Python's `time.asctime`: `Wed Nov 25 23:59:59 2026`.
@@ -81,6 +82,9 @@ pub async fn status(state: web::Data<AppState>, req: HttpRequest) -> HttpRespons
     });
     if let Some(Ok(identity)) = identify(&state, &req).await {
         if identity.custom_roles.contains(&state.config.status_role) {
+            if wants_html(&req) {
+                return admin::status_html(&state, &req);
+            }
             // From what the background loops keep: an admin's page never waits on the backend.
             let entries = state.lifecycle.status();
             let prefix = state.config.naming.user_template().prefix();
