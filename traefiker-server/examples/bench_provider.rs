@@ -119,6 +119,7 @@ async fn main() {
         state.lifecycle.manager().as_ref(),
         &state.config.traefik_self_url,
         &listed,
+        false,
     )
     .unwrap();
     println!(

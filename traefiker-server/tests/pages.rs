@@ -408,3 +408,41 @@ async fn a_narrative_is_shut_down_from_the_page_only_by_an_administrator_who_con
     );
     h.stop().await;
 }
+
+#[tokio::test]
+async fn traefik_routes_the_demos_front_door_only_where_there_is_one() {
+    for (tokens, front) in [(true, true), (false, false)] {
+        let mut settings = vec![("traefik_provider", "true")];
+        if tokens {
+            settings.extend([
+                ("auth_tokens", DEMO_TOKENS),
+                ("allow_static_tokens", "true"),
+            ]);
+        }
+        let h = Harness::start(&settings).await;
+        h.wait_ready().await;
+        let doc: serde_json::Value = h
+            .get("/traefik/dynamic")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let router = &doc["http"]["routers"]["traefiker-front"];
+        assert_eq!(router.is_object(), front, "{doc}");
+        if front {
+            assert_eq!(router["service"], "traefiker");
+            let rule = router["rule"].as_str().unwrap();
+            for path in [
+                "Path(\"/\")",
+                "Path(\"/login\")",
+                "Path(\"/load-narrative.html\")",
+                "PathPrefix(\"/narrative_status/\")",
+            ] {
+                assert!(rule.contains(path), "{rule}");
+            }
+        }
+        h.stop().await;
+    }
+}

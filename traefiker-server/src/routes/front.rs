@@ -34,6 +34,14 @@ const PATH: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~')
     .remove(b'/');
 
+/// The paths of the demo's front door that Traefik sends to traefiker (with the local backend,
+/// by the route of `/traefik/dynamic`): these, and everything under [`PATH_PREFIXES`].
+pub const EXACT_PATHS: &[&str] = &["/", "/login", "/load-narrative.html"];
+
+/// The status page and its form, so an administrator's browser reaches them on the same
+/// origin as the login.
+pub const PATH_PREFIXES: &[&str] = &["/narrative_status/"];
+
 /// Registers the demo's front door.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(login_form))
