@@ -72,11 +72,21 @@ pub fn span(d: Duration) -> String {
     }
 }
 
+/// `n thing` or `n things`.
+fn count(n: usize, thing: &str) -> String {
+    if n == 1 {
+        format!("1 {thing}")
+    } else {
+        format!("{n} {thing}s")
+    }
+}
+
+/// A time in UTC (the page says so once), the date only when it is not today.
 fn when(t: DateTime<Utc>, now: DateTime<Utc>) -> Markup {
     let shown = if t.date_naive() == now.date_naive() {
-        t.format("%H:%M:%S UTC").to_string()
+        t.format("%H:%M:%S").to_string()
     } else {
-        t.format("%Y-%m-%d %H:%M UTC").to_string()
+        t.format("%Y-%m-%d %H:%M").to_string()
     };
     html! { time datetime=(t.to_rfc3339()) { (shown) } }
 }
@@ -112,13 +122,13 @@ fn row(entry: &StatusEntry, o: &Overview<'_>) -> Markup {
     html! {
         tr data-narrative=(n.name.as_str()) {
             th scope="row" { span.mono { (n.name.as_str()) } }
-            td { @if user { (user_of(n.name.as_str(), o.naming)) } @else { span.muted { "—" } } }
-            td.standing { (standing(entry)) }
-            td { (n.state.to_string()) }
-            td { span.mono { (n.image) } }
-            td { @if let Some(t) = started { (when(t, o.now)) } @else { span.muted { "unknown" } } }
-            td { @if let Some(t) = entry.last_seen { (when(t, o.now)) } @else { span.muted { "—" } } }
-            td.idle {
+            td data-label="User" { @if user { (user_of(n.name.as_str(), o.naming)) } @else { span.muted { "—" } } }
+            td.standing data-label="Standing" { (standing(entry)) }
+            td data-label="State" { (n.state.to_string()) }
+            td data-label="Image" { span.mono { (n.image) } }
+            td data-label="Started" { @if let Some(t) = started { (when(t, o.now)) } @else { span.muted { "unknown" } } }
+            td data-label="Last seen" { @if let Some(t) = entry.last_seen { (when(t, o.now)) } @else { span.muted { "—" } } }
+            td.idle data-label="Idle for" {
                 @if let Some(t) = entry.last_seen { (since(t, o.now)) }
                 @else if user { span.muted { "not tracked yet" } }
                 @else { span.muted { "never reaped" } }
@@ -164,7 +174,7 @@ fn cycle(o: &Overview<'_>) -> Markup {
     };
     html! {
         dl.facts {
-            dt { "When" } dd { (when(summary.at, o.now)) " (" (since(summary.at, o.now)) " ago)" }
+             dt { "When" } dd { (when(summary.at, o.now)) " UTC (" (since(summary.at, o.now)) " ago)" }
             dt { "Removed as idle" } dd { (names(&r.idle)) }
             dt { "Removed as stopped" } dd { (names(&r.zombies)) }
             dt { "Other replicas' pools removed" } dd { (names(&r.abandoned)) }
@@ -217,7 +227,7 @@ pub fn status_page(o: &Overview<'_>, nonce: &Nonce) -> Markup {
         main {
             h1 { "Narratives" }
             p #refresh-state.muted role="status" {
-                "Replica " code { (o.replica) } " · updated " (when(o.now, o.now))
+                "Replica " code { (o.replica) } " · updated " (when(o.now, o.now)) " UTC"
                 " · refreshes every " (REFRESH.as_secs()) " s · " a href="/narrative_status/" { "refresh now" }
             }
             div #live data-refresh-secs=(REFRESH.as_secs()) {
@@ -225,10 +235,10 @@ pub fn status_page(o: &Overview<'_>, nonce: &Nonce) -> Markup {
                     p.notice role="status" { (notice) }
                 }
                 h2 { "Every narrative" }
-                p { (users) " user narratives, " (o.entries.len() - users) " others." }
+                p { (count(users, "user narrative")) ", " (count(o.entries.len() - users, "other")) "." }
                 div.table {
                     table {
-                        caption.muted { "Idle time is since the narrative was last seen active." }
+                        caption.muted { "Times are UTC; idle time is since the narrative was last seen active." }
                         thead {
                             tr {
                                 th scope="col" { "Narrative" }
