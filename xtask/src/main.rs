@@ -1,10 +1,13 @@
 //! `cargo xtask <command>`: the project's automation, in Rust so it runs wherever cargo does.
 //!
 //! - `ci`: formatting, lints, the container images, every test, the simulation, then the
-//!   end-to-end tests (local, and Docker where an engine answers).
+//!   end-to-end tests (local, in a browser, and Docker where an engine answers).
 //! - `demo [--docker]`: traefiker behind a real Traefik on this machine, until Ctrl-C; with
 //!   `--docker`, the compose stack with narratives as containers.
 //! - `e2e [--docker]`: one end-to-end test alone.
+//! - `e2e-browser`: the demo in a real browser (Chromium over WebDriver), screenshots under
+//!   `target/e2e-browser/screenshots/`; installs Debian's chromium and chromium-driver if
+//!   missing.
 //! - `images`: the container images, built here with nothing pulled, and their sizes.
 //! - `sim [--seeds N] [--from S] [--seed S] [--steps M] [--replicas R] [--trace]`: the
 //!   deterministic simulation of the lifecycle (`traefiker-sim`), in release mode.
@@ -16,6 +19,7 @@
 mod compose;
 mod demo;
 mod e2e;
+mod e2e_browser;
 mod images;
 mod stack;
 mod traefik;
@@ -29,6 +33,7 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("demo") => demo::demo(docker),
         Some("e2e") => e2e::e2e(docker),
+        Some("e2e-browser") => e2e_browser::e2e_browser(),
         Some("images") => images::images(),
         Some("sim") => sim(&args[1..]),
         Some("bench-server") => run(
@@ -45,7 +50,7 @@ fn main() -> ExitCode {
         ),
         Some("bench-docker") => bench_docker(),
         _ => {
-            eprintln!("usage: cargo xtask ci|demo [--docker]|e2e [--docker]|images|sim|bench-server|bench-docker");
+            eprintln!("usage: cargo xtask ci|demo [--docker]|e2e [--docker]|e2e-browser|images|sim|bench-server|bench-docker");
             return ExitCode::from(2);
         }
     };
@@ -87,6 +92,8 @@ fn ci() -> Result<(), String> {
     sim(&["--seeds".to_owned(), "300".to_owned()])?;
     eprintln!("==> cargo xtask e2e");
     e2e::e2e(false)?;
+    eprintln!("==> cargo xtask e2e-browser");
+    e2e_browser::e2e_browser()?;
     match engine {
         Ok(()) => {
             eprintln!("==> cargo xtask e2e --docker");
