@@ -8,7 +8,7 @@
 //!    alone, and lands in his narrative under that path, never alice's;
 //! 3. the admin logs in, sees both narratives with their idle times, shuts bob's down from
 //!    the page (confirming), and it is gone from the page and from the backend; bob's next
-//!    visit starts a new one.
+//!    visit starts a new one, which the admin's open page shows by itself.
 //!
 //! Every navigation is read from Chromium's performance log (status, URL, and whether
 //! traefiker answered it: its `X-Traefiker` marker), so "no 201/404/502 seen" is what the
@@ -616,6 +616,12 @@ impl Run<'_> {
             ));
         }
         bob.shot(&self.shots, "9-bob-new-narrative").await?;
+        // The admin's page, left open, shows bob's new narrative by itself.
+        a.wait_text(&format!("tr[data-narrative='{bob_name}'] td.idle"), |t| {
+            !t.is_empty()
+        })
+        .await
+        .map_err(|e| format!("the status page did not refresh itself: {e}"))?;
         eprintln!("e2e-browser:     bob again: {line}; a new narrative at {now_at:?}");
         Ok(())
     }

@@ -7,7 +7,8 @@
 //! polls the narrative's Jupyter status through Traefik, on the same origin, with the poll
 //! header ([`reply::POLL_HEADER`]): traefiker answers that at once, marked with
 //! [`reply::MARKER`], and does nothing else; an answer without the marker and with a 2xx
-//! status came from the narrative, and the page goes on to the loader. It gives up with a
+//! status (or the narrative's own 401/403) came from the narrative, and the page goes on to
+//! the loader. It gives up with a
 //! retry link after `reload_wait_secs`. Without JavaScript, the Python version's meta refresh
 //! (inside `<noscript>`) goes on at once, as before.
 
