@@ -250,7 +250,10 @@ async fn the_status_page_is_for_administrators_browsers_and_json_stays_the_defau
         body.contains("data-narrative=\"narrative-alice-522b27\""),
         "{body}"
     );
-    assert!(body.contains("<td>alice</td>"), "{body}");
+    assert!(
+        body.contains("<td data-label=\"User\">alice</td>"),
+        "{body}"
+    );
     assert!(
         body.contains("waiting, ready"),
         "the pool's narratives: {body}"

@@ -52,6 +52,7 @@ pub fn e2e_browser() -> Result<(), String> {
     let stack = Stack::start(&dir, &settings)?;
     let port = free_port()?;
     let mut cmd = Command::new(&chromedriver);
+    // Without --allowed-ips chromedriver accepts local connections only.
     cmd.arg(format!("--port={port}"));
     let _driver = Proc::spawn("chromedriver", cmd, &dir.join("chromedriver.log"))?;
     let driver = format!("http://127.0.0.1:{port}/");
