@@ -90,10 +90,11 @@ fn ci() -> Result<(), String> {
     }
     run_command("cargo test --workspace", test)?;
     sim(&["--seeds".to_owned(), "300".to_owned()])?;
-    eprintln!("==> cargo xtask e2e");
-    e2e::e2e(false)?;
+    // The browser test first: it is the quickest (seconds) and checks what people see.
     eprintln!("==> cargo xtask e2e-browser");
     e2e_browser::e2e_browser()?;
+    eprintln!("==> cargo xtask e2e");
+    e2e::e2e(false)?;
     match engine {
         Ok(()) => {
             eprintln!("==> cargo xtask e2e --docker");
