@@ -165,6 +165,21 @@ impl Routing {
         }
     }
 
+    /// The rule of a route for the `exact` paths and everything under `prefixes` on the
+    /// configured hosts (the demo's front door: its login page, loader and status page).
+    pub fn paths_rule(&self, exact: &[&str], prefixes: &[&str]) -> String {
+        let quote = |p: &str| match self.syntax {
+            RuleSyntax::V2 => format!("\"{p}\""),
+            RuleSyntax::V3 => format!("`{p}`"),
+        };
+        let matchers: Vec<String> = exact
+            .iter()
+            .map(|p| format!("Path({})", quote(p)))
+            .chain(prefixes.iter().map(|p| format!("PathPrefix({})", quote(p))))
+            .collect();
+        format!("{} && ({})", self.host_match(), matchers.join(" || "))
+    }
+
     fn host_match(&self) -> String {
         let alternatives: Vec<String> = self
             .hosts
@@ -337,6 +352,10 @@ mod tests {
         assert_eq!(
             routing.catch_all_rule(),
             "(Host(`a.example`) || Host(`b.example`)) && PathPrefix(`/narrative/`)"
+        );
+        assert_eq!(
+            routing.paths_rule(&["/", "/login"], &["/narrative_status/"]),
+            "(Host(`a.example`) || Host(`b.example`)) && (Path(`/`) || Path(`/login`) || PathPrefix(`/narrative_status/`))"
         );
     }
 }

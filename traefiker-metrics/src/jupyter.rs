@@ -6,6 +6,10 @@
 //! open kernel websockets (a notebook open in a browser tab), and `last_activity`, which moves
 //! on kernel traffic. With `activity_sources = traefik,narrative_status` a narrative is active
 //! if either source says so ([`traefiker_core::activity::join_activity`]).
+//!
+//! The same question tells whether a waiting narrative is ready to be handed out: it is
+//! [`Readiness`] too (the server's `ready_check = status`), so the pool gives a new user only
+//! a narrative whose Jupyter answers.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -18,7 +22,9 @@ use futures::StreamExt;
 use reqwest::header::{HeaderValue, AUTHORIZATION};
 use reqwest::Client;
 use serde::Deserialize;
-use traefiker_core::{Activity, ActivityError, ActivitySnapshot, ActivitySource, ActivityTarget};
+use traefiker_core::{
+    Activity, ActivityError, ActivitySnapshot, ActivitySource, ActivityTarget, Narrative, Readiness,
+};
 
 use crate::error::{redact, MetricsError};
 use crate::http;
@@ -249,6 +255,25 @@ impl ActivitySource for NarrativeStatus {
             );
         }
         Ok(snapshot)
+    }
+}
+
+/// A waiting narrative is ready once its Jupyter answers its status, within the source's
+/// timeouts. One the backend gives no address for cannot be asked: the backend's own state
+/// (running, and healthy where it has a health check) is all there is to go on.
+#[async_trait]
+impl Readiness for NarrativeStatus {
+    async fn is_ready(&self, narrative: &Narrative) -> bool {
+        let Some(address) = &narrative.address else {
+            return true;
+        };
+        match self.status_of(address).await {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::debug!(service = %narrative.name, error = %e, "waiting narrative not ready yet");
+                false
+            }
+        }
     }
 }
 

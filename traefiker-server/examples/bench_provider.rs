@@ -102,6 +102,7 @@ async fn main() {
         config,
         manager.clone(),
         vec![Arc::new(ScriptedActivity::new("traefik"))],
+        None,
         Arc::new(MemoryStore::new()),
         Arc::new(StaticTokens::new(vec![StaticToken {
             token: Secret::new(ADMIN_TOKEN),
@@ -123,6 +124,7 @@ async fn main() {
         state.lifecycle.manager().as_ref(),
         &state.config.traefik_self_url,
         &listed,
+        false,
     )
     .unwrap();
     println!(

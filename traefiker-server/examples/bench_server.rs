@@ -165,6 +165,7 @@ async fn main() {
         config,
         manager.clone(),
         vec![Arc::new(ScriptedActivity::new("traefik"))],
+        None,
         Arc::new(MemoryStore::new()),
         auth.clone(),
         Arc::new(traefiker_core::SystemClock),

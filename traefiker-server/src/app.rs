@@ -9,10 +9,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_web::middleware::DefaultHeaders;
 use actix_web::{web, App, HttpServer};
 use tokio::sync::watch;
 use traefiker_core::{
-    ActivitySource, ActivityStore, ContainerManager, Membership, Solo, SqliteStore,
+    ActivitySource, ActivityStore, ContainerManager, Membership, Readiness, Solo, SqliteStore,
 };
 use traefiker_docker::{DockerConfig, DockerManager};
 use traefiker_local::{LocalConfig, LocalManager};
@@ -23,7 +24,7 @@ use traefiker_rancher::{Credentials, RancherConfig, RancherManager, RancherMembe
 
 use crate::auth::{Auth2, Authenticator, StaticTokens};
 use crate::background::ImageSource;
-use crate::config::{Backend, Config, SourceKind};
+use crate::config::{Backend, Config, ReadyCheck, SourceKind};
 use crate::replica::{self, Replica, ReplicaError};
 use crate::runtime::OnRuntime;
 use crate::state::AppState;
@@ -154,19 +155,30 @@ pub fn sources(config: &Config) -> Result<Vec<Arc<dyn ActivitySource>>, StartupE
                 tc.ca_bundle_pem = ca_pem(config);
                 out.push(Arc::new(TraefikMetrics::new(tc)?));
             }
-            SourceKind::NarrativeStatus => {
-                let nc = NarrativeStatusConfig {
-                    path: config.narrative_status_path.clone(),
-                    connect_timeout: config.timeouts.connect,
-                    timeout: config.timeouts.status,
-                    ca_bundle_pem: ca_pem(config),
-                    ..NarrativeStatusConfig::default()
-                };
-                out.push(Arc::new(NarrativeStatus::new(nc)?));
-            }
+            SourceKind::NarrativeStatus => out.push(Arc::new(narrative_status(config)?)),
         }
     }
     Ok(out)
+}
+
+/// Asks narratives their Jupyter status as `narrative_status_path` and the timeouts say.
+fn narrative_status(config: &Config) -> Result<NarrativeStatus, StartupError> {
+    Ok(NarrativeStatus::new(NarrativeStatusConfig {
+        path: config.narrative_status_path.clone(),
+        connect_timeout: config.timeouts.connect,
+        timeout: config.timeouts.status,
+        ca_bundle_pem: ca_pem(config),
+        ..NarrativeStatusConfig::default()
+    })?)
+}
+
+/// What tells the pool a waiting narrative is ready (`ready_check`); `None` = the backend's
+/// state alone.
+pub fn readiness(config: &Config) -> Result<Option<Arc<dyn Readiness>>, StartupError> {
+    Ok(match config.ready_check {
+        ReadyCheck::Status => Some(Arc::new(narrative_status(config)?)),
+        ReadyCheck::Backend => None,
+    })
 }
 
 /// The configured token validation.
@@ -243,6 +255,7 @@ pub async fn build_with(
     tracing::info!(replica = %replica.id, "this replica");
     let store: Arc<dyn ActivityStore> = Arc::new(SqliteStore::open(&config.sqlite_reaperdb_path)?);
     let sources = sources(&config)?;
+    let readiness = readiness(&config)?;
     let auth = authenticator(&config)?;
     let image = image_source(&config)?;
     let initial = match image.current().await {
@@ -256,6 +269,7 @@ pub async fn build_with(
         config,
         manager,
         sources,
+        readiness,
         store,
         auth,
         Arc::new(traefiker_core::SystemClock),
@@ -324,12 +338,14 @@ pub async fn run(
     state.lifecycle.request_pool_fill();
 
     let provider = state.config.security.provider.enabled;
+    let front = state.config.static_tokens.is_some();
     let lifecycle = state.lifecycle.clone();
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
+            .wrap(DefaultHeaders::new().add((routes::reply::MARKER, "1")))
             .app_data(data.clone())
-            .configure(|cfg| configure(cfg, provider))
+            .configure(|cfg| configure(cfg, provider, front))
     })
     .disable_signals()
     .shutdown_timeout(30)
@@ -352,8 +368,9 @@ pub async fn run(
     }
 }
 
-/// Registers every endpoint; `/traefik/dynamic` only with `provider` on.
-pub fn configure(cfg: &mut web::ServiceConfig, provider: bool) {
+/// Registers every endpoint; `/traefik/dynamic` only with `provider` on, the demo's front
+/// door (login page, loader) only with `front` (static tokens).
+pub fn configure(cfg: &mut web::ServiceConfig, provider: bool, front: bool) {
     cfg.route(
         "/narrative/{path:.*}",
         web::get().to(routes::connect::narrative),
@@ -367,9 +384,16 @@ pub fn configure(cfg: &mut web::ServiceConfig, provider: bool) {
         web::delete().to(|state, req, user| routes::shutdown::shutdown(state, req, Some(user))),
     )
     .route("/narrative_status/", web::get().to(routes::status::status))
+    .route(
+        crate::pages::admin::SHUTDOWN_PATH,
+        web::post().to(routes::admin::shutdown),
+    )
     .route("/reaper/", web::get().to(routes::reaper::reaper))
     .configure(routes::health::configure);
     if provider {
         cfg.route("/traefik/dynamic", web::get().to(routes::dynamic::dynamic));
+    }
+    if front {
+        routes::front::configure(cfg);
     }
 }

@@ -128,6 +128,7 @@ impl Reaper {
         }
         let result = self.lifecycle.reap_cycle(mode).await;
         if mode == ReapMode::Apply {
+            self.kept.changed();
             self.kept.refresh().await;
         }
         match &result {

@@ -127,7 +127,15 @@ impl Kept {
         }
     }
 
-    /// Asks the loop for a refresh soon, without waiting for it.
+    /// Says that this process changed what the admin's list shows (a reaper cycle ended).
+    pub fn changed(&self) {
+        self.inner
+            .services_stale
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Asks the loop for a refresh soon, without waiting for it; what the admin's list shows
+    /// changed too.
     pub fn refresh_soon(&self) {
         self.inner
             .services_stale
@@ -141,10 +149,6 @@ impl Kept {
     /// periodically, else from one `verify` per interval.
     pub async fn refresh(&self) {
         let _serial = self.inner.refreshing.lock().await;
-        // What the admin's list shows may have changed too (a reaper cycle ends here).
-        self.inner
-            .services_stale
-            .store(true, std::sync::atomic::Ordering::Relaxed);
         let lifecycle = &self.inner.lifecycle;
         let check = if self.inner.config.reconcile_interval.is_zero() {
             lifecycle
@@ -210,9 +214,9 @@ impl Kept {
     }
 
     /// Every narrative the lifecycle keeps, described for `/narrative_status/` (a JSON array).
-    /// Served from the last rendering; one older than [`STATUS_FRESH`], or from before a
-    /// change, is rendered again in the background (the next request gets it), so only the
-    /// very first request waits for a rendering.
+    /// Served from the last rendering; one from before a change this process made is
+    /// rendered again at once, one older than [`STATUS_FRESH`] in the background (the next
+    /// request gets it).
     pub async fn services_json(&self) -> Bytes {
         let cached = self.inner.services.lock().await.clone();
         let stale = self
@@ -220,8 +224,11 @@ impl Kept {
             .services_stale
             .swap(false, std::sync::atomic::Ordering::Relaxed);
         match cached {
+            // After a change (a connect, a shutdown, a reaper cycle): rendered now, so an
+            // admin never reads a narrative this process has just removed.
+            Some(_) if stale => self.render_services().await,
             Some((at, bytes)) => {
-                if stale || at.elapsed() >= STATUS_FRESH {
+                if at.elapsed() >= STATUS_FRESH {
                     let this = self.clone();
                     tokio::spawn(async move { this.render_services().await });
                 }
@@ -257,6 +264,7 @@ impl Kept {
                 manager.as_ref(),
                 &config.traefik_self_url,
                 &narratives,
+                config.static_tokens.is_some(),
             )
             .map(Bytes::from)
             .map_err(|e| format!("rendering the Traefik configuration: {e}"))

@@ -15,6 +15,8 @@
 //!   listing for `/traefik/dynamic` and `/readyz` ([`kept`]) and the reconciler of
 //!   [`replica`] beside it; [`replica`] also removes this replica's pool at graceful
 //!   shutdown.
+//! - [`pages`] renders the HTML pages: the reload page that waits for a narrative, the demo's
+//!   login page, the administrators' status page.
 //! - [`outbound`] builds the server's HTTP clients (timeouts, trusted roots, `ca_bundle`).
 //! - [`cli`] is the command line; `main.rs` only parses it, sets up logging and calls in.
 
@@ -27,6 +29,7 @@ pub mod config;
 pub mod kept;
 pub mod logging;
 pub mod outbound;
+pub mod pages;
 pub mod replica;
 pub mod routes;
 pub mod runtime;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use traefiker_core::{
-    ActivitySource, ActivityStore, Clock, ContainerManager, Lifecycle, LifecycleConfig,
+    ActivitySource, ActivityStore, Clock, ContainerManager, Lifecycle, LifecycleConfig, Readiness,
 };
 
 use crate::auth::{Authenticator, Gate, GateSettings};
@@ -34,12 +34,14 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Assembles the state from parts (tests pass fakes).
+    /// Assembles the state from parts (tests pass fakes). Without `readiness`, a waiting
+    /// narrative is handed out as soon as the backend reports it running.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         config: Config,
         manager: Arc<dyn ContainerManager>,
         sources: Vec<Arc<dyn ActivitySource>>,
+        readiness: Option<Arc<dyn Readiness>>,
         store: Arc<dyn ActivityStore>,
         auth: Arc<dyn Authenticator>,
         clock: Arc<dyn Clock>,
@@ -68,6 +70,7 @@ impl AppState {
                 activity_timeout: config.timeouts.metrics.max(Duration::from_secs(60))
                     + Duration::from_secs(5),
                 replica: replica.id,
+                ready_timeout: config.ready_timeout,
                 ..LifecycleConfig::default()
             },
         )
@@ -75,7 +78,11 @@ impl AppState {
         .store(store)
         .clock(clock)
         .membership(replica.membership)
-        .image(initial_image)
+        .image(initial_image);
+        let lifecycle = match readiness {
+            Some(readiness) => lifecycle.readiness(readiness),
+            None => lifecycle,
+        }
         .build();
         let auth = Arc::new(Gate::new(
             auth,

@@ -232,7 +232,7 @@ proptest! {
                 return Ok(());
             };
             let doc: Value = serde_json::from_slice(
-                &dynamic_config(&routing, &manager, "http://traefiker:5000", &narratives).unwrap(),
+                &dynamic_config(&routing, &manager, "http://traefiker:5000", &narratives, false).unwrap(),
             )
             .unwrap();
             for (router, spec) in doc["http"]["routers"].as_object().unwrap() {

@@ -20,6 +20,29 @@ fn stop_flag() -> Result<Arc<AtomicBool>, String> {
     Ok(stop)
 }
 
+/// The demo's static tokens: three users, one of them an administrator. The login page offers
+/// them (a browser never needs to know a token).
+pub const TOKENS: &str = "demo-token:alice,bob-token:bob,admin-token:kbadmin:KBASE_ADMIN";
+
+/// traefiker's settings in the local demo (and the browser e2e, which runs the demo).
+pub fn settings() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("auth_tokens", TOKENS),
+        ("num_prespawn", "2"),
+        ("reaper_interval_secs", "30"),
+        ("reaper_timeout_secs", "300"),
+        ("activity_sources", "traefik,narrative_status"),
+    ]
+}
+
+/// The login page's address that goes on to `path` once logged in, as KBase's login redirect
+/// writes it (`/#login?nextrequest=<JSON, form-encoded>`).
+pub fn login_then(path: &str) -> String {
+    let next = serde_json::json!({ "path": path, "external": true }).to_string();
+    let encoded: String = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
+    format!("/#login?nextrequest={encoded}")
+}
+
 /// Runs the demo until Ctrl-C (SIGINT) or SIGTERM; then stops everything it started.
 pub fn demo(docker: bool) -> Result<(), String> {
     if docker {
@@ -27,19 +50,7 @@ pub fn demo(docker: bool) -> Result<(), String> {
     }
     let stop = stop_flag()?;
     let dir = workspace_root().join("target").join("demo");
-    let mut stack = Stack::start(
-        &dir,
-        &[
-            (
-                "auth_tokens",
-                "demo-token:alice,admin-token:kbadmin:KBASE_ADMIN",
-            ),
-            ("num_prespawn", "2"),
-            ("reaper_interval_secs", "30"),
-            ("reaper_timeout_secs", "300"),
-            ("activity_sources", "traefik,narrative_status"),
-        ],
-    )?;
+    let mut stack = Stack::start(&dir, &settings())?;
     let web = stack.web_url("/narrative/");
     let jar = dir.join("cookies.txt");
     let jar = jar.display();
@@ -50,8 +61,14 @@ pub fn demo(docker: bool) -> Result<(), String> {
     );
     println!();
     println!("  Open:   {web}");
-    println!("  Token:  demo-token   (user alice; admin-token is user kbadmin with KBASE_ADMIN)");
-    println!("          in a browser, set the cookie kbase_session=demo-token for localhost first");
+    println!("          in a browser: the login page offers the demo users; choose alice, and the");
+    println!("          page waits until her narrative answers, then opens it.");
+    println!(
+        "  Admin:  {}",
+        stack.web_url(&login_then("/narrative_status/"))
+    );
+    println!("          log in as kbadmin: every narrative, and a button to shut one down.");
+    println!("  Tokens: demo-token (alice), bob-token (bob), admin-token (kbadmin, KBASE_ADMIN)");
     println!();
     println!(
         "  Without a token, Traefik sends you to traefiker, which redirects to the login page:"
@@ -105,8 +122,12 @@ fn demo_docker() -> Result<(), String> {
     );
     println!();
     println!("  Open:   {web}");
-    println!("  Token:  demo-token   (user alice; admin-token is user kbadmin with KBASE_ADMIN)");
-    println!("          in a browser, set the cookie kbase_session=demo-token for localhost first");
+    println!("          in a browser: the login page offers the demo users; choose alice.");
+    println!(
+        "  Admin:  {}   (log in as kbadmin)",
+        stack.web_url(&login_then("/narrative_status/"))
+    );
+    println!("  Tokens: demo-token (alice), admin-token (kbadmin, KBASE_ADMIN)");
     println!();
     println!("  The first request with a token gives alice a waiting container (renamed to hers);");
     println!("  the second is routed by Traefik's Docker provider to that container:");

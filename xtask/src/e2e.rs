@@ -672,16 +672,19 @@ impl Run<'_> {
     /// Step 6, before and across the restart.
     ///
     /// What must survive a restart is the activity store; with the docker backend the
-    /// narratives survive too, and must be adopted. The check: carol's narrative is tracked
-    /// (one reaper cycle records her clock at T0), goes quiet for 2 s, traefiker restarts
-    /// with the same SQLite file, carol logs in again, and the admin `/narrative_status/`
-    /// reports her `last_seen` as T0: read back from the store, not reset to the restart (the
-    /// route falls back to "now" for an unknown clock, which would be 2+ s later). A local
-    /// narrative died with traefiker, so her login starts a new process under the same name;
-    /// a container lived on, so Traefik kept routing her cookie meanwhile, and the login
-    /// answers the same session and container. Then, with only the Traefik source and no
-    /// traffic to her, the reaper removes her once the timeout has passed since T0 -- sooner
-    /// than the timeout after the restart.
+    /// narratives survive too, and must be adopted. carol's narrative is tracked (one reaper
+    /// cycle records her clock at T0), goes quiet for 2 s, and traefiker restarts with the
+    /// same SQLite file.
+    ///
+    /// - A container lived on: before anyone visits it (a visit is activity and would move
+    ///   the clock), the admin `/narrative_status/` lists it with `last_seen` T0, read back
+    ///   from the store, not reset to the restart; it is the same container, and Traefik
+    ///   routes her cookie to it. Then, with only the Traefik source and no traffic, the
+    ///   reaper removes it once the timeout has passed since T0, sooner than the timeout
+    ///   after the restart.
+    /// - A local narrative died with traefiker: her next login starts a new one under the
+    ///   same name, with a new session, and its clock starts then: a new narrative never
+    ///   inherits an old one's clock (which would have it reaped on sight).
     fn restart(&mut self) -> Result<(), String> {
         let (carol, name) = self.log_in("carol-token", "narrative-carol-")?;
         self.held.insert("carol_session", carol.clone());
@@ -692,76 +695,106 @@ impl Run<'_> {
         let restart = Instant::now();
         self.target
             .restart_traefiker(&[("activity_sources", "traefik")])?;
-        let outlived = self.target.narratives_outlive_traefiker();
-        if outlived {
-            self.reach("carol-token", &carol, &name)
-                .map_err(|e| format!("carol's route did not survive the restart: {e}"))?;
-        }
-        let again_session = self.connect("carol-token")?;
-        let (again, seen) = self
-            .listed("narrative-carol-")?
-            .ok_or("carol's narrative not listed after the restart and a new login")?;
-        if again != name {
-            return Err(format!(
-                "carol's narrative is {again} after the restart, was {name}"
-            ));
-        }
-        if outlived {
-            if again_session != carol {
-                return Err("carol's login after the restart got a new session: her running container was not adopted".into());
+        if self.target.narratives_outlive_traefiker() {
+            let (again, seen) = self
+                .listed("narrative-carol-")?
+                .ok_or("carol's narrative not listed after the restart")?;
+            if again != name {
+                return Err(format!(
+                    "carol's narrative is {again} after the restart, was {name}"
+                ));
             }
-            let now_at = self.target.locate(&name)?;
-            if now_at != located {
+            if seen != t0 {
+                return Err(format!(
+                    "{name}'s last_seen was {t0:?} before the restart and is {seen:?} after it: the idle clock was not kept"
+                ));
+            }
+            if self.target.locate(&name)? != located {
                 return Err(format!(
                     "{name} is another container after the restart: it was replaced, not adopted"
                 ));
             }
-        }
-        if seen != t0 {
-            return Err(format!(
-                "{name}'s last_seen was {t0:?} before the restart and is {seen:?} after it: the idle clock was not kept"
-            ));
-        }
-        eprintln!(
-            "{}:     traefiker restarted in {:.1?}; {name} last_seen still {t0}{}",
-            self.label,
-            restart.elapsed(),
-            if outlived {
-                ", its container adopted with the same session"
-            } else {
-                ""
+            self.reach("carol-token", &carol, &name)
+                .map_err(|e| format!("carol's route did not survive the restart: {e}"))?;
+            eprintln!(
+                "{}:     traefiker restarted in {:.1?}; {name} adopted, same container, last_seen still {t0}",
+                self.label,
+                restart.elapsed(),
+            );
+            self.held.insert("carol", name);
+            self.restarted_at = Some(restart);
+        } else {
+            let again_session = self.connect("carol-token")?;
+            let visited = Instant::now();
+            if again_session == carol {
+                return Err("carol got her dead narrative's session after the restart".into());
             }
-        );
-        self.held.insert("carol", name);
-        self.restarted_at = Some(restart);
+            let (again, seen) = self
+                .listed("narrative-carol-")?
+                .ok_or("carol's narrative not listed after the restart and a new login")?;
+            if again != name {
+                return Err(format!(
+                    "carol's narrative is {again} after the restart, was {name}"
+                ));
+            }
+            if seen == t0 {
+                return Err(format!(
+                    "{name} is a new narrative but kept the old one's last_seen {t0}: it would be reaped on sight"
+                ));
+            }
+            eprintln!(
+                "{}:     traefiker restarted in {:.1?}; carol's new narrative {name} starts a clock of its own ({seen}, was {t0})",
+                self.label,
+                restart.elapsed(),
+            );
+            self.held.insert("carol", name);
+            self.restarted_at = Some(visited);
+        }
         Ok(())
     }
 
-    /// Step 6, after the restart: carol, idle since T0 (2 s before the restart), is reaped
-    /// before the timeout has passed since the restart.
+    /// Step 6, after the restart. A container that lived on (idle since T0, 2 s before the
+    /// restart) is reaped before the timeout has passed since the restart; a new local
+    /// narrative is kept for the whole timeout from her login.
     fn restart_reaps_on_old_clock(&mut self) -> Result<(), String> {
         let name = self.held.get("carol").cloned().unwrap_or_default();
-        let restart = self.restarted_at.ok_or("no restart recorded")?;
-        let deadline = restart + self.timing.idle_timeout + Duration::from_secs(6);
+        let since = self.restarted_at.ok_or("no restart recorded")?;
+        let old_clock = self.target.narratives_outlive_traefiker();
+        let deadline = since + self.timing.idle_timeout + Duration::from_secs(6);
         loop {
-            let called = restart.elapsed();
+            let called = since.elapsed();
             self.reap()?;
             if self.listed(&name)?.is_none() {
-                if called >= self.timing.idle_timeout {
+                if old_clock && called >= self.timing.idle_timeout {
                     return Err(format!(
                         "{name} reaped only {called:.1?} after the restart: its clock restarted"
                     ));
                 }
+                if !old_clock && called < self.timing.idle_timeout {
+                    return Err(format!(
+                        "{name} reaped {called:.1?} after carol's login, within the timeout: it inherited an old clock"
+                    ));
+                }
                 eprintln!(
-                    "{}:     {name} reaped {called:.1?} after the restart (idle since 2+ s before it)",
-                    self.label
+                    "{}:     {name} reaped {called:.1?} after {}",
+                    self.label,
+                    if old_clock {
+                        "the restart (idle since 2+ s before it)"
+                    } else {
+                        "carol's login (its own clock)"
+                    }
                 );
                 return Ok(());
             }
             if Instant::now() >= deadline {
                 return Err(format!(
-                    "{name} not reaped {:.1?} after the restart",
-                    restart.elapsed()
+                    "{name} not reaped {:.1?} after {}",
+                    since.elapsed(),
+                    if old_clock {
+                        "the restart"
+                    } else {
+                        "the login"
+                    }
                 ));
             }
             sleep(Duration::from_millis(300));

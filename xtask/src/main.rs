@@ -1,10 +1,13 @@
 //! `cargo xtask <command>`: the project's automation, in Rust so it runs wherever cargo does.
 //!
 //! - `ci`: formatting, lints, the container images, every test, the simulation, then the
-//!   end-to-end tests (local, and Docker where an engine answers).
+//!   end-to-end tests (local, in a browser, and Docker where an engine answers).
 //! - `demo [--docker]`: traefiker behind a real Traefik on this machine, until Ctrl-C; with
 //!   `--docker`, the compose stack with narratives as containers.
 //! - `e2e [--docker]`: one end-to-end test alone.
+//! - `e2e-browser`: the demo in a real browser (Chromium over WebDriver), screenshots under
+//!   `target/e2e-browser/screenshots/`; installs Debian's chromium and chromium-driver if
+//!   missing.
 //! - `images`: the container images, built here with nothing pulled, and their sizes.
 //! - `sim [--seeds N] [--from S] [--seed S] [--steps M] [--replicas R] [--trace]`: the
 //!   deterministic simulation of the lifecycle (`traefiker-sim`), in release mode.
@@ -22,6 +25,7 @@ mod bench_activity;
 mod compose;
 mod demo;
 mod e2e;
+mod e2e_browser;
 mod images;
 mod stack;
 mod traefik;
@@ -35,6 +39,7 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("demo") => demo::demo(docker),
         Some("e2e") => e2e::e2e(docker),
+        Some("e2e-browser") => e2e_browser::e2e_browser(),
         Some("images") => images::images(),
         Some("sim") => sim(&args[1..]),
         Some("bench-server") => run(
@@ -53,7 +58,7 @@ fn main() -> ExitCode {
         Some("bench-activity") => bench_activity::bench_activity(),
         Some("bench") => bench::bench(),
         _ => {
-            eprintln!("usage: cargo xtask ci|demo [--docker]|e2e [--docker]|images|sim|bench|bench-server|bench-docker|bench-activity");
+            eprintln!("usage: cargo xtask ci|demo [--docker]|e2e [--docker]|e2e-browser|images|sim|bench|bench-server|bench-docker|bench-activity");
             return ExitCode::from(2);
         }
     };
@@ -93,6 +98,9 @@ fn ci() -> Result<(), String> {
     }
     run_command("cargo test --workspace", test)?;
     sim(&["--seeds".to_owned(), "300".to_owned()])?;
+    // The browser test first: it is the quickest (seconds) and checks what people see.
+    eprintln!("==> cargo xtask e2e-browser");
+    e2e_browser::e2e_browser()?;
     eprintln!("==> cargo xtask e2e");
     e2e::e2e(false)?;
     match engine {

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use futures::future::{BoxFuture, FutureExt};
 
 use super::{lock, ConnectOutcome, Connection, Known, Lifecycle, LifecycleConfig};
-use crate::error::{Error, ManagerError};
+use crate::error::{Error, InvalidInput, ManagerError};
 use crate::names::{NarrativeKind, ServiceName, SessionId, UserId};
 use crate::narrative::{Assignment, Narrative, NarrativeState, Origin, SpawnSpec};
 use crate::pool::Settle;
@@ -416,6 +416,27 @@ impl Lifecycle {
     /// Removes `user`'s narrative and its activity record; `None` if there was none.
     pub async fn shutdown(&self, user: &UserId) -> Result<Option<ServiceName>, Error> {
         let name = self.inner.config.naming.user_container(user);
+        self.shutdown_named(name).await
+    }
+
+    /// [`Lifecycle::shutdown`] of the user narrative named `name`, for callers that know the
+    /// narrative rather than its user (a status page lists names: a cleaned name does not
+    /// give the user id back). A name that is not a user narrative's is refused.
+    pub async fn shutdown_narrative(
+        &self,
+        name: &ServiceName,
+    ) -> Result<Option<ServiceName>, Error> {
+        if self.inner.config.naming.kind_of(name.as_str()) != Some(NarrativeKind::User) {
+            return Err(InvalidInput::new(
+                "narrative",
+                format!("{name} is not a user's narrative"),
+            )
+            .into());
+        }
+        self.shutdown_named(name.clone()).await
+    }
+
+    async fn shutdown_named(&self, name: ServiceName) -> Result<Option<ServiceName>, Error> {
         let _lane = self.inner.lanes.enter(&name).await;
         let Some(narrative) = self.call("find", self.inner.manager.find(&name)).await? else {
             let mut known = lock(&self.inner.known);

@@ -71,6 +71,8 @@ struct State {
     lost: HashMap<Op, usize>,
     calls: BTreeMap<Op, usize>,
     rng: Option<(StdRng, Faults)>,
+    /// Where containers created from now on answer HTTP.
+    address: Option<String>,
 }
 
 /// A [`ContainerManager`] that keeps containers in memory, with the real semantics: unique
@@ -118,6 +120,7 @@ impl InMemoryManager {
                 lost: HashMap::new(),
                 calls: BTreeMap::new(),
                 rng: None,
+                address: None,
             }),
         }
     }
@@ -143,6 +146,12 @@ impl InMemoryManager {
     /// Starts (or, with `None`, stops) seeded random latency and failures.
     pub fn set_faults(&self, faults: Option<Faults>) {
         self.state().rng = faults.map(|f| (StdRng::seed_from_u64(f.seed), f));
+    }
+
+    /// Containers created from now on report `address` as where they answer HTTP (e.g. a
+    /// test server playing their Jupyter), as a real backend does.
+    pub fn set_address(&self, address: Option<String>) {
+        self.state().address = address;
     }
 
     /// How `assign` renames.
@@ -304,7 +313,7 @@ impl InMemoryManager {
                 .labels
                 .get(REPLICA_LABEL)
                 .and_then(|r| ReplicaId::new(r.as_str()).ok()),
-            address: None,
+            address: state.address.clone(),
             public_endpoints: Vec::new(),
             created: None,
         };

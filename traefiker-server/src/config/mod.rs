@@ -26,7 +26,9 @@ pub use keys::{is_secret, reference_table, Key, KEYS};
 pub use layers::{defaults, from_env, from_flags, from_toml, Layer};
 pub use security::{CaBundle, ProviderAccess, Security};
 pub use tokens::{parse_tokens, StaticToken};
-pub use values::{parse_command, Backend, LogLevel, NarrativeEnv, Secret, SourceKind, Timeouts};
+pub use values::{
+    parse_command, Backend, LogLevel, NarrativeEnv, ReadyCheck, Secret, SourceKind, Timeouts,
+};
 
 use reader::{list, Reader};
 /// The validated configuration.
@@ -86,6 +88,12 @@ pub struct Config {
     pub activity_sources: Vec<SourceKind>,
     /// `narrative_status_path`
     pub narrative_status_path: String,
+    /// `ready_check`
+    pub ready_check: ReadyCheck,
+    /// `ready_timeout_secs`
+    pub ready_timeout: Duration,
+    /// `reload_wait_secs`
+    pub reload_wait: Duration,
     /// `auth_cache_secs`
     pub auth_cache: Duration,
     /// `traefik_self_url`, or derived from `listen`.
@@ -255,6 +263,8 @@ impl Config {
             metrics: r.secs("metrics_timeout_secs"),
             status: r.secs("status_timeout_secs"),
         };
+        let ready_timeout = r.secs("ready_timeout_secs");
+        let reload_wait = r.secs("reload_wait_secs");
         for (key, t) in [
             ("connect_timeout_secs", timeouts.connect),
             ("auth2_timeout_secs", timeouts.auth2),
@@ -263,6 +273,8 @@ impl Config {
             ("version_timeout_secs", timeouts.version),
             ("metrics_timeout_secs", timeouts.metrics),
             ("status_timeout_secs", timeouts.status),
+            ("ready_timeout_secs", ready_timeout),
+            ("reload_wait_secs", reload_wait),
         ] {
             if t.is_zero() {
                 r.problems.push(format!("{key}: must be at least 1"));
@@ -313,6 +325,9 @@ impl Config {
             traefik_version: r.parse("traefik_version", TraefikVersion::Auto),
             activity_sources: sources,
             narrative_status_path: status_path,
+            ready_check: r.parse("ready_check", ReadyCheck::Status),
+            ready_timeout,
+            reload_wait,
             auth_cache: r.secs("auth_cache_secs"),
             traefik_self_url: String::new(),
             timeouts,

@@ -14,6 +14,27 @@ pub enum SourceKind {
     NarrativeStatus,
 }
 
+/// What tells that a waiting narrative may be handed to a user (`ready_check`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadyCheck {
+    /// Its Jupyter answers `narrative_status_path` (where the backend gives an address).
+    Status,
+    /// The backend reports it running (and healthy, where it has a health check).
+    Backend,
+}
+
+impl std::str::FromStr for ReadyCheck {
+    type Err = &'static str;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "status" => Ok(Self::Status),
+            "backend" => Ok(Self::Backend),
+            _ => Err("must be `status` or `backend`"),
+        }
+    }
+}
+
 /// A value that must not be printed.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);

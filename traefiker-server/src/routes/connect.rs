@@ -1,5 +1,6 @@
 //! `GET /narrative/{path}`: authenticate, find or start the user's narrative, answer the
-//! session cookie and a page that reloads into it (SPEC §3).
+//! session cookie and a page that goes on to it once it answers ([`crate::pages::reload`],
+//! SPEC §3). That page's polls are answered here at once, with nothing else done.
 
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::{header, StatusCode};
@@ -7,6 +8,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use traefiker_core::{ConnectOutcome, Error, SessionId, UserId, Visit};
 
+use crate::pages::reload::{reload_page, reload_policy, Waiting};
+use crate::pages::{self, Nonce};
 use crate::routes::reply::{self, Reference};
 use crate::routes::{client_ip_header, identify, refused};
 use crate::state::AppState;
@@ -17,9 +20,6 @@ const QUOTE_PLUS: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'-')
     .remove(b'~');
-
-/// A path in a query value: `/` may stay.
-const PATH_IN_QUERY: &AsciiSet = &QUOTE_PLUS.remove(b'/');
 
 /// The login redirect target for a request without the auth cookie.
 pub fn login_location(path: &str, query: &str) -> String {
@@ -35,37 +35,6 @@ pub fn login_location(path: &str, query: &str) -> String {
         .replace("%20", "+");
     format!("/#login?nextrequest={encoded}")
 }
-
-/// The reload page: a meta refresh to the narrative loader, the path escaped twice over
-/// (percent-encoded for the URL, HTML-escaped for the attribute).
-pub fn reload_page(narrative_path: &str) -> String {
-    let encoded = utf8_percent_encode(narrative_path, PATH_IN_QUERY).to_string();
-    let escaped = html_escape(&encoded);
-    format!(
-        "\n<html><head><META HTTP-EQUIV=\"refresh\" CONTENT=\"0;URL='/load-narrative.html?n={escaped}&check=true'\">\n</head>\n<body>\n</body>\n</html>\n"
-    )
-}
-
-fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Policy of the reload page: it loads nothing, runs nothing and cannot be framed; its meta
-/// refresh is a navigation, which no CSP directive governs, so it still reloads. No referrer:
-/// the next URL must not learn this one.
-pub const RELOAD_PAGE_CSP: &str =
-    "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /// The answer to a lifecycle failure: capacity is its own page; anything else is "try again"
 /// with a reference, the detail in the log.
@@ -99,6 +68,9 @@ pub async fn narrative(
     req: HttpRequest,
     path: web::Path<String>,
 ) -> HttpResponse {
+    if req.headers().contains_key(reply::POLL_HEADER) {
+        return reply::waiting();
+    }
     let Some(identity) = identify(&state, &req).await else {
         return reply::uncached(StatusCode::FOUND)
             .insert_header((
@@ -151,12 +123,27 @@ pub async fn narrative(
             .same_site(SameSite::Lax)
             .secure(state.config.cookie_secure)
             .finish();
-            reply::uncached(StatusCode::CREATED)
-                .cookie(cookie)
-                .insert_header((header::REFERRER_POLICY, "no-referrer"))
-                .insert_header((header::CONTENT_SECURITY_POLICY, RELOAD_PAGE_CSP))
-                .content_type("text/html; charset=utf-8")
-                .body(reload_page(&path))
+            let nonce = Nonce::new();
+            let page = reload_page(
+                &Waiting {
+                    path: &path,
+                    narrative: connection.name.as_str(),
+                    status_path: &state.config.narrative_status_path,
+                    wait: state.config.reload_wait,
+                },
+                &nonce,
+            );
+            let mut response = pages::respond(StatusCode::CREATED, reload_policy(&nonce), page);
+            if let Err(e) = response.add_cookie(&cookie) {
+                let reference = Reference::new();
+                tracing::error!(%reference, error = %e, "the session cookie could not be written");
+                return reply::error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &reference,
+                    "Your narrative could not be opened. Please try again in a minute.",
+                );
+            }
+            response
         }
         Err(e) => connect_failed(&state, &user, &e),
     }
@@ -172,16 +159,5 @@ mod tests {
             login_location("/narrative/ws.1.obj.2", ""),
             "/#login?nextrequest=%7B%22path%22%3A%22%2Fnarrative%2Fws.1.obj.2%3F%22%2C%22external%22%3Atrue%7D"
         );
-    }
-
-    #[test]
-    fn the_reload_page_escapes_the_path() {
-        let page = reload_page("ws.1/<script>alert('x')</script>\"&");
-        assert!(!page.contains("<script>"));
-        assert!(
-            page.contains("n=ws.1/%3Cscript%3Ealert%28%27x%27%29%3C/script%3E%22%26&check=true")
-        );
-        assert!(reload_page("ws.1.obj.2")
-            .contains("URL='/load-narrative.html?n=ws.1.obj.2&check=true'"));
     }
 }

@@ -18,12 +18,15 @@ use subtle::ConstantTimeEq;
 use traefiker_core::{ContainerManager, Narrative, NarrativeState, Routing};
 
 use crate::config::ProviderAccess;
-use crate::routes::client_address;
 use crate::routes::reply::text;
+use crate::routes::{client_address, front};
 use crate::state::AppState;
 
 /// The name of traefiker's own router and service.
 pub const SELF_NAME: &str = "traefiker";
+
+/// The name of the router of the demo's front door.
+pub const FRONT_NAME: &str = "traefiker-front";
 
 /// Traefik's dynamic configuration document, typed so that rendering 10,000 narratives is a
 /// single pass of serde with borrowed strings rather than a tree of JSON values.
@@ -73,12 +76,14 @@ fn service(url: &str) -> Service<'_> {
 }
 
 /// The dynamic configuration for `narratives` as JSON; `self_url` is where Traefik reaches
-/// traefiker.
+/// traefiker. With `front` (the demo's static tokens), a second route sends the demo's front
+/// door to traefiker too, so a browser uses one origin for all of it.
 pub fn dynamic_config(
     routing: &Routing,
     manager: &dyn ContainerManager,
     self_url: &str,
     narratives: &[Narrative],
+    front: bool,
 ) -> Result<Vec<u8>, serde_json::Error> {
     let mut routers = BTreeMap::new();
     let mut services = BTreeMap::new();
@@ -108,6 +113,17 @@ pub fn dynamic_config(
             priority: Some(1),
         },
     );
+    if front {
+        routers.insert(
+            FRONT_NAME.to_owned(),
+            Router {
+                rule: routing.paths_rule(front::EXACT_PATHS, front::PATH_PREFIXES),
+                entry_points: routing.entrypoints(),
+                service: SELF_NAME.to_owned(),
+                priority: Some(1),
+            },
+        );
+    }
     services.insert(SELF_NAME.to_owned(), service(self_url));
     serde_json::to_vec(&Document {
         http: Http { routers, services },

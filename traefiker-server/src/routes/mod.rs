@@ -1,8 +1,10 @@
 //! The HTTP contract (SPEC §3): one module per endpoint, sharing [`crate::state::AppState`],
 //! and [`reply`], how answers to people are written.
 
+pub mod admin;
 pub mod connect;
 pub mod dynamic;
+pub mod front;
 pub mod health;
 pub mod reaper;
 pub mod reply;
@@ -11,9 +13,11 @@ pub mod status;
 
 use std::net::IpAddr;
 
-use actix_web::http::StatusCode;
+use actix_web::http::{header, StatusCode};
 use actix_web::{HttpRequest, HttpResponse};
 use ipnetwork::IpNetwork;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use crate::auth::{AuthError, Identity};
 use crate::state::AppState;
@@ -114,12 +118,128 @@ pub(crate) fn client_ip_header(req: &HttpRequest) -> Option<String> {
     })
 }
 
+/// Whether a form post comes from a page of this site. Browsers say where a request comes
+/// from (`Sec-Fetch-Site`, and `Origin` on every POST); a post from another site's page is
+/// refused whatever cookies it carries. A client that says neither (curl) is no browser
+/// tricked into posting.
+pub(crate) fn from_this_site(req: &HttpRequest) -> bool {
+    let value = |name| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    if let Some(site) = value("Sec-Fetch-Site") {
+        return site.eq_ignore_ascii_case("same-origin");
+    }
+    match value(header::ORIGIN.as_str()) {
+        None => true,
+        Some(origin) => {
+            let authority = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+            value(header::HOST.as_str()).is_some_and(|host| host.eq_ignore_ascii_case(authority))
+        }
+    }
+}
+
+/// The token a form of the admin page carries: derived from the caller's auth cookie, which a
+/// page of another site cannot read, so it cannot forge a form that passes [`form_token_ok`].
+/// It is a one-way digest: the page shows nothing the token could be recovered from.
+pub(crate) fn form_token(auth_token: &str) -> String {
+    let mut digest = Sha256::new();
+    digest.update(b"traefiker admin form\0");
+    digest.update(auth_token.as_bytes());
+    hex::encode(&digest.finalize()[..16])
+}
+
+/// Whether `presented` is the form token of `auth_token` (compared in constant time).
+pub(crate) fn form_token_ok(auth_token: &str, presented: &str) -> bool {
+    bool::from(
+        form_token(auth_token)
+            .as_bytes()
+            .ct_eq(presented.as_bytes()),
+    )
+}
+
+/// Whether the caller asks for a page rather than JSON: `text/html` comes before any JSON
+/// type in its `Accept` (browsers send `text/html,…`; scripts and the Python clients send
+/// `*/*`, JSON or nothing).
+pub(crate) fn wants_html(req: &HttpRequest) -> bool {
+    let Some(accept) = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    accept
+        .split(',')
+        .map(|part| part.split(';').next().unwrap_or("").trim())
+        .find(|t| t.eq_ignore_ascii_case("text/html") || t.to_ascii_lowercase().contains("json"))
+        .is_some_and(|t| t.eq_ignore_ascii_case("text/html"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]))
+    }
+
+    fn request(headers: &[(&str, &str)]) -> HttpRequest {
+        let mut req = actix_web::test::TestRequest::post();
+        for (k, v) in headers {
+            req = req.insert_header((*k, *v));
+        }
+        req.to_http_request()
+    }
+
+    #[test]
+    fn only_a_page_of_this_site_may_post() {
+        assert!(from_this_site(&request(&[(
+            "Sec-Fetch-Site",
+            "same-origin"
+        )])));
+        assert!(!from_this_site(&request(&[(
+            "Sec-Fetch-Site",
+            "cross-site"
+        )])));
+        assert!(!from_this_site(&request(&[(
+            "Sec-Fetch-Site",
+            "same-site"
+        )])));
+        assert!(from_this_site(&request(&[
+            ("Origin", "http://localhost:8000"),
+            ("Host", "localhost:8000")
+        ])));
+        assert!(!from_this_site(&request(&[
+            ("Origin", "https://evil.example"),
+            ("Host", "localhost:8000")
+        ])));
+        assert!(!from_this_site(&request(&[("Origin", "null")])));
+        assert!(from_this_site(&request(&[])), "curl says nothing");
+    }
+
+    #[test]
+    fn a_form_token_belongs_to_one_login() {
+        let token = form_token("admin-token");
+        assert_eq!(token.len(), 32);
+        assert!(!token.contains("admin"));
+        assert!(form_token_ok("admin-token", &token));
+        assert!(!form_token_ok("alice-token", &token));
+        assert!(!form_token_ok("admin-token", ""));
+    }
+
+    #[test]
+    fn browsers_get_pages_and_everyone_else_json() {
+        let accept = |a: &str| wants_html(&request(&[("Accept", a)]));
+        assert!(accept(
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+        ));
+        assert!(!accept("application/json"));
+        assert!(!accept("*/*"));
+        assert!(!accept("application/json, text/html"));
+        assert!(!wants_html(&request(&[])));
     }
 
     #[test]

@@ -7,6 +7,25 @@ use std::fmt;
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, HttpResponseBuilder};
 
+/// The header on every answer of traefiker's (`X-Traefiker: 1`), so a page, a test or an
+/// operator can tell traefiker's answer from the narrative's when both come through Traefik
+/// under the same path.
+pub const MARKER: &str = "X-Traefiker";
+
+/// The header of the reload page's polls: traefiker answers such a request at once with
+/// [`waiting`], without looking at the user or the backend, so polling creates nothing and
+/// costs no backend call.
+pub const POLL_HEADER: &str = "X-Traefiker-Poll";
+
+/// The answer to a poll that reached traefiker: Traefik does not route the user's session to
+/// the narrative yet.
+pub fn waiting() -> HttpResponse {
+    text(
+        StatusCode::ACCEPTED,
+        "Waiting for Traefik to route your session to your narrative.",
+    )
+}
+
 /// An id that ties an error page to its log line: 8 hex characters, random.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Reference(String);

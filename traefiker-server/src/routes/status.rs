@@ -1,12 +1,13 @@
 //! `GET /narrative_status/`: always the service's timestamp and version; every narrative for
-//! holders of `status_role` (SPEC §3).
+//! holders of `status_role` (SPEC §3) — as JSON, or as a page ([`crate::routes::admin`]) when
+//! such a holder's browser asks for HTML.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use traefiker_core::{NarrativeKind, Standing, StatusEntry};
 
-use crate::routes::identify;
+use crate::routes::{admin, identify, wants_html};
 use crate::state::AppState;
 
 /// Python's `time.asctime`: `Wed Nov 25 23:59:59 2026`.
@@ -99,6 +100,9 @@ pub async fn status(state: web::Data<AppState>, req: HttpRequest) -> HttpRespons
         return HttpResponse::Ok()
             .content_type("application/json")
             .body(doc.to_string());
+    }
+    if wants_html(&req) {
+        return admin::status_html(&state, &req);
     }
     doc["replica"] = state.lifecycle.config().replica.as_str().into();
     // From what the background loops keep, rendered at most every moment: an admin's page

@@ -14,7 +14,7 @@ use traefiker_core::testing::{InMemoryManager, ManualClock, ScriptedActivity};
 use traefiker_core::ReplicaId;
 use traefiker_core::{MemoryStore, NarrativeKind};
 use traefiker_server::app::run;
-use traefiker_server::auth::Auth2;
+use traefiker_server::auth::{Auth2, Authenticator};
 use traefiker_server::background::ImageSource;
 use traefiker_server::config::{Config, Layer};
 use traefiker_server::outbound;
@@ -131,14 +131,20 @@ impl Harness {
         let manager = Arc::new(InMemoryManager::new(config.naming.clone()));
         let traefik = Arc::new(ScriptedActivity::new("traefik"));
         let clock = Arc::new(ManualClock::default());
-        let auth = Arc::new(Auth2::new(
-            config.auth2.clone(),
-            outbound::client(Duration::from_secs(2), Duration::from_secs(2), None).unwrap(),
-        ));
+        // Static tokens where configured, as the binary does; else auth2 with short timeouts.
+        let auth: Arc<dyn Authenticator> = match &config.static_tokens {
+            Some(_) => traefiker_server::app::authenticator(&config).unwrap(),
+            None => Arc::new(Auth2::new(
+                config.auth2.clone(),
+                outbound::client(Duration::from_secs(2), Duration::from_secs(2), None).unwrap(),
+            )),
+        };
+        let readiness = traefiker_server::app::readiness(&config).unwrap();
         let state = AppState::new(
             config,
             manager.clone(),
             vec![traefik.clone()],
+            readiness,
             Arc::new(MemoryStore::new()),
             auth,
             clock.clone(),
