@@ -579,8 +579,8 @@ impl Lifecycle {
         lock(&self.inner.known).peers.clone()
     }
 
-    /// Learns the peers from the membership (unknown on failure).
-    pub async fn refresh_peers(&self) {
+    /// Learns the peers from the membership (unknown on failure), and returns them.
+    pub async fn refresh_peers(&self) -> Option<BTreeSet<ReplicaId>> {
         let deadline = self.inner.config.call_timeout;
         let peers = tokio::time::timeout(deadline, self.inner.membership.peers())
             .await
@@ -592,7 +592,8 @@ impl Lifecycle {
                 None
             }
         };
-        lock(&self.inner.known).peers = peers;
+        lock(&self.inner.known).peers = peers.clone();
+        peers
     }
 
     /// Whether connects leave a mark in the orchestrator for every replica's reaper: whenever

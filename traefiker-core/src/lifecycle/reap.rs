@@ -8,7 +8,7 @@
 //! the mark interval, decided again under its lane just before the removal, so a connect that
 //! lands after the activity read — on this replica — always wins.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
@@ -16,7 +16,7 @@ use futures::FutureExt;
 use super::{at_most_parallel, lock, CycleSummary, Lifecycle};
 use crate::activity::{join_activity, ActivityTarget};
 use crate::error::{ActivityError, Error, ManagerError};
-use crate::names::{NarrativeKind, ServiceName};
+use crate::names::{NarrativeKind, ReplicaId, ServiceName};
 use crate::narrative::{Narrative, NarrativeState};
 use crate::reaper::{plan_idle, ReapMode, ReapReport, SkipReason, Tracked};
 
@@ -38,7 +38,7 @@ impl Lifecycle {
         let all = self.narratives().await?;
         // After the listing: a replica registers before it makes containers, so every live
         // replica whose waiting containers the listing shows is among these peers.
-        self.refresh_peers().await;
+        let peers = self.refresh_peers().await;
         report.duplicates = duplicates(&all);
 
         // Stopped ones are zombies, removed as such below, not judged for idleness.
@@ -165,7 +165,7 @@ impl Lifecycle {
             Err(e) => report.failures.push(format!("list zombies: {e}")),
         }
 
-        for (abandoned, result) in self.remove_abandoned(apply).await {
+        for (abandoned, result) in self.remove_abandoned(&all, peers.as_ref(), apply).await {
             match result {
                 Ok(()) => report.abandoned.push(abandoned.name),
                 Err(e) => report
@@ -279,24 +279,30 @@ impl Lifecycle {
 
     /// Removes waiting containers made by replicas that are not alive, when the peers are
     /// known (SPEC §9). A dry run only lists them.
-    async fn remove_abandoned(&self, apply: bool) -> Vec<(Narrative, Result<(), ManagerError>)> {
-        let abandoned: Vec<Narrative> = {
-            let known = lock(&self.inner.known);
-            let Some(peers) = &known.peers else {
-                return Vec::new();
-            };
-            let me = &self.inner.config.replica;
-            known
-                .foreign
-                .iter()
-                .filter(|n| {
-                    n.replica
+    /// Both from this cycle, the listing taken before the peers were read: any replica whose
+    /// waiting containers it shows was among them (another listing since could show a replica
+    /// that started after the peers were read).
+    async fn remove_abandoned(
+        &self,
+        listed: &[Narrative],
+        peers: Option<&BTreeSet<ReplicaId>>,
+        apply: bool,
+    ) -> Vec<(Narrative, Result<(), ManagerError>)> {
+        let Some(peers) = peers else {
+            return Vec::new();
+        };
+        let me = &self.inner.config.replica;
+        let abandoned: Vec<Narrative> = listed
+            .iter()
+            .filter(|n| {
+                n.kind == NarrativeKind::Prespawned
+                    && !matches!(n.state, NarrativeState::Removing)
+                    && n.replica
                         .as_ref()
                         .is_some_and(|r| r != me && !peers.contains(r))
-                })
-                .cloned()
-                .collect()
-        };
+            })
+            .cloned()
+            .collect();
         if !apply {
             return abandoned.into_iter().map(|n| (n, Ok(()))).collect();
         }
