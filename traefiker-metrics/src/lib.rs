@@ -107,7 +107,7 @@ pub mod traefik;
 pub use error::MetricsError;
 pub use jupyter::{JupyterStatus, NarrativeStatus, NarrativeStatusConfig};
 pub use page::{
-    read_page, read_page_from, CounterTracker, PageActivity, PageReader, PageVersion,
+    read_page, read_page_from, CounterTracker, PageActivity, PageReader, PageVersion, ServiceMap,
     TraefikVersion,
 };
 pub use traefik::{fetch_page, TraefikMetrics, TraefikMetricsConfig};

@@ -25,6 +25,13 @@ pub const ENTRYPOINT_OPEN_CONNECTIONS: &str = "traefik_entrypoint_open_connectio
 /// The per-service request counter both versions expose.
 pub const SERVICE_REQUESTS_TOTAL: &str = "traefik_service_requests_total";
 
+/// A number per Traefik service name.
+///
+/// Hashed with foldhash, not std's SipHash: a page's counter lines each look up their
+/// service, and SipHash was a tenth of reading a page. The keys are the service names of
+/// Traefik's own page, and foldhash still seeds each map at random.
+pub type ServiceMap = HashMap<String, f64, foldhash::fast::RandomState>;
+
 /// Which Traefik the page comes from, as configured (`traefik_version`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum TraefikVersion {
@@ -93,9 +100,9 @@ pub struct PageActivity {
     /// Whether `version` was detected from the page rather than configured.
     pub detected: bool,
     /// v2 only: open websockets per service, for services with a websocket series.
-    pub websockets: HashMap<String, f64>,
+    pub websockets: ServiceMap,
     /// `traefik_service_requests_total` summed over code, method and protocol, per service.
-    pub requests: HashMap<String, f64>,
+    pub requests: ServiceMap,
     /// Sample lines on the page.
     pub samples: usize,
 }
@@ -156,8 +163,8 @@ pub fn read_page_from(
 #[derive(Debug)]
 pub struct PageReader {
     version: TraefikVersion,
-    websockets: HashMap<String, f64>,
-    requests: HashMap<String, f64>,
+    websockets: ServiceMap,
+    requests: ServiceMap,
     samples: usize,
     any_traefik: bool,
     has_v2_family: bool,
@@ -167,8 +174,10 @@ pub struct PageReader {
     line: usize,
     /// Bytes of complete lines read so far, to place a UTF-8 error.
     offset: usize,
-    /// The family whose samples are being passed over when a piece ends.
-    skipping: Option<(String, MetricType)>,
+    /// The family of the last `TYPE` line when a piece ends, and whether its samples are
+    /// being passed over.
+    family: Option<(String, MetricType)>,
+    skipping: bool,
     /// The incomplete last line of the pieces fed so far.
     partial: Vec<u8>,
 }
@@ -178,15 +187,16 @@ impl PageReader {
     pub fn new(version: TraefikVersion) -> Self {
         Self {
             version,
-            websockets: HashMap::new(),
-            requests: HashMap::new(),
+            websockets: ServiceMap::default(),
+            requests: ServiceMap::default(),
             samples: 0,
             any_traefik: false,
             has_v2_family: false,
             any_text: false,
             line: 0,
             offset: 0,
-            skipping: None,
+            family: None,
+            skipping: false,
             partial: Vec::new(),
         }
     }
@@ -261,12 +271,13 @@ impl PageReader {
         if !self.any_text {
             self.any_text = !text.trim().is_empty();
         }
-        let skipping = self.skipping.take();
+        let family = self.family.take();
         let at = Position {
             line: self.line,
-            skipping: skipping
+            family: family
                 .as_ref()
                 .map(|(name, kind)| Family { name, kind: *kind }),
+            skipping: self.skipping,
         };
         let mut lines = Lines::reading(text, READ).continuing(at);
         for line in &mut lines {
@@ -309,14 +320,15 @@ impl PageReader {
         self.samples += lines.skipped();
         let end = lines.position();
         self.line = end.line;
-        self.skipping = end.skipping.map(|f| (f.name.to_owned(), f.kind));
+        self.family = end.family.map(|f| (f.name.to_owned(), f.kind));
+        self.skipping = end.skipping;
         Ok(())
     }
 }
 
 /// Adds `value` to the entry of `service` (provider suffix stripped), allocating the key
 /// only the first time a service is seen.
-fn add(map: &mut HashMap<String, f64>, service: LabelValue<'_>, value: f64) {
+fn add(map: &mut ServiceMap, service: LabelValue<'_>, value: f64) {
     // A NaN or infinite counter is broken data: the service is known, its count is not.
     let value = if value.is_finite() { value } else { 0.0 };
     let full = service.unescape();
@@ -347,7 +359,7 @@ pub fn strip_provider(service: &str) -> &str {
 /// Services with no counter at all are idle (not mentioned).
 #[derive(Clone, Debug, Default)]
 pub struct CounterTracker {
-    previous: Option<HashMap<String, f64>>,
+    previous: Option<ServiceMap>,
 }
 
 impl CounterTracker {
@@ -382,10 +394,7 @@ fn websocket_snapshot(page: &PageActivity) -> ActivitySnapshot {
         .collect()
 }
 
-fn counter_snapshot(
-    previous: Option<&HashMap<String, f64>>,
-    page: &PageActivity,
-) -> ActivitySnapshot {
+fn counter_snapshot(previous: Option<&ServiceMap>, page: &PageActivity) -> ActivitySnapshot {
     let mut snapshot = ActivitySnapshot::new();
     let Some(previous) = previous else {
         for service in page.requests.keys() {

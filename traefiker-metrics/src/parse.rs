@@ -430,8 +430,10 @@ fn starts_with(hay: &[u8], prefix: &[u8]) -> bool {
 pub struct Position<'a> {
     /// Lines read so far (returned and passed over).
     pub line: usize,
-    /// The family whose samples [`Lines::reading`] is passing over, if any.
-    pub skipping: Option<Family<'a>>,
+    /// The family of the last `# TYPE` line, if any.
+    pub family: Option<Family<'a>>,
+    /// Whether [`Lines::reading`] passes over that family's samples.
+    pub skipping: bool,
 }
 
 /// The lines of a page, parsed one by one. It stops after the first error.
@@ -444,8 +446,11 @@ pub struct Lines<'a> {
     /// `None`: every line is parsed and returned. `Some`: the families the caller reads;
     /// samples of other declared families are passed over.
     read: Option<&'a [&'a str]>,
-    /// The family of the last `# TYPE` line, when its samples are passed over.
-    skipping: Option<Family<'a>>,
+    /// The family of the last `# TYPE` line. Its name was checked on that line, so a
+    /// sample that starts with one of its sample names needs no second check of the name.
+    family: Option<Family<'a>>,
+    /// Whether `family`'s samples are passed over.
+    skipping: bool,
     skipped: usize,
 }
 
@@ -458,7 +463,8 @@ impl<'a> Lines<'a> {
             line: 0,
             failed: false,
             read: None,
-            skipping: None,
+            family: None,
+            skipping: false,
             skipped: 0,
         }
     }
@@ -490,9 +496,8 @@ impl<'a> Lines<'a> {
     /// family's samples as if the page were whole.
     pub fn continuing(mut self, at: Position<'a>) -> Self {
         self.line = at.line;
-        if self.read.is_some() {
-            self.skipping = at.skipping;
-        }
+        self.family = at.family;
+        self.skipping = at.skipping && self.read.is_some();
         self
     }
 
@@ -500,6 +505,7 @@ impl<'a> Lines<'a> {
     pub fn position(&self) -> Position<'a> {
         Position {
             line: self.line,
+            family: self.family,
             skipping: self.skipping,
         }
     }
@@ -534,7 +540,7 @@ impl<'a> Iterator for Lines<'a> {
         }
         // The hot loop of `reading`: most lines of a large page belong to families the
         // caller does not read.
-        if let Some(family) = self.skipping {
+        if let Some(family) = self.family.filter(|_| self.skipping) {
             while let Some(name_len) = family.sample_name_len(rest) {
                 let advance = match memchr(b'\n', rest.get(name_len..)?) {
                     Some(end) => name_len + end + 1,
@@ -557,13 +563,21 @@ impl<'a> Iterator for Lines<'a> {
         self.pos += advance;
         self.line += 1;
         let line = line.strip_suffix('\r').unwrap_or(line);
-        let parsed = parse_line(line).map_err(|kind| ParseError {
+        let known_name = self
+            .family
+            .and_then(|family| family.sample_name_len(line.as_bytes()));
+        let parsed = match known_name {
+            Some(name_len) => parse_sample_after(line, name_len).map(Line::Sample),
+            None => parse_line(line),
+        }
+        .map_err(|kind| ParseError {
             line: self.line,
             kind,
         });
         match &parsed {
-            Ok(Line::Type { name, kind }) if self.read.is_some() => {
-                self.skipping = self.skips(name).then_some(Family { name, kind: *kind });
+            Ok(Line::Type { name, kind }) => {
+                self.family = Some(Family { name, kind: *kind });
+                self.skipping = self.skips(name);
             }
             Ok(_) => {}
             Err(_) => self.failed = true,
@@ -627,8 +641,12 @@ fn parse_comment(line: &str) -> Result<Line<'_>, ParseErrorKind> {
 }
 
 fn parse_sample(line: &str) -> Result<Sample<'_>, ParseErrorKind> {
+    parse_sample_after(line, scan_metric_name(line.as_bytes(), 0)?)
+}
+
+/// [`parse_sample`] of a line whose first `name_end` bytes are a valid metric name.
+fn parse_sample_after(line: &str, name_end: usize) -> Result<Sample<'_>, ParseErrorKind> {
     let b = line.as_bytes();
-    let name_end = scan_metric_name(b, 0)?;
     let name = line.get(..name_end).ok_or(ParseErrorKind::MetricName)?;
     let mut i = skip_blanks(b, name_end);
     let mut labels = Labels::default();
@@ -1173,10 +1191,11 @@ mod tests {
         }
         let at = Position {
             line: 41,
-            skipping: Some(Family {
+            family: Some(Family {
                 name: "skip_g",
                 kind: MetricType::Gauge,
             }),
+            skipping: true,
         };
         let mut next = Lines::reading("skip_g 1\n<html>\n", &[]).continuing(at);
         assert_eq!(

@@ -201,7 +201,7 @@ proptest! {
         counts in prop::collection::vec(("[a-z]{1,3}", "[a-z\"\\\\]{0,3}", 0u32..1000), 1..30)
     ) {
         let mut page = String::from("# TYPE traefik_service_requests_total counter\n");
-        let mut want = std::collections::HashMap::<String, f64>::new();
+        let mut want = traefiker_metrics::ServiceMap::default();
         for (service, provider_noise, n) in &counts {
             let full = format!("{service}{provider_noise}@file");
             page.push_str(&format!(

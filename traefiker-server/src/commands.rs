@@ -333,12 +333,10 @@ fn count(out: &mut String, n: Option<f64>) {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use super::*;
 
     fn page(version: PageVersion, ws: &[(&str, f64)], req: &[(&str, f64)]) -> PageActivity {
-        let map = |v: &[(&str, f64)]| -> HashMap<String, f64> {
+        let map = |v: &[(&str, f64)]| -> traefiker_metrics::ServiceMap {
             v.iter().map(|(s, n)| ((*s).to_owned(), *n)).collect()
         };
         PageActivity {
