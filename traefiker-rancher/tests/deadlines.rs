@@ -3,17 +3,20 @@
 //! answer, never a credential. Plain wiremock mocks answering with the fixtures, delayed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+use common::{bounded, fixture, json, name};
+
 use std::future::Future;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use traefiker_core::{
     Assignment, ContainerManager, ManagerError, Narrative, NarrativeKind, NarrativeState, Origin,
-    ServiceName, SessionId, SpawnSpec,
+    SessionId, SpawnSpec,
 };
-use traefiker_rancher::{Credentials, RancherConfig, RancherManager, RetryPolicy};
+use traefiker_rancher::{RancherConfig, RancherManager, RetryPolicy};
 use wiremock::matchers::{method, path, query_param, query_param_is_missing};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, MockServer};
 
 /// The deadline of one operation in these tests.
 const OPERATION: Duration = Duration::from_millis(600);
@@ -25,37 +28,16 @@ const MARGIN: Duration = Duration::from_millis(350);
 /// Longer than any test: a Rancher that does not answer.
 const HUNG: Duration = Duration::from_secs(30);
 
-async fn bounded<T>(f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(20), f)
-        .await
-        .expect("test step finished in time")
-}
-
-fn fixture(name: &str, server: &MockServer) -> Value {
-    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).expect("fixture exists");
-    serde_json::from_str(&text.replace("http://rancher.example:8080", &server.uri()))
-        .expect("fixture is JSON")
-}
-
-fn json(status: u16, body: Value) -> ResponseTemplate {
-    ResponseTemplate::new(status).set_body_json(body)
-}
-
 /// Generous retries, so that only the deadline can stop them.
 fn config(server: &MockServer) -> RancherConfig {
-    let mut config = RancherConfig::new(format!("{}/v2-beta", server.uri()))
-        .with_credentials(Credentials::new("FAKEACCESSKEY", "fake-secret-key"))
-        .with_stack(
-            format!("{}/v2-beta/projects/1a5", server.uri()),
-            "1st5",
-            "narratives",
-        );
-    config.retry = RetryPolicy {
-        max_retries: 50,
-        initial_backoff: Duration::from_millis(10),
-        max_backoff: Duration::from_millis(40),
-    };
+    let mut config = common::config(
+        server,
+        RetryPolicy {
+            max_retries: 50,
+            initial_backoff: Duration::from_millis(10),
+            max_backoff: Duration::from_millis(40),
+        },
+    );
     config.timeouts.request = OPERATION;
     config.timeouts.list = LISTING;
     config
@@ -63,10 +45,6 @@ fn config(server: &MockServer) -> RancherConfig {
 
 fn manager(server: &MockServer) -> RancherManager {
     RancherManager::new(config(server)).unwrap()
-}
-
-fn name(n: &str) -> ServiceName {
-    ServiceName::new(n).unwrap()
 }
 
 fn candidate() -> Narrative {

@@ -1,7 +1,9 @@
 //! Behaviour over the stateful fake Rancher: long listings, duplicates, discovery, faults.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::future::Future;
+mod common;
+use common::bounded;
+
 use std::time::{Duration, Instant};
 
 use traefiker_core::{
@@ -10,12 +12,6 @@ use traefiker_core::{
 };
 use traefiker_rancher::testing::{FakeRancher, Fault, STACK_ID};
 use traefiker_rancher::RancherManager;
-
-async fn bounded<T>(f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(30), f)
-        .await
-        .expect("test step finished in time")
-}
 
 fn session(i: usize) -> String {
     format!("{i:032x}")

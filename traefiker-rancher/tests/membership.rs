@@ -3,7 +3,9 @@
 //! failure is an error (peers unknown), never an empty or partial list.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::future::Future;
+mod common;
+use common::bounded;
+
 use std::time::{Duration, Instant};
 
 use traefiker_core::{ManagerError, Membership, ReplicaId};
@@ -15,12 +17,6 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 const NAME: &str = "/metadata/2016-07-29/self/container/name";
 const CONTAINERS: &str = "/metadata/2016-07-29/self/service/containers";
 const DEADLINE: Duration = Duration::from_millis(500);
-
-async fn bounded<T>(f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(20), f)
-        .await
-        .expect("test step finished in time")
-}
 
 fn fixture(name: &str) -> String {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));

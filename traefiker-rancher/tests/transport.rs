@@ -3,57 +3,32 @@
 //! error variant of each failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::future::Future;
+mod common;
+use common::{bounded, fixture, fixture_text, json, name};
+
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDateTime};
-use serde_json::Value;
 use traefiker_core::{
     Assignment, ContainerManager, ManagerError, Narrative, NarrativeKind, NarrativeState, Origin,
-    Routing, RuleSyntax, ServiceName, SessionId, SpawnSpec,
+    Routing, RuleSyntax, SessionId, SpawnSpec,
 };
-use traefiker_rancher::{Credentials, RancherConfig, RancherManager, RetryPolicy};
+use traefiker_rancher::{RancherConfig, RancherManager, RetryPolicy};
 use wiremock::matchers::{body_json, header, method, path, query_param, query_param_is_missing};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 /// Basic auth of `FAKEACCESSKEY:fake-secret-key`.
 const AUTH: &str = "Basic RkFLRUFDQ0VTU0tFWTpmYWtlLXNlY3JldC1rZXk=";
 
-async fn bounded<T>(f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(20), f)
-        .await
-        .expect("test step finished in time")
-}
-
-fn fixture_text(name: &str, server: &MockServer) -> String {
-    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).expect("fixture exists");
-    let escaped = server.uri().replace('/', "\\/");
-    text.replace("http://rancher.example:8080", &server.uri())
-        .replace("http:\\/\\/rancher.example:8080", &escaped)
-}
-
-fn fixture(name: &str, server: &MockServer) -> Value {
-    serde_json::from_str(&fixture_text(name, server)).expect("fixture is JSON")
-}
-
-fn json(status: u16, body: Value) -> ResponseTemplate {
-    ResponseTemplate::new(status).set_body_json(body)
-}
-
 fn config(server: &MockServer) -> RancherConfig {
-    let mut config = RancherConfig::new(format!("{}/v2-beta", server.uri()))
-        .with_credentials(Credentials::new("FAKEACCESSKEY", "fake-secret-key"))
-        .with_stack(
-            format!("{}/v2-beta/projects/1a5", server.uri()),
-            "1st5",
-            "narratives",
-        );
-    config.retry = RetryPolicy {
-        max_retries: 2,
-        initial_backoff: Duration::from_millis(5),
-        max_backoff: Duration::from_millis(20),
-    };
+    let mut config = common::config(
+        server,
+        RetryPolicy {
+            max_retries: 2,
+            initial_backoff: Duration::from_millis(5),
+            max_backoff: Duration::from_millis(20),
+        },
+    );
     config.timeouts.request = Duration::from_millis(500);
     config.meta_url = format!("{}/metadata/", server.uri());
     config
@@ -61,10 +36,6 @@ fn config(server: &MockServer) -> RancherConfig {
 
 fn manager(server: &MockServer) -> RancherManager {
     RancherManager::new(config(server)).unwrap()
-}
-
-fn name(n: &str) -> ServiceName {
-    ServiceName::new(n).unwrap()
 }
 
 fn at(s: &str) -> chrono::DateTime<chrono::Utc> {
