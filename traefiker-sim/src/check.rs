@@ -102,12 +102,14 @@ fn check_reap(
 /// Whether the reaper's last look at the narrative may have read it before the mark that
 /// covers this connect took effect (the connect's own, or one another replica sent just
 /// before): the look was sent before that mark was answered. Both take effect somewhere
-/// inside their round trips; a reaper that did not look again at all is never excused.
+/// inside their round trips; a reaper that did not look again at all is never excused. The
+/// look is the replica's last find sent before the removal was: a find sent later (a
+/// shutdown's, say) cannot have informed it.
 fn raced(log: &Log, g: &Grant, r: &Reaped) -> bool {
     let looked = log
         .finds
         .get(&(r.replica, r.name.clone()))
-        .and_then(|times| times.iter().rev().find(|t| **t <= r.at).copied());
+        .and_then(|times| times.iter().rev().find(|t| **t <= r.asked).copied());
     let marked: Option<DateTime<Utc>> = log.marks.get(g.session.expose()).and_then(|marks| {
         marks
             .iter()

@@ -122,7 +122,10 @@ pub struct Grant {
 /// One removal of a container that was running as a user's, made by a reaper cycle.
 #[derive(Clone, Debug)]
 pub struct Reaped {
+    /// When the removal was answered.
     pub at: DateTime<Utc>,
+    /// When it was sent: only a look sent before it can have informed it.
+    pub asked: DateTime<Utc>,
     pub replica: usize,
     pub name: ServiceName,
     pub session: SessionId,
@@ -337,6 +340,7 @@ impl ContainerManager for Recorder {
             .containers()
             .into_iter()
             .find(|n| n.id == narrative.id);
+        let asked = self.clock.now();
         let r = self.guarded(self.inner.remove(narrative)).await;
         let reason = REASON.try_with(|r| *r).unwrap_or(Reason::Other);
         if let (Ok(()), Some(before)) = (&r, before) {
@@ -357,6 +361,7 @@ impl ContainerManager for Recorder {
                 log.trace.push(line);
                 log.reaped.push(Reaped {
                     at: self.clock.now(),
+                    asked,
                     replica: self.replica,
                     name: before.name.clone(),
                     session: before.session.clone(),
