@@ -128,8 +128,7 @@ impl Reaper {
         }
         let result = self.lifecycle.reap_cycle(mode).await;
         if mode == ReapMode::Apply {
-            self.kept.changed();
-            self.kept.refresh().await;
+            self.kept.removed().await;
         }
         match &result {
             Ok(report) => {

@@ -7,8 +7,8 @@
 //! backend's health is the lifecycle's last listing (or, with the reconciler off, one
 //! `verify` every [`CHECK_INTERVAL`]). A change this process makes (a connect, a shutdown)
 //! asks for an early refresh ([`Kept::refresh_soon`]), never sooner than [`MIN_GAP`] after
-//! the last; the reaper waits for one ([`Kept::refresh`]) so that a reaped narrative's route
-//! is gone when `/reaper/` answers.
+//! the last; a removal (a shutdown, a reaper cycle) waits for one ([`Kept::removed`]) so that
+//! the narrative's route is gone when the answer to it is sent.
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -132,6 +132,14 @@ impl Kept {
         self.inner
             .services_stale
             .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Says that this process removed narratives (a shutdown, a reaper cycle) and refreshes
+    /// before returning, so that the caller's answer comes after their routes are gone from
+    /// `/traefik/dynamic` and from the admin's list.
+    pub async fn removed(&self) {
+        self.changed();
+        self.refresh().await;
     }
 
     /// Asks the loop for a refresh soon, without waiting for it; what the admin's list shows

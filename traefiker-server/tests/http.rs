@@ -449,3 +449,54 @@ async fn traefik_dynamic_always_routes_the_narrative_prefix_to_traefiker() {
     assert_eq!(doc["http"]["routers"].as_object().unwrap().len(), 1);
     h.stop().await;
 }
+
+#[tokio::test]
+async fn a_shutdown_answers_only_once_the_narratives_route_is_gone() {
+    // No pool: alice's narrative is created after the backend is given an address.
+    let h = Harness::start(&[
+        ("traefik_provider", "true"),
+        ("traefik_self_url", "http://127.0.0.1:5000"),
+        ("num_prespawn", "0"),
+    ])
+    .await;
+    h.manager.set_address(Some("http://127.0.0.1:9".into()));
+    h.wait_ready().await;
+    let routed = || async {
+        let doc: serde_json::Value = h
+            .get("/traefik/dynamic")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        doc["http"]["services"]["narrative-alice-522b27"].is_object()
+    };
+    assert_eq!(
+        h.open("/narrative/x", "alice-token").await.status(),
+        StatusCode::CREATED
+    );
+    // Its route appears with the refresh that the connect asks for; shutting down right
+    // after it means the next refresh would wait out the gap between two refreshes.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !routed().await {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("alice's route appears");
+    let r = h
+        .with_token(
+            h.client.delete(format!("{}/narrative_shutdown/", h.base)),
+            "alice-token",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        !routed().await,
+        "alice's route is still served after her shutdown was answered"
+    );
+    h.stop().await;
+}

@@ -142,7 +142,7 @@ pub async fn shutdown(
     match state.lifecycle.shutdown_narrative(&name).await {
         Ok(Some(_)) => {
             tracing::info!(service = %name, by = %identity.user, "shut down from the status page");
-            state.kept.refresh_soon();
+            state.kept.removed().await;
             back("shut")
         }
         Ok(None) => back("missing"),

@@ -48,7 +48,7 @@ pub async fn shutdown(
     };
     match state.lifecycle.shutdown(&user).await {
         Ok(Some(name)) => {
-            state.kept.refresh_soon();
+            state.kept.removed().await;
             text(StatusCode::OK, format!("Service {name} deleted"))
         }
         Ok(None) => text(StatusCode::NOT_FOUND, "No sessions found for user"),
