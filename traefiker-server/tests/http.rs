@@ -426,14 +426,7 @@ async fn traefik_dynamic_always_routes_the_narrative_prefix_to_traefiker() {
     ])
     .await;
     h.wait_ready().await;
-    let doc: serde_json::Value = h
-        .get("/traefik/dynamic")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: serde_json::Value = h.dynamic().await;
     let router = &doc["http"]["routers"]["traefiker"];
     assert_eq!(
         router["rule"],
@@ -462,14 +455,7 @@ async fn a_shutdown_answers_only_once_the_narratives_route_is_gone() {
     h.manager.set_address(Some("http://127.0.0.1:9".into()));
     h.wait_ready().await;
     let routed = || async {
-        let doc: serde_json::Value = h
-            .get("/traefik/dynamic")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let doc: serde_json::Value = h.dynamic().await;
         doc["http"]["services"]["narrative-alice-522b27"].is_object()
     };
     assert_eq!(

@@ -424,14 +424,7 @@ async fn traefik_routes_the_demos_front_door_only_where_there_is_one() {
         }
         let h = Harness::start(&settings).await;
         h.wait_ready().await;
-        let doc: serde_json::Value = h
-            .get("/traefik/dynamic")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let doc: serde_json::Value = h.dynamic().await;
         let router = &doc["http"]["routers"]["traefiker-front"];
         assert_eq!(router.is_object(), front, "{doc}");
         if front {

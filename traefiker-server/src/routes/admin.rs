@@ -14,7 +14,7 @@ use crate::auth::{AuthError, Identity};
 use crate::config::SourceKind;
 use crate::pages::admin::{admin_policy, confirm_page, status_page, Overview};
 use crate::pages::{respond, Nonce};
-use crate::routes::reply::{self, text, Reference};
+use crate::routes::reply::{self, text};
 use crate::routes::{form_token, form_token_ok, from_this_site, identify, refused};
 use crate::state::AppState;
 
@@ -147,14 +147,6 @@ pub async fn shutdown(
         }
         Ok(None) => back("missing"),
         Err(traefiker_core::Error::Invalid(e)) => text(StatusCode::BAD_REQUEST, e.to_string()),
-        Err(e) => {
-            let reference = Reference::new();
-            tracing::error!(%reference, service = %name, error = %e, "shutdown failed");
-            reply::error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &reference,
-                "The narrative could not be shut down right now. Please try again in a minute.",
-            )
-        }
+        Err(e) => reply::shutdown_failed(&name, &e),
     }
 }

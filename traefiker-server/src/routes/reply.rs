@@ -83,6 +83,21 @@ pub fn error(status: StatusCode, reference: &Reference, message: &str) -> HttpRe
     )
 }
 
+/// 503 for a shutdown the backend did not carry out; `what` (the narrative, or the user)
+/// and the error go to the log under the reference.
+pub fn shutdown_failed(
+    what: &dyn std::fmt::Display,
+    error: &dyn std::fmt::Display,
+) -> HttpResponse {
+    let reference = Reference::new();
+    tracing::error!(%reference, of = %what, %error, "shutdown failed");
+    self::error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &reference,
+        "The narrative could not be shut down right now. Please try again in a minute.",
+    )
+}
+
 /// 429 with `Retry-After`, for an address with too many failed logins.
 pub fn throttled(reference: &Reference, retry_after: std::time::Duration) -> HttpResponse {
     let secs = retry_after.as_secs().max(1) + u64::from(retry_after.subsec_nanos() > 0);

@@ -6,7 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use traefiker_core::UserId;
 
 use crate::auth::AuthError;
-use crate::routes::reply::{self, text, Reference};
+use crate::routes::reply::{self, text};
 use crate::routes::{identify, refused};
 use crate::state::AppState;
 
@@ -52,14 +52,6 @@ pub async fn shutdown(
             text(StatusCode::OK, format!("Service {name} deleted"))
         }
         Ok(None) => text(StatusCode::NOT_FOUND, "No sessions found for user"),
-        Err(e) => {
-            let reference = Reference::new();
-            tracing::error!(%reference, user = %user, error = %e, "shutdown failed");
-            reply::error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &reference,
-                "The narrative could not be shut down right now. Please try again in a minute.",
-            )
-        }
+        Err(e) => reply::shutdown_failed(&user, &e),
     }
 }

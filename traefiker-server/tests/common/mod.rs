@@ -216,6 +216,17 @@ impl Harness {
         self.client.get(format!("{}{path}", self.base))
     }
 
+    /// `/traefik/dynamic` as a caller on the loopback (inside the default provider network).
+    pub async fn dynamic(&self) -> serde_json::Value {
+        self.get("/traefik/dynamic")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// `GET path` as the holder of `token`.
     pub async fn open(&self, path: &str, token: &str) -> reqwest::Response {
         self.with_token(self.get(path), token).send().await.unwrap()
