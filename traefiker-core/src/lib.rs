@@ -45,7 +45,9 @@
 //! ```
 
 pub mod activity;
+pub mod arrivals;
 pub mod clock;
+pub mod demand;
 pub mod entropy;
 pub mod error;
 pub mod flight;
@@ -59,17 +61,21 @@ pub mod pool;
 pub mod readiness;
 pub mod reaper;
 pub mod rules;
+pub mod schedule;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod timeline;
 
 pub use activity::{Activity, ActivitySnapshot, ActivitySource, ActivityTarget};
+pub use arrivals::ArrivalLog;
 pub use clock::{Clock, SystemClock};
+pub use demand::{Demand, DemandSettings, Reason, Target};
 pub use entropy::{Entropy, OsEntropy};
 pub use error::{ActivityError, Error, InvalidInput, ManagerError, StoreError};
 pub use lifecycle::{
     ConnectOutcome, Connection, CycleSummary, Lifecycle, LifecycleBuilder, LifecycleConfig,
-    Standing, StatusEntry, Visit,
+    Standing, StatusEntry, UnreadyWarning, Visit,
 };
 pub use manager::{BackendInfo, ContainerManager};
 pub use membership::{Membership, Solo};
@@ -78,4 +84,5 @@ pub use narrative::{Assignment, Narrative, NarrativeState, Origin, SpawnSpec};
 pub use readiness::Readiness;
 pub use reaper::{PoolReport, ReapMode, ReapReport, SkipReason};
 pub use rules::{Routing, RuleSyntax, REPLICA_LABEL, SESSION_LABEL};
+pub use schedule::Schedule;
 pub use store::{ActivityStore, MemoryStore, SqliteStore};

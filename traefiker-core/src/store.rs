@@ -41,6 +41,8 @@ pub trait ActivityStore: Send + Sync + std::fmt::Debug {
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     records: Mutex<HashMap<String, DateTime<Utc>>>,
+    /// New users' arrivals ([`crate::ArrivalLog`]).
+    pub(crate) arrivals: Mutex<Vec<DateTime<Utc>>>,
 }
 
 impl MemoryStore {
@@ -95,7 +97,9 @@ impl SqliteStore {
             "PRAGMA journal_mode=WAL;
              PRAGMA synchronous=NORMAL;
              PRAGMA busy_timeout=5000;
-             CREATE TABLE IF NOT EXISTS narr_activity (servicename TEXT PRIMARY KEY, lastseen FLOAT);",
+             CREATE TABLE IF NOT EXISTS narr_activity (servicename TEXT PRIMARY KEY, lastseen FLOAT);
+             CREATE TABLE IF NOT EXISTS pool_arrivals (at FLOAT NOT NULL);
+             CREATE INDEX IF NOT EXISTS pool_arrivals_at ON pool_arrivals (at);",
         )
         .map_err(err)?;
         Ok(Self {
@@ -104,25 +108,25 @@ impl SqliteStore {
         })
     }
 
-    fn error(&self, e: rusqlite::Error) -> StoreError {
+    pub(crate) fn error(&self, e: rusqlite::Error) -> StoreError {
         StoreError {
             location: self.path.display().to_string(),
             detail: e.to_string(),
         }
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+    pub(crate) fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         // SQLite rolls back an unfinished transaction, so a connection whose user panicked
         // is still consistent.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
-fn to_epoch(t: &DateTime<Utc>) -> f64 {
+pub(crate) fn to_epoch(t: &DateTime<Utc>) -> f64 {
     t.timestamp_micros() as f64 / 1e6
 }
 
-fn from_epoch(secs: f64) -> Option<DateTime<Utc>> {
+pub(crate) fn from_epoch(secs: f64) -> Option<DateTime<Utc>> {
     if !secs.is_finite() {
         return None;
     }

@@ -260,20 +260,26 @@ impl ActivitySource for NarrativeStatus {
 
 /// A waiting narrative is ready once its Jupyter answers its status, within the source's
 /// timeouts. One the backend gives no address for cannot be asked: the backend's own state
-/// (running, and healthy where it has a health check) is all there is to go on.
+/// (running, and healthy where it has a health check) is all there is to go on. A failure is
+/// not logged here: it is asked every second or so while a narrative starts, and the
+/// lifecycle says once when narratives never become ready.
 #[async_trait]
 impl Readiness for NarrativeStatus {
-    async fn is_ready(&self, narrative: &Narrative) -> bool {
+    async fn check(&self, narrative: &Narrative) -> Result<(), String> {
         let Some(address) = &narrative.address else {
-            return true;
+            return Ok(());
         };
-        match self.status_of(address).await {
-            Ok(_) => true,
-            Err(e) => {
-                tracing::debug!(service = %narrative.name, error = %e, "waiting narrative not ready yet");
-                false
-            }
-        }
+        self.status_of(address)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    fn likely_cause(&self) -> &str {
+        "traefiker asks each waiting narrative's Jupyter for its status at the address the \
+         backend reports (ready_check = status): if traefiker cannot reach the narratives' \
+         addresses (another network, a firewall), set ready_check = backend; if it can, the \
+         narrative image does not start Jupyter within ready_timeout_secs"
     }
 }
 

@@ -97,11 +97,22 @@ async fn a_waiting_narrative_that_does_not_answer_is_not_handed_out_and_is_repla
     let second = waiting(&manager);
     assert_eq!(second.len(), 1);
     assert_ne!(second, first, "the narrative that never answered is gone");
+    // And the operator is told why, with the likely cause.
+    assert_eq!(lifecycle.pool_unready(), 1);
+    let warning = lifecycle.pool_unready_warning().unwrap();
+    assert_eq!(warning.address.as_deref(), Some(jupyter.uri().as_str()));
+    assert!(warning.answer.contains("503"), "{warning:?}");
+    assert!(
+        warning.likely_cause.contains("set ready_check = backend"),
+        "{warning:?}"
+    );
 
     // Its replacement answers: it is handed out.
     jupyter_answers(&jupyter, 200).await;
     let report = lifecycle.fill_pool().await.unwrap();
     assert_eq!((report.waiting, report.unready), (1, 0), "{report:?}");
+    assert_eq!(lifecycle.pool_unready(), 0, "the check works again");
+    assert_eq!(lifecycle.pool_unready_warning(), None);
     let bob = lifecycle
         .connect(&UserId::new("bob").unwrap(), Visit::default())
         .await
@@ -118,7 +129,7 @@ async fn a_narrative_without_an_address_is_as_ready_as_its_backend_says() {
     lifecycle.fill_pool().await.unwrap();
     let any = lifecycle.status().remove(0).narrative;
     assert!(any.address.is_none());
-    assert!(status_source().is_ready(&any).await);
+    assert_eq!(status_source().check(&any).await, Ok(()));
 }
 
 #[tokio::test]
@@ -127,11 +138,12 @@ async fn an_address_that_refuses_connections_is_not_ready() {
     let address = format!("http://{}", dead.local_addr().unwrap());
     drop(dead);
     let manager = InMemoryManager::new(Naming::default());
-    manager.set_address(Some(address));
+    manager.set_address(Some(address.clone()));
     let lifecycle = Lifecycle::builder(Arc::new(manager), LifecycleConfig::default())
         .image(Some(IMAGE.to_owned()))
         .build();
     lifecycle.fill_pool().await.unwrap();
     let any = lifecycle.status().remove(0).narrative;
-    assert!(!status_source().is_ready(&any).await);
+    let why = status_source().check(&any).await.unwrap_err();
+    assert!(why.contains(&address), "names the address it asked: {why}");
 }

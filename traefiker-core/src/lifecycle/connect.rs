@@ -56,7 +56,15 @@ impl Lifecycle {
         let deadline = self.inner.config.call_timeout;
         let flight = self.inner.flights.run(key, async move {
             let span = tracing::info_span!("connect", service = %name);
-            tracing::Instrument::instrument(this.connect_slow(&user, name, visit), span).await
+            let answer =
+                tracing::Instrument::instrument(this.connect_slow(&user, name, visit), span).await;
+            // Once per new user, however many requests shared the operation.
+            if let Ok(c) = &answer {
+                if c.outcome != ConnectOutcome::Existing {
+                    this.answered_new_user(c.outcome);
+                }
+            }
+            answer
         });
         match tokio::time::timeout(deadline, flight).await {
             Ok(Ok(answer)) => answer,
@@ -167,6 +175,8 @@ impl Lifecycle {
                 return Err(Error::AtCapacity { limit });
             }
         }
+        // The pool sees the new user now, not after a cold start of theirs.
+        self.arrived();
         if let Some(connection) = self.assign_waiting(user, &name, &origin).await? {
             return Ok(connection);
         }

@@ -8,28 +8,55 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
+use futures::stream::{FuturesUnordered, StreamExt};
 use futures::FutureExt;
 
-use super::{at_most_parallel, lock, Lifecycle};
+use chrono::{DateTime, Utc};
+
+use super::{at_most_parallel, lock, Known, Lifecycle, UnreadyWarning};
 use crate::error::{Error, ManagerError};
 use crate::names::NarrativeKind;
 use crate::narrative::{Narrative, NarrativeState, SpawnSpec};
+use crate::pool::Slot;
 use crate::reaper::PoolReport;
 use crate::rules::REPLICA_LABEL;
 
+/// How often the filler of a pool that follows demand looks whether its target moved with
+/// time alone (a schedule window, a busy time of past weeks, a raised target falling back).
+pub const LOOK_AGAIN: Duration = Duration::from_secs(15);
+
+fn report_ok(report: &PoolReport) -> bool {
+    report.failures.is_empty()
+}
+
 impl Lifecycle {
-    /// Brings this replica's pool to exactly `pool_size` ready waiting containers of the
+    /// Brings this replica's pool to exactly its target ([`Lifecycle::pool_target`]: `pool_size`,
+    /// or what demand asks for between it and `pool_max`) of ready waiting containers of the
     /// current image: removes outdated, excess and never-ready ones (and waiting containers
     /// the Python version left, which nobody assigns), starts the missing ones, checks the
-    /// new ones answer. Safe to repeat; concurrent calls run one after the other.
+    /// new ones answer. Safe to repeat; concurrent calls decide one after the other and
+    /// count each other's creates in flight.
     pub async fn fill_pool(&self) -> Result<PoolReport, Error> {
         self.fill(true).await
     }
 
-    /// The pool step; `list` is false when the caller (a reaper cycle) has just listed.
+    /// The pool step, then the wait for every step's creates in flight, so the pool is
+    /// settled when it returns; `list` is false when the caller (a reaper cycle) has just
+    /// listed.
     pub(super) async fn fill(&self, list: bool) -> Result<PoolReport, Error> {
-        let _guard = self.inner.pool_lock.lock().await;
+        let report = self.fill_step(list).await;
+        let mut creating = self.inner.creating.subscribe();
+        // The sender lives as long as `self`: waiting cannot fail.
+        let _ = creating.wait_for(|n| *n == 0).await;
+        report
+    }
+
+    /// One pool step. Steps decide one at a time (the pool lock), but a step's creates run
+    /// after it lets go: the next step, woken by the next new user, counts them as in flight
+    /// and decides at once instead of waiting a cold start for them.
+    async fn fill_step(&self, list: bool) -> Result<PoolReport, Error> {
         let mut report = PoolReport::default();
+        let guard = self.inner.pool_lock.lock().await;
         if self.inner.retiring.load(Ordering::Relaxed) {
             return Ok(report);
         }
@@ -42,27 +69,24 @@ impl Lifecycle {
         };
         self.check_readiness().await;
 
+        let target = self.target_now().size;
         let now = self.inner.clock.now();
         let ready_within = chrono::Duration::from_std(self.inner.config.ready_timeout)
             .unwrap_or(chrono::Duration::MAX);
         let (plan, unlabelled) = {
             let mut known = lock(&self.inner.known);
             let gen = known.bump();
-            let plan = known
-                .pool
-                .plan(&image, self.inner.config.pool_size, now, ready_within, gen);
+            let plan = known.pool.plan(&image, target, now, ready_within, gen);
             let unlabelled: Vec<Narrative> = known
                 .foreign
                 .iter()
                 .filter(|n| n.replica.is_none())
                 .cloned()
                 .collect();
-            if !plan.unready.is_empty() {
-                known.unready_streak += plan.unready.len();
-            }
             (plan, unlabelled)
         };
 
+        self.note_unready(&plan.unready, now);
         let removals = plan
             .outdated
             .iter()
@@ -115,6 +139,11 @@ impl Lifecycle {
                 known.pool.begin_create(spec.name.clone());
             }
         }
+        // Counted before the pool lock goes: `retire`, which takes the pool lock first, then
+        // waits for these creates.
+        let _creating = Creating::count(&self.inner.creating);
+        drop(guard);
+        let sent = self.inner.clock.now();
         let created: Vec<(SpawnSpec, Result<Narrative, ManagerError>)> = at_most_parallel(
             specs
                 .into_iter()
@@ -129,17 +158,19 @@ impl Lifecycle {
         )
         .await;
         let instant = self.inner.readiness.is_none();
+        let mut answered = Vec::new();
         for (spec, result) in created {
             match result {
                 Ok(narrative) => {
                     report.created += 1;
                     let ready = instant && narrative.state == NarrativeState::Running;
+                    answered.push((narrative.id.clone(), ready));
                     let mut known = lock(&self.inner.known);
                     if ready {
-                        known.unready_streak = 0;
+                        known.unready.ready();
                     }
                     let gen = known.bump();
-                    known.pool.created(narrative, ready, gen, now);
+                    known.pool.created(narrative, ready, gen, sent);
                 }
                 Err(e) => {
                     lock(&self.inner.known).pool.create_failed(&spec.name);
@@ -148,11 +179,58 @@ impl Lifecycle {
                 }
             }
         }
+        self.creates_answered(sent, &answered);
         self.check_readiness().await;
         let known = lock(&self.inner.known);
         report.waiting = known.pool.waiting(&image);
         report.unready = known.pool.unready().len();
         Ok(report)
+    }
+
+    /// Counts waiting containers replaced for never becoming ready, and says so once per
+    /// streak, with the likely cause.
+    fn note_unready(&self, replaced: &[Narrative], now: DateTime<Utc>) {
+        let Some(latest) = replaced.last() else {
+            return;
+        };
+        let likely_cause = match &self.inner.readiness {
+            Some(readiness) => readiness.likely_cause().to_owned(),
+            None => "the backend never reported it running (and healthy, where it has a health \
+                     check): look at the backend's record and logs of the container"
+                .to_owned(),
+        };
+        let waited = self.inner.config.ready_timeout.as_secs();
+        let mut known = lock(&self.inner.known);
+        let unready = &mut known.unready;
+        let first = unready.last.is_none();
+        let answer = unready
+            .answers
+            .get(&latest.id)
+            .cloned()
+            .unwrap_or_else(|| "no answer: it was never reported running".to_owned());
+        for n in replaced {
+            unready.answers.remove(&n.id);
+        }
+        unready.count += replaced.len();
+        let warning = UnreadyWarning {
+            count: unready.count,
+            narrative: latest.name.clone(),
+            address: latest.address.clone(),
+            answer,
+            likely_cause,
+            since: unready.last.as_ref().map_or(now, |w| w.since),
+        };
+        if first {
+            tracing::warn!(
+                service = %warning.narrative,
+                address = warning.address.as_deref().unwrap_or("none"),
+                answer = %warning.answer,
+                likely_cause = %warning.likely_cause,
+                ready_timeout_secs = waited,
+                "waiting narratives do not become ready: new users get cold starts; said once until one becomes ready"
+            );
+        }
+        unready.last = Some(warning);
     }
 
     fn waiting_spec(&self, image: &str) -> SpawnSpec {
@@ -194,30 +272,50 @@ impl Lifecycle {
             return;
         };
         let unready = lock(&self.inner.known).pool.unready();
-        let answers: Vec<(String, bool)> = at_most_parallel(
+        let answers: Vec<(String, Result<(), String>)> = at_most_parallel(
             unready
                 .into_iter()
                 .filter(|n| n.state == NarrativeState::Running)
                 .map(|n| {
                     let readiness = readiness.clone();
-                    async move { (n.id.clone(), readiness.is_ready(&n).await) }.boxed()
+                    async move { (n.id.clone(), readiness.check(&n).await) }.boxed()
                 })
                 .collect(),
         )
         .await;
-        let mut known = lock(&self.inner.known);
-        for (id, ready) in answers {
-            if ready {
-                let gen = known.bump();
-                known.pool.mark_ready(&id, gen);
-                known.unready_streak = 0;
+        let mut ready = Vec::new();
+        {
+            let mut known = lock(&self.inner.known);
+            for (id, answer) in answers {
+                match answer {
+                    Ok(()) => {
+                        let gen = known.bump();
+                        known.pool.mark_ready(&id, gen);
+                        known.unready.ready();
+                        ready.push(id);
+                    }
+                    Err(why) => {
+                        known.unready.answers.insert(id, why);
+                    }
+                }
             }
+            // Only the answers of containers still waiting to be ready are kept.
+            let Known { pool, unready, .. } = &mut *known;
+            unready
+                .answers
+                .retain(|id, _| pool.slot(id) == Some(Slot::Waiting { ready: false }));
+        }
+        if !ready.is_empty() {
+            self.became_ready(&ready);
         }
     }
 
-    /// Refills the pool whenever a connect used a waiting container or the image changed,
-    /// until `shutdown` completes. While fills fail it waits with exponential backoff and
-    /// jitter between attempts; while new containers have not answered it looks again soon.
+    /// Refills the pool whenever a connect used a waiting container, a new user arrived or
+    /// the image changed, until `shutdown` completes; where the pool follows demand, also
+    /// whenever its target moved with time (every [`LOOK_AGAIN`]). A step starts at once even
+    /// while an earlier one waits for its creates. While fills fail it waits with
+    /// exponential backoff and jitter between attempts; while new containers have not
+    /// answered it looks again soon.
     pub async fn run_pool_filler(&self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         let (min, max) = self.inner.config.fill_backoff;
@@ -228,36 +326,45 @@ impl Lifecycle {
             .with_jitter_seed(self.inner.entropy.below(usize::MAX) as u64)
             .without_max_times();
         let mut backoff = None;
+        let moves = self.target_moves();
+        let mut steps = FuturesUnordered::new();
         loop {
             tokio::select! {
                 biased;
                 _ = &mut shutdown => return,
-                _ = self.inner.pool_wanted.notified() => {}
-            }
-            match self.fill_pool().await {
-                Ok(report) if report.failures.is_empty() => {
-                    backoff = None;
-                    tracing::debug!(
-                        created = report.created,
-                        waiting = report.waiting,
-                        "pool filled"
-                    );
-                    if report.unready > 0 {
-                        self.fill_after(min);
+                Some(outcome) = steps.next(), if !steps.is_empty() => {
+                    match outcome {
+                        Ok(report) if report_ok(&report) => {
+                            backoff = None;
+                            tracing::debug!(
+                                created = report.created,
+                                waiting = report.waiting,
+                                "pool filled"
+                            );
+                            if report.unready > 0 {
+                                self.fill_after(min);
+                            }
+                        }
+                        outcome => {
+                            match &outcome {
+                                Ok(report) => {
+                                    tracing::warn!(failures = ?report.failures, "pool fill incomplete")
+                                }
+                                Err(e) => tracing::warn!(error = %e, "pool fill failed"),
+                            }
+                            let delay = backoff
+                                .get_or_insert_with(|| builder.build())
+                                .next()
+                                .unwrap_or(max);
+                            self.fill_after(delay);
+                        }
                     }
                 }
-                outcome => {
-                    match &outcome {
-                        Ok(report) => {
-                            tracing::warn!(failures = ?report.failures, "pool fill incomplete")
-                        }
-                        Err(e) => tracing::warn!(error = %e, "pool fill failed"),
+                _ = self.inner.pool_wanted.notified() => steps.push(self.fill_step(true)),
+                _ = tokio::time::sleep(LOOK_AGAIN), if moves => {
+                    if self.target_changed() {
+                        steps.push(self.fill_step(true));
                     }
-                    let delay = backoff
-                        .get_or_insert_with(|| builder.build())
-                        .next()
-                        .unwrap_or(max);
-                    self.fill_after(delay);
                 }
             }
         }
@@ -282,6 +389,8 @@ impl Lifecycle {
     pub async fn retire(&self) -> usize {
         self.inner.retiring.store(true, Ordering::Relaxed);
         let _guard = self.inner.pool_lock.lock().await;
+        let mut creating = self.inner.creating.subscribe();
+        let _ = creating.wait_for(|n| *n == 0).await;
         let deadline = tokio::time::Instant::now() + self.inner.config.call_timeout;
         while lock(&self.inner.known).pool.claims() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -316,6 +425,22 @@ impl Lifecycle {
             "removed this replica's waiting narratives"
         );
         done
+    }
+}
+
+/// One pool step's creates in flight, counted while it lives.
+struct Creating<'a>(&'a tokio::sync::watch::Sender<usize>);
+
+impl<'a> Creating<'a> {
+    fn count(counter: &'a tokio::sync::watch::Sender<usize>) -> Self {
+        counter.send_modify(|n| *n += 1);
+        Self(counter)
+    }
+}
+
+impl Drop for Creating<'_> {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n -= 1);
     }
 }
 

@@ -27,6 +27,7 @@
 //! goes away.
 
 mod connect;
+mod demand;
 mod fill;
 mod reap;
 
@@ -42,7 +43,9 @@ use futures::stream::{self, StreamExt};
 use tokio::sync::Notify;
 
 use crate::activity::ActivitySource;
+use crate::arrivals::ArrivalLog;
 use crate::clock::{Clock, SystemClock};
+use crate::demand::DemandSettings;
 use crate::entropy::{Entropy, OsEntropy};
 use crate::error::{Error, ManagerError};
 use crate::flight::{Lanes, SingleFlight};
@@ -55,9 +58,13 @@ use crate::pool::{Pool, Slot};
 use crate::readiness::Readiness;
 use crate::reaper::ReapReport;
 use crate::rules::Routing;
+use crate::schedule::Schedule;
 use crate::store::{ActivityStore, MemoryStore};
+use crate::timeline::Timeline;
 
 pub use connect::Visit;
+use demand::DemandState;
+pub use fill::LOOK_AGAIN;
 
 /// The lifecycle's settings, validated by their own types.
 #[derive(Clone, Debug)]
@@ -66,8 +73,15 @@ pub struct LifecycleConfig {
     pub naming: Naming,
     /// Traefik hosts, entrypoints and rule syntax.
     pub routing: Routing,
-    /// Waiting containers to keep (`num_prespawn`); 0 disables the pool.
+    /// Waiting containers to keep (`num_prespawn`); 0 disables the pool unless `pool_max` or
+    /// `pool_schedule` ask for more. The floor of a pool that follows demand.
     pub pool_size: usize,
+    /// The most waiting containers the arrivals of new users may ask for (`pool_max`, SPEC
+    /// §14); `None`: the pool stays at `pool_size`.
+    pub pool_max: Option<usize>,
+    /// Floors for known windows (`pool_schedule`), for the whole site: each live replica
+    /// keeps its share.
+    pub pool_schedule: Schedule,
     /// Idle time after which a user's narrative is reaped (`reaper_timeout_secs`).
     pub idle_timeout: Duration,
     /// Environment given to every narrative (`NARRENV_*`, prefix stripped).
@@ -95,6 +109,8 @@ impl Default for LifecycleConfig {
             naming: Naming::default(),
             routing: Routing::default(),
             pool_size: 5,
+            pool_max: None,
+            pool_schedule: Schedule::default(),
             idle_timeout: Duration::from_secs(600),
             narrative_env: BTreeMap::new(),
             #[allow(clippy::expect_used)]
@@ -115,6 +131,15 @@ impl LifecycleConfig {
     /// returning user costs at most one mark per this interval (SPEC §9).
     pub fn mark_refresh(&self) -> Duration {
         (self.idle_timeout / 10).min(Duration::from_secs(60))
+    }
+
+    /// The bounds of the pool.
+    pub fn demand(&self) -> DemandSettings {
+        DemandSettings {
+            floor: self.pool_size,
+            max: self.pool_max.unwrap_or(self.pool_size).max(self.pool_size),
+            schedule: self.pool_schedule.clone(),
+        }
     }
 }
 
@@ -207,8 +232,18 @@ struct Known {
     last_listing: Option<DateTime<Utc>>,
     last_listing_error: Option<String>,
     last_cycle: Option<CycleSummary>,
-    /// Waiting containers removed for not becoming ready in time since one last did.
-    unready_streak: usize,
+    /// Waiting containers that did not become ready in time, since one last did.
+    unready: Unready,
+}
+
+impl Unready {
+    /// A waiting container became ready: the readiness check works.
+    fn ready(&mut self) {
+        if self.last.take().is_some() {
+            tracing::info!("waiting narratives become ready again");
+        }
+        self.count = 0;
+    }
 }
 
 impl Known {
@@ -225,7 +260,7 @@ impl Known {
             last_listing: None,
             last_listing_error: None,
             last_cycle: None,
-            unready_streak: 0,
+            unready: Unready::default(),
         }
     }
 
@@ -238,6 +273,37 @@ impl Known {
     }
 }
 
+/// Waiting narratives that do not become ready (a readiness check that cannot succeed leaves
+/// the pool useless while it looks full): counted, the last readiness answer of each kept,
+/// and said once per streak.
+#[derive(Debug, Default)]
+struct Unready {
+    /// Removed unready since one last became ready.
+    count: usize,
+    /// The latest of them.
+    last: Option<UnreadyWarning>,
+    /// The last answer of the readiness check for each waiting container not ready yet.
+    answers: HashMap<String, String>,
+}
+
+/// Waiting narratives of this replica that never became ready within `ready_timeout` (SPEC
+/// §14): new users get cold starts while the pool looks full.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnreadyWarning {
+    /// How many were replaced unready since one last became ready.
+    pub count: usize,
+    /// The latest of them.
+    pub narrative: ServiceName,
+    /// Where it was asked, if the backend gave an address.
+    pub address: Option<String>,
+    /// The readiness check's last answer for it.
+    pub answer: String,
+    /// What is likely wrong, and what to do.
+    pub likely_cause: String,
+    /// When the first of the streak was replaced.
+    pub since: DateTime<Utc>,
+}
+
 /// Waiting-narrative seconds: the number of waiting containers integrated over the clock's
 /// time, what the pool costs (SPEC §14).
 #[derive(Debug)]
@@ -245,6 +311,8 @@ struct Ledger {
     clock: Arc<dyn Clock>,
     at: DateTime<Utc>,
     seconds: f64,
+    /// The last day, for the admin page's charts.
+    timeline: Timeline,
 }
 
 impl Ledger {
@@ -254,6 +322,7 @@ impl Ledger {
             clock,
             at,
             seconds: 0.0,
+            timeline: Timeline::new(),
         }
     }
 
@@ -269,6 +338,7 @@ impl Ledger {
     fn settle(&mut self, waiting: usize) {
         let now = self.clock.now();
         self.seconds = self.total(waiting, now);
+        self.timeline.waiting(self.at, now, waiting);
         self.at = self.at.max(now);
     }
 }
@@ -286,6 +356,7 @@ struct Inner {
     manager: Arc<dyn ContainerManager>,
     sources: Vec<Arc<dyn ActivitySource>>,
     store: Arc<dyn ActivityStore>,
+    arrivals: Arc<dyn ArrivalLog>,
     clock: Arc<dyn Clock>,
     entropy: Arc<dyn Entropy>,
     membership: Arc<dyn Membership>,
@@ -293,6 +364,11 @@ struct Inner {
     config: LifecycleConfig,
     image: RwLock<Option<String>>,
     known: Mutex<Known>,
+    /// Arrivals and cold starts, and the target they make; never locked inside `known`.
+    demand: Mutex<DemandState>,
+    /// Pool steps whose creates are in flight (they run after the step lets the pool lock
+    /// go): `retire` and a caller that wants the pool settled wait for none.
+    creating: tokio::sync::watch::Sender<usize>,
     flights: SingleFlight<ServiceName, SharedConnect>,
     lanes: Lanes<ServiceName>,
     pool_lock: tokio::sync::Mutex<()>,
@@ -309,6 +385,7 @@ pub struct LifecycleBuilder {
     config: LifecycleConfig,
     sources: Vec<Arc<dyn ActivitySource>>,
     store: Arc<dyn ActivityStore>,
+    arrivals: Arc<dyn ArrivalLog>,
     clock: Arc<dyn Clock>,
     entropy: Arc<dyn Entropy>,
     membership: Arc<dyn Membership>,
@@ -326,6 +403,13 @@ impl LifecycleBuilder {
     /// Keeps last-seen instants in `store` (default: in memory).
     pub fn store(mut self, store: Arc<dyn ActivityStore>) -> Self {
         self.store = store;
+        self
+    }
+
+    /// Keeps new users' arrivals in `log`, for the pool to learn the week (default: in
+    /// memory).
+    pub fn arrivals(mut self, log: Arc<dyn ArrivalLog>) -> Self {
+        self.arrivals = log;
         self
     }
 
@@ -363,11 +447,13 @@ impl LifecycleBuilder {
     /// The lifecycle.
     pub fn build(self) -> Lifecycle {
         let known = Known::new(self.clock.clone());
+        let demand = DemandState::new(self.config.demand());
         Lifecycle {
             inner: Arc::new(Inner {
                 manager: self.manager,
                 sources: self.sources,
                 store: self.store,
+                arrivals: self.arrivals,
                 clock: self.clock,
                 entropy: self.entropy,
                 membership: self.membership,
@@ -375,6 +461,8 @@ impl LifecycleBuilder {
                 config: self.config,
                 image: RwLock::new(self.image),
                 known: Mutex::new(known),
+                demand: Mutex::new(demand),
+                creating: tokio::sync::watch::Sender::new(0),
                 flights: SingleFlight::new(),
                 lanes: Lanes::new(),
                 pool_lock: tokio::sync::Mutex::new(()),
@@ -428,6 +516,7 @@ impl Lifecycle {
             config,
             sources: Vec::new(),
             store: Arc::new(MemoryStore::new()),
+            arrivals: Arc::new(MemoryStore::new()),
             clock: Arc::new(SystemClock),
             entropy: Arc::new(OsEntropy),
             membership: Arc::new(Solo),
@@ -494,11 +583,6 @@ impl Lifecycle {
         lock(&self.inner.known).pool.waiting(&image)
     }
 
-    /// The number of waiting containers this replica's pool aims at now.
-    pub fn pool_target(&self) -> usize {
-        self.inner.config.pool_size
-    }
-
     /// Waiting-narrative seconds of this replica's pool since the lifecycle was built: every
     /// waiting container (ready or not, of any image) counts from when this replica knew it
     /// until it was claimed or removed.
@@ -512,7 +596,12 @@ impl Lifecycle {
     /// Waiting containers removed for not becoming ready within `ready_timeout` since one
     /// last became ready: above zero, the readiness check is failing.
     pub fn pool_unready(&self) -> usize {
-        lock(&self.inner.known).unready_streak
+        lock(&self.inner.known).unready.count
+    }
+
+    /// Why waiting narratives do not become ready, while they do not.
+    pub fn pool_unready_warning(&self) -> Option<UnreadyWarning> {
+        lock(&self.inner.known).unready.last.clone()
     }
 
     /// Runs a backend call with the call deadline.

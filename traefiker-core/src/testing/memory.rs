@@ -83,6 +83,7 @@ struct State {
 pub struct InMemoryManager {
     naming: Naming,
     latency: Duration,
+    cold_start: Duration,
     mode: AssignMode,
     state: Mutex<State>,
 }
@@ -111,6 +112,7 @@ impl InMemoryManager {
         Self {
             naming,
             latency: Duration::ZERO,
+            cold_start: Duration::ZERO,
             mode: AssignMode::Conditional,
             state: Mutex::new(State {
                 next_id: 0,
@@ -128,6 +130,13 @@ impl InMemoryManager {
     /// The same, answering every call after `latency` (a yield point even when zero).
     pub fn with_latency(mut self, latency: Duration) -> Self {
         self.latency = latency;
+        self
+    }
+
+    /// The same, with creates taking `cold_start` more before the container exists (running,
+    /// answering): a narrative's cold start, which a waiting one saves its user.
+    pub fn with_cold_start(mut self, cold_start: Duration) -> Self {
+        self.cold_start = cold_start;
         self
     }
 
@@ -420,6 +429,9 @@ impl ContainerManager for InMemoryManager {
     }
 
     async fn create(&self, spec: &SpawnSpec) -> Result<Narrative, ManagerError> {
+        if !self.cold_start.is_zero() {
+            tokio::time::sleep(self.cold_start).await;
+        }
         let call = self.begin(Op::Create, true).await;
         if let Fate::Fail(e) = call.fate {
             return Err(e);
