@@ -12,9 +12,7 @@ use std::time::Duration;
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{web, App, HttpServer};
 use tokio::sync::watch;
-use traefiker_core::{
-    ActivitySource, ActivityStore, ContainerManager, Membership, Readiness, Solo, SqliteStore,
-};
+use traefiker_core::{ActivitySource, ContainerManager, Membership, Readiness, Solo, SqliteStore};
 use traefiker_docker::{DockerConfig, DockerManager};
 use traefiker_local::{LocalConfig, LocalManager};
 use traefiker_metrics::{
@@ -253,7 +251,7 @@ pub async fn build_with(
     )
     .await?;
     tracing::info!(replica = %replica.id, "this replica");
-    let store: Arc<dyn ActivityStore> = Arc::new(SqliteStore::open(&config.sqlite_reaperdb_path)?);
+    let store = Arc::new(SqliteStore::open(&config.sqlite_reaperdb_path)?);
     let sources = sources(&config)?;
     let readiness = readiness(&config)?;
     let auth = authenticator(&config)?;

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use traefiker_core::{
-    ActivitySource, ActivityStore, Clock, ContainerManager, Lifecycle, LifecycleConfig, Readiness,
+    ActivitySource, ActivityStore, ArrivalLog, Clock, ContainerManager, Lifecycle, LifecycleConfig,
+    Readiness,
 };
 
 use crate::auth::{Authenticator, Gate, GateSettings};
@@ -35,14 +36,15 @@ pub struct AppState {
 
 impl AppState {
     /// Assembles the state from parts (tests pass fakes). Without `readiness`, a waiting
-    /// narrative is handed out as soon as the backend reports it running.
+    /// narrative is handed out as soon as the backend reports it running. `store` keeps the
+    /// last-seen instants and the arrivals of new users.
     #[allow(clippy::too_many_arguments)]
-    pub fn new(
+    pub fn new<S: ActivityStore + ArrivalLog + 'static>(
         config: Config,
         manager: Arc<dyn ContainerManager>,
         sources: Vec<Arc<dyn ActivitySource>>,
         readiness: Option<Arc<dyn Readiness>>,
-        store: Arc<dyn ActivityStore>,
+        store: Arc<S>,
         auth: Arc<dyn Authenticator>,
         clock: Arc<dyn Clock>,
         image: ImageSource,
@@ -58,6 +60,8 @@ impl AppState {
                 naming: config.naming.clone(),
                 routing: config.routing.clone(),
                 pool_size: config.num_prespawn,
+                pool_max: config.pool_max,
+                pool_schedule: config.pool_schedule.clone(),
                 idle_timeout: config.reaper_timeout,
                 narrative_env: config.narrative_env.vars().clone(),
                 max_narratives: config.security.max_narratives,
@@ -75,7 +79,8 @@ impl AppState {
             },
         )
         .sources(sources)
-        .store(store)
+        .store(store.clone())
+        .arrivals(store)
         .clock(clock)
         .membership(replica.membership)
         .image(initial_image);

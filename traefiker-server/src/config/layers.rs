@@ -53,6 +53,16 @@ pub fn from_toml(path: &Path) -> Result<Layer, Vec<String>> {
                     .collect::<Vec<_>>(),
             )
             .to_string(),
+            // Windows contain commas (day lists): an array of windows joins with `;`.
+            toml::Value::Array(items) if k == "pool_schedule" => items
+                .iter()
+                .map(|i| {
+                    i.as_str()
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| i.to_string())
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
             toml::Value::Array(items) => items
                 .iter()
                 .map(|i| match i {

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use ipnetwork::IpNetwork;
-use traefiker_core::{Naming, ReplicaId, Routing, RuleSyntax};
+use traefiker_core::{Naming, ReplicaId, Routing, RuleSyntax, Schedule};
 use traefiker_metrics::TraefikVersion;
 
 pub use keys::{is_secret, reference_table, Key, KEYS};
@@ -60,8 +60,12 @@ pub struct Config {
     pub reaper_timeout: Duration,
     /// `reaper_ipnetwork`
     pub reaper_network: IpNetwork,
-    /// `num_prespawn`
+    /// `num_prespawn`: the pool's floor.
     pub num_prespawn: usize,
+    /// `pool_max`: the most waiting narratives demand may ask for; `None` = a fixed pool.
+    pub pool_max: Option<usize>,
+    /// `pool_schedule`: floors for known windows, for the whole site.
+    pub pool_schedule: Schedule,
     /// `status_role`
     pub status_role: String,
     /// `sqlite_reaperdb_path`
@@ -178,6 +182,21 @@ fn backend(r: &mut Reader<'_>) -> Backend {
     }
 }
 
+/// `pool_max` and `pool_schedule` (SPEC §14), over the floor `num_prespawn`.
+fn pool_bounds(r: &mut Reader<'_>, floor: usize) -> (Option<usize>, Schedule) {
+    let max = r.opt("pool_max").map(|_| r.parse("pool_max", floor));
+    if let Some(max) = max.filter(|m| *m < floor) {
+        r.problems.push(format!(
+            "pool_max: {max} is below num_prespawn ({floor}); set it to at least num_prespawn, or unset it for a pool of num_prespawn"
+        ));
+    }
+    let schedule = Schedule::parse(&r.string("pool_schedule")).unwrap_or_else(|e| {
+        r.problems.push(format!("pool_schedule: {}", e.reason));
+        Schedule::default()
+    });
+    (max, schedule)
+}
+
 impl Config {
     /// Merges `layers` (lowest precedence first) over the defaults and validates every key.
     /// The error lists one line per problem, each naming its key.
@@ -292,6 +311,9 @@ impl Config {
             }
         }
 
+        let num_prespawn = r.parse("num_prespawn", 0);
+        let (pool_max, pool_schedule) = pool_bounds(&mut r, num_prespawn);
+
         let config = Config {
             routing,
             naming,
@@ -309,7 +331,9 @@ impl Config {
                 "reaper_ipnetwork",
                 IpNetwork::from(std::net::IpAddr::from([127, 0, 0, 1])),
             ),
-            num_prespawn: r.parse("num_prespawn", 0),
+            num_prespawn,
+            pool_max,
+            pool_schedule,
             status_role: r.string("status_role"),
             sqlite_reaperdb_path: PathBuf::from(r.string("sqlite_reaperdb_path")),
             log_level: r.parse("log_level", LogLevel::Debug),
@@ -518,6 +542,69 @@ mod tests {
             );
         }
         assert_eq!(problems.len(), 6, "{problems:?}");
+    }
+
+    #[test]
+    fn the_pool_that_follows_demand_is_bounded_and_its_schedule_parsed_at_start() {
+        let c = Config::from_layers(&[layer(&[])]).unwrap();
+        assert_eq!((c.num_prespawn, c.pool_max), (5, None), "a fixed pool");
+        assert!(c.pool_schedule.is_empty());
+        let c = Config::from_layers(&[layer(&[
+            ("num_prespawn", "2"),
+            ("pool_max", "20"),
+            (
+                "pool_schedule",
+                "mon-fri 08:30-10:00 America/Chicago = 30; sat,sun 10:00-11:00 UTC = 3",
+            ),
+        ])])
+        .unwrap();
+        assert_eq!(c.pool_max, Some(20));
+        assert_eq!(
+            c.pool_schedule.to_string(),
+            "mon,tue,wed,thu,fri 08:30-10:00 America/Chicago = 30; sat,sun 10:00-11:00 UTC = 3"
+        );
+        for (pairs, key, says) in [
+            (
+                vec![("num_prespawn", "5"), ("pool_max", "3")],
+                "pool_max",
+                "below num_prespawn",
+            ),
+            (vec![("pool_max", "lots")], "pool_max", "lots"),
+            (
+                vec![("pool_schedule", "mon-fri 08:30-10:00 America/Chicago")],
+                "pool_schedule",
+                "= <floor>",
+            ),
+            (
+                vec![("pool_schedule", "mon 08:30-10:00 America/Chikago = 30")],
+                "pool_schedule",
+                "\"America/Chikago\" is not a known time zone",
+            ),
+        ] {
+            let problems = Config::from_layers(&[layer(&pairs)]).unwrap_err();
+            assert!(
+                problems.len() == 1 && problems[0].starts_with(key) && problems[0].contains(says),
+                "{pairs:?}: {problems:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_schedule_may_be_a_toml_array_of_windows() {
+        let dir = std::env::temp_dir().join(format!("traefiker-schedule-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("traefiker.toml");
+        std::fs::write(
+            &path,
+            "pool_max = 10\npool_schedule = [\"mon,wed 09:00-10:00 UTC = 8\", \"fri 09:00-10:00 UTC = 4\"]\n",
+        )
+        .unwrap();
+        let c = Config::from_layers(&[from_toml(&path).unwrap()]).unwrap();
+        assert_eq!(
+            c.pool_schedule.to_string(),
+            "mon,wed 09:00-10:00 UTC = 8; fri 09:00-10:00 UTC = 4"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -34,7 +34,7 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     state.metrics.pool(state.lifecycle.pool_waiting());
     state.metrics.pool_state(
-        state.lifecycle.pool_target(),
+        state.lifecycle.pool_target().size,
         state.lifecycle.pool_unready(),
         state.lifecycle.pool_cost(),
     );
