@@ -13,7 +13,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use traefiker_core::{
-    Assignment, BackendInfo, ContainerManager, ManagerError, Narrative, Origin, ReapReport,
+    Assignment, BackendInfo, ContainerManager, ManagerError, Narrative, Origin, Owner, ReapReport,
     ServiceName, SpawnSpec,
 };
 
@@ -286,12 +286,28 @@ impl ContainerManager for Timed {
         &self,
         narrative: &Narrative,
         origin: &Origin,
-    ) -> Result<(), ManagerError> {
+    ) -> Result<Narrative, ManagerError> {
         timed!(
             self,
             "mark_connected",
             self.inner.mark_connected(narrative, origin)
         )
+    }
+
+    async fn stamp_owner(
+        &self,
+        narrative: &Narrative,
+        owner: &Owner,
+    ) -> Result<Narrative, ManagerError> {
+        timed!(
+            self,
+            "stamp_owner",
+            self.inner.stamp_owner(narrative, owner)
+        )
+    }
+
+    fn conditional(&self) -> bool {
+        self.inner.conditional()
     }
 
     async fn remove(&self, narrative: &Narrative) -> Result<(), ManagerError> {

@@ -49,7 +49,7 @@ use crate::flight::{Lanes, SingleFlight};
 use crate::index::Index;
 use crate::manager::ContainerManager;
 use crate::membership::{Membership, Solo};
-use crate::names::{Naming, NarrativeKind, ReplicaId, ServiceName, SessionId};
+use crate::names::{Naming, NarrativeKind, Owner, ReplicaId, ServiceName, SessionId};
 use crate::narrative::{Narrative, NarrativeState};
 use crate::pool::{Pool, Slot};
 use crate::readiness::Readiness;
@@ -234,7 +234,7 @@ struct Inner {
     config: LifecycleConfig,
     image: RwLock<Option<String>>,
     known: Mutex<Known>,
-    flights: SingleFlight<ServiceName, SharedConnect>,
+    flights: SingleFlight<Owner, SharedConnect>,
     lanes: Lanes<ServiceName>,
     pool_lock: tokio::sync::Mutex<()>,
     reap_lock: tokio::sync::Mutex<()>,
