@@ -420,6 +420,8 @@ mod tests {
             state: NarrativeState::Running,
             origin: None,
             replica: None,
+            owner: None,
+            version: None,
             address: None,
             public_endpoints: vec![],
             created: None,

@@ -15,7 +15,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use traefiker_core::{
     Assignment, BackendInfo, ConnectOutcome, ContainerManager, ManagerError, Narrative, Origin,
-    ReapReport, ServiceName, SpawnSpec,
+    Owner, ReapReport, ServiceName, SpawnSpec,
 };
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -373,12 +373,28 @@ impl ContainerManager for Timed {
         &self,
         narrative: &Narrative,
         origin: &Origin,
-    ) -> Result<(), ManagerError> {
+    ) -> Result<Narrative, ManagerError> {
         timed!(
             self,
             "mark_connected",
             self.inner.mark_connected(narrative, origin)
         )
+    }
+
+    async fn stamp_owner(
+        &self,
+        narrative: &Narrative,
+        owner: &Owner,
+    ) -> Result<Narrative, ManagerError> {
+        timed!(
+            self,
+            "stamp_owner",
+            self.inner.stamp_owner(narrative, owner)
+        )
+    }
+
+    fn conditional(&self) -> bool {
+        self.inner.conditional()
     }
 
     async fn remove(&self, narrative: &Narrative) -> Result<(), ManagerError> {

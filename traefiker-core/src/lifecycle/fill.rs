@@ -248,6 +248,7 @@ impl Lifecycle {
             kind: NarrativeKind::Prespawned,
             env: self.inner.config.narrative_env.clone(),
             origin: None,
+            owner: None,
         }
     }
 

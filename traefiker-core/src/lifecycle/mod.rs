@@ -52,7 +52,7 @@ use crate::flight::{Lanes, SingleFlight};
 use crate::index::Index;
 use crate::manager::ContainerManager;
 use crate::membership::{Membership, Solo};
-use crate::names::{Naming, NarrativeKind, ReplicaId, ServiceName, SessionId};
+use crate::names::{Naming, NarrativeKind, Owner, ReplicaId, ServiceName, SessionId};
 use crate::narrative::{Narrative, NarrativeState};
 use crate::pool::{Pool, Slot};
 use crate::readiness::Readiness;
@@ -369,7 +369,7 @@ struct Inner {
     /// Pool steps whose creates are in flight (they run after the step lets the pool lock
     /// go): `retire` and a caller that wants the pool settled wait for none.
     creating: tokio::sync::watch::Sender<usize>,
-    flights: SingleFlight<ServiceName, SharedConnect>,
+    flights: SingleFlight<Owner, SharedConnect>,
     lanes: Lanes<ServiceName>,
     pool_lock: tokio::sync::Mutex<()>,
     reap_lock: tokio::sync::Mutex<()>,
