@@ -10,7 +10,8 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use traefiker_core::testing::{InMemoryManager, ManualClock};
 use traefiker_core::{
-    Clock, ConnectOutcome, Lifecycle, LifecycleConfig, Narrative, Readiness, UserId, Visit,
+    ArrivalLog, Clock, ConnectOutcome, Lifecycle, LifecycleConfig, MemoryStore, Narrative,
+    Readiness, Reason, UserId, Visit,
 };
 
 const IMAGE: &str = "kbase/narrative:5.4.3";
@@ -258,5 +259,63 @@ async fn a_fixed_pool_serves_a_burst_mostly_cold() {
     let warm = served_warm(&burst(&lc, 0, 40).await);
     assert!(warm <= 16, "{warm} of 40 served warm by a pool of 2");
     assert_eq!(lc.pool_target().size, 2);
+    filler.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_weeks_in_the_store_raise_the_pool_before_a_busy_time_and_serve_it_warm() {
+    // Two past Mondays with a workshop at 09:00, as a new process finds them in the store.
+    let store = Arc::new(MemoryStore::new());
+    let monday_9 = Utc.with_ymd_and_hms(2026, 3, 16, 9, 0, 0).unwrap();
+    let past: Vec<DateTime<Utc>> = (1..=2)
+        .flat_map(|week| {
+            (0..40).map(move |i| {
+                monday_9 - chrono::Duration::weeks(week) + chrono::Duration::milliseconds(500 * i)
+            })
+        })
+        .collect();
+    store
+        .record_arrivals(&past, monday_9 - chrono::Duration::weeks(4))
+        .unwrap();
+    let clock = Arc::new(TokioClock {
+        base: monday_9 - chrono::Duration::minutes(10),
+        start: tokio::time::Instant::now(),
+    });
+    let config = LifecycleConfig {
+        pool_size: 2,
+        pool_max: Some(20),
+        ..LifecycleConfig::default()
+    };
+    let manager = Arc::new(
+        InMemoryManager::new(config.naming.clone())
+            .with_latency(Duration::from_millis(10))
+            .with_cold_start(Duration::from_secs(3)),
+    );
+    let lc = Lifecycle::builder(manager, config)
+        .clock(clock)
+        .store(store.clone())
+        .arrivals(store.clone())
+        .image(Some(IMAGE.to_owned()))
+        .build();
+    lc.fill_pool().await.unwrap();
+    let filler = {
+        let lc = lc.clone();
+        tokio::spawn(async move { lc.run_pool_filler(std::future::pending()).await })
+    };
+    tokio::time::sleep(Duration::from_secs(3 * 60)).await;
+    assert_eq!(lc.pool_target().size, 2, "08:53: not yet");
+    tokio::time::sleep(Duration::from_secs(6 * 60)).await;
+    let target = lc.pool_target();
+    assert_eq!(target.reason, Reason::Learned, "08:59");
+    assert!(target.size >= 9, "{target:?}");
+    assert_eq!(lc.pool_waiting(), target.size, "ready before the workshop");
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let outcomes = burst(&lc, 0, 40).await;
+    assert_eq!(served_warm(&outcomes), 40, "{outcomes:?}");
+    // And this Monday's arrivals are in the store for the weeks to come.
+    let kept = store
+        .arrivals_since(monday_9 - chrono::Duration::minutes(1))
+        .unwrap();
+    assert_eq!(kept.len(), 40);
     filler.abort();
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::fill::Sent;
 use super::{lock, ConnectOutcome, Lifecycle};
 use crate::demand::{Demand, DemandSettings, Reason, Target};
 use crate::timeline::Bucket;
@@ -157,17 +158,17 @@ impl Lifecycle {
         target.size != state.applied.size
     }
 
-    /// Creates of this replica sent at `sent` answered: `answered` are their ids, with whether
-    /// each counts as ready already. The ready ones measure the cold start now; the others when
-    /// they become ready.
-    pub(super) fn creates_answered(&self, sent: DateTime<Utc>, answered: &[(String, bool)]) {
+    /// Creates of this replica answered: `answered` are their ids, when each was sent, and
+    /// whether each counts as ready already. The ready ones measure the cold start now; the
+    /// others when they become ready.
+    pub(super) fn creates_answered(&self, answered: &[(String, Sent, bool)]) {
         let now = self.inner.clock.now();
         let mut state = lock(&self.inner.demand);
-        for (id, ready) in answered {
+        for (id, sent, ready) in answered {
             if *ready {
-                state.demand.started(elapsed(sent, now));
+                state.demand.started(sent.took.to_std().unwrap_or_default());
             } else {
-                state.starting.insert(id.clone(), sent);
+                state.starting.insert(id.clone(), sent.at);
             }
         }
         // Those never ready are replaced; their sending times go after a while.

@@ -143,14 +143,17 @@ impl Lifecycle {
         // waits for these creates.
         let _creating = Creating::count(&self.inner.creating);
         drop(guard);
-        let sent = self.inner.clock.now();
-        let created: Vec<(SpawnSpec, Result<Narrative, ManagerError>)> = at_most_parallel(
+        // Each create's own start, not the step's: creates beyond PARALLEL wait their turn,
+        // which is no part of a cold start.
+        let created: Vec<(SpawnSpec, Sent, Result<Narrative, ManagerError>)> = at_most_parallel(
             specs
                 .into_iter()
                 .map(|spec| {
                     async move {
+                        let at = self.inner.clock.now();
                         let result = self.call("create", self.inner.manager.create(&spec)).await;
-                        (spec, result)
+                        let took = self.inner.clock.now().signed_duration_since(at);
+                        (spec, Sent { at, took }, result)
                     }
                     .boxed()
                 })
@@ -159,18 +162,18 @@ impl Lifecycle {
         .await;
         let instant = self.inner.readiness.is_none();
         let mut answered = Vec::new();
-        for (spec, result) in created {
+        for (spec, sent, result) in created {
             match result {
                 Ok(narrative) => {
                     report.created += 1;
                     let ready = instant && narrative.state == NarrativeState::Running;
-                    answered.push((narrative.id.clone(), ready));
+                    answered.push((narrative.id.clone(), sent, ready));
                     let mut known = lock(&self.inner.known);
                     if ready {
                         known.unready.ready();
                     }
                     let gen = known.bump();
-                    known.pool.created(narrative, ready, gen, sent);
+                    known.pool.created(narrative, ready, gen, now);
                 }
                 Err(e) => {
                     lock(&self.inner.known).pool.create_failed(&spec.name);
@@ -179,7 +182,7 @@ impl Lifecycle {
                 }
             }
         }
-        self.creates_answered(sent, &answered);
+        self.creates_answered(&answered);
         self.check_readiness().await;
         let known = lock(&self.inner.known);
         report.waiting = known.pool.waiting(&image);
@@ -427,6 +430,13 @@ impl Lifecycle {
         );
         done
     }
+}
+
+/// When a create was sent, and how long it took to answer.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Sent {
+    pub(super) at: DateTime<Utc>,
+    pub(super) took: chrono::Duration,
 }
 
 /// One pool step's creates in flight, counted while it lives.
