@@ -19,6 +19,10 @@
 //!   from `traefiker-docker/examples/assign_vs_create.rs`.
 //! - `bench-activity`: `traefiker activity --file` on a 50 MB page: `read_page` against a
 //!   `memchr` scan in process, and the whole process against the Python version's loop.
+//! - `bench-burst`: the workshop trace of issue 22 (40 new users in 20 s, creates taking 3 s)
+//!   against a fixed pool, a large fixed pool and the pool that follows demand (alone, with a
+//!   schedule, after two weeks learned), side by side, in virtual time, from
+//!   `traefiker-sim/examples/bench_burst.rs`.
 
 mod bench;
 mod bench_activity;
@@ -56,9 +60,21 @@ fn main() -> ExitCode {
         ),
         Some("bench-docker") => bench_docker(),
         Some("bench-activity") => bench_activity::bench_activity(),
+        Some("bench-burst") => run(
+            "cargo",
+            &[
+                "run",
+                "--release",
+                "--quiet",
+                "-p",
+                "traefiker-sim",
+                "--example",
+                "bench_burst",
+            ],
+        ),
         Some("bench") => bench::bench(),
         _ => {
-            eprintln!("usage: cargo xtask ci|demo [--docker]|e2e [--docker]|e2e-browser|images|sim|bench|bench-server|bench-docker|bench-activity");
+            eprintln!("usage: cargo xtask ci|demo [--docker]|e2e [--docker]|e2e-browser|images|sim|bench|bench-server|bench-docker|bench-activity|bench-burst");
             return ExitCode::from(2);
         }
     };
