@@ -113,8 +113,8 @@ impl Reason {
     /// In words, for status pages.
     pub fn as_str(self) -> &'static str {
         match self {
-            Self::Floor => "the floor (num_prespawn)",
-            Self::Arrivals => "the arrivals of the last minutes",
+            Self::Floor => "num_prespawn, the floor",
+            Self::Arrivals => "new users of the last minutes",
             Self::Learned => "busy times of past weeks",
             Self::Schedule => "a pool_schedule window",
         }

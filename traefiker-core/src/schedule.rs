@@ -80,16 +80,10 @@ impl fmt::Display for Schedule {
             if i > 0 {
                 f.write_str("; ")?;
             }
-            let days: Vec<&str> = DAYS
-                .iter()
-                .enumerate()
-                .filter(|(n, _)| w.days & (1 << n) != 0)
-                .map(|(_, d)| *d)
-                .collect();
             write!(
                 f,
                 "{} {:02}:{:02}-{:02}:{:02} {} = {}",
-                days.join(","),
+                days_text(w.days),
                 w.start / 60,
                 w.start % 60,
                 w.end / 60,
@@ -103,6 +97,32 @@ impl fmt::Display for Schedule {
 }
 
 const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
+/// The days as people write them: `daily`, runs of three or more as ranges (`mon-fri`).
+fn days_text(set: u8) -> String {
+    if set == 0x7f {
+        return "daily".to_owned();
+    }
+    let mut parts = Vec::new();
+    let mut d = 0;
+    while d < 7 {
+        if set & (1 << d) == 0 {
+            d += 1;
+            continue;
+        }
+        let mut end = d;
+        while end + 1 < 7 && set & (1 << (end + 1)) != 0 {
+            end += 1;
+        }
+        match end - d {
+            0 => parts.push(DAYS[d].to_owned()),
+            1 => parts.extend([DAYS[d].to_owned(), DAYS[end].to_owned()]),
+            _ => parts.push(format!("{}-{}", DAYS[d], DAYS[end])),
+        }
+        d = end + 1;
+    }
+    parts.join(",")
+}
 
 fn day(text: &str) -> Result<u8, String> {
     DAYS.iter()
@@ -257,6 +277,10 @@ mod tests {
             "Tuesday is not in mon,wed-fri"
         );
         assert_eq!(s.floor_at(utc(2026, 3, 12, 9, 10)), Some(8), "Thursday");
+        assert_eq!(
+            s.to_string(),
+            "sat,sun 22:00-02:00 UTC = 4; daily 00:00-24:00 Europe/Berlin = 1; mon,wed-fri 09:00-09:30 UTC = 8"
+        );
         assert_eq!(
             Schedule::parse(&s.to_string()).unwrap(),
             s,

@@ -267,6 +267,23 @@ async fn the_status_page_is_for_administrators_browsers_and_json_stays_the_defau
         "the pool's narratives: {body}"
     );
     assert!(body.contains("No reaper cycle has run yet"));
+    // The pool (SPEC §14): its target and why, and the last day drawn inline, loading
+    // nothing (the policy allows no image).
+    assert!(
+        body.contains("this replica aims at <strong>2</strong>, set by num_prespawn, the floor"),
+        "{body}"
+    );
+    assert!(
+        body.contains("<h3>Pool size against new users</h3>"),
+        "{body}"
+    );
+    assert!(body.contains("UTC: 1 new user;"), "alice: {body}");
+    assert_eq!(
+        body.matches("<svg viewBox=\"0 0 360 150\" role=\"img\"")
+            .count(),
+        2
+    );
+    assert!(csp.contains("img-src 'none'"), "{csp}");
 
     h.get("/reaper/").send().await.unwrap();
     let body = as_browser("admin-token")

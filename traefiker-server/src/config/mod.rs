@@ -561,7 +561,7 @@ mod tests {
         assert_eq!(c.pool_max, Some(20));
         assert_eq!(
             c.pool_schedule.to_string(),
-            "mon,tue,wed,thu,fri 08:30-10:00 America/Chicago = 30; sat,sun 10:00-11:00 UTC = 3"
+            "mon-fri 08:30-10:00 America/Chicago = 30; sat,sun 10:00-11:00 UTC = 3"
         );
         for (pairs, key, says) in [
             (

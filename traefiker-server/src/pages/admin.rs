@@ -13,9 +13,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use maud::{html, Markup};
-use traefiker_core::{CycleSummary, Naming, NarrativeKind, Standing, StatusEntry};
+use traefiker_core::timeline::Bucket;
+use traefiker_core::{
+    CycleSummary, Naming, NarrativeKind, Schedule, Standing, StatusEntry, Target, UnreadyWarning,
+};
 
-use super::{page, policy, Allow, Nonce};
+use super::{chart, page, policy, Allow, Nonce};
 
 const SCRIPT: &str = include_str!("admin.js");
 
@@ -36,8 +39,8 @@ pub struct Overview<'a> {
     pub entries: &'a [StatusEntry],
     /// How names are made, to show whose a narrative is.
     pub naming: &'a Naming,
-    /// `num_prespawn`.
-    pub pool_target: usize,
+    /// The pool: its bounds, target, cost and last day.
+    pub pool: PoolView<'a>,
     /// The last reaper cycle, if one ran.
     pub cycle: Option<&'a CycleSummary>,
     /// The configured activity sources' names.
@@ -48,6 +51,29 @@ pub struct Overview<'a> {
     pub form_token: &'a str,
     /// What the last action did, to say at the top.
     pub notice: Option<&'a str>,
+}
+
+/// What the status page shows of the pool (SPEC §14).
+#[derive(Debug)]
+pub struct PoolView<'a> {
+    /// What it aims at now, and why.
+    pub target: Target,
+    /// `num_prespawn`.
+    pub floor: usize,
+    /// `pool_max`, or `num_prespawn`.
+    pub max: usize,
+    /// `pool_schedule`.
+    pub schedule: &'a Schedule,
+    /// The cold start measured from this replica's creates, if yet.
+    pub cold_start: Option<Duration>,
+    /// Waiting-narrative seconds since the process started.
+    pub cost: f64,
+    /// The last day, oldest first.
+    pub history: &'a [Bucket],
+    /// Waiting narratives that never become ready, while they do not.
+    pub unready: Option<&'a UnreadyWarning>,
+    /// `ready_timeout_secs`.
+    pub ready_timeout: Duration,
 }
 
 /// The policy of the admin pages: own style and script, refreshes and forms to itself.
@@ -205,6 +231,55 @@ fn cycle(o: &Overview<'_>) -> Markup {
     }
 }
 
+fn pool(o: &Overview<'_>, ready: usize, starting: usize) -> Markup {
+    let p = &o.pool;
+    html! {
+        @if let Some(w) = p.unready {
+            div.warning role="alert" {
+                p {
+                    strong { "Waiting narratives do not become ready." }
+                    " " (count(w.count, "waiting narrative")) " did not answer within "
+                    (span(p.ready_timeout)) " (ready_timeout_secs) since " (when(w.since, o.now))
+                    " UTC, and were replaced; new users get cold starts meanwhile."
+                }
+                p {
+                    "The latest, " span.mono { (w.narrative.as_str()) }
+                    @if let Some(address) = &w.address { " at " span.mono { (address) } }
+                    ", answered: " span.mono { (w.answer) }
+                }
+                p { "Likely cause: " (w.likely_cause) "." }
+            }
+        }
+        p #pool {
+            (ready) " ready and " (starting) " starting; this replica aims at " strong { (p.target.size) }
+            ", set by " (p.target.reason.as_str()) "."
+        }
+        dl.facts {
+            dt { "Bounds" }
+            dd {
+                @if p.max > p.floor {
+                    (p.floor) " to " (p.max) " (num_prespawn to pool_max), following new users"
+                } @else {
+                    (p.floor) " (num_prespawn; set pool_max above it for a pool that follows new users)"
+                }
+            }
+            dt { "Schedule" }
+            dd { @if p.schedule.is_empty() { span.muted { "none (pool_schedule)" } } @else { span.mono { (p.schedule.to_string()) } } }
+            dt { "Cold start" }
+            dd {
+                @if let Some(c) = p.cold_start { (format!("{:.1} s", c.as_secs_f64())) " (measured from this replica's creates)" }
+                @else { span.muted { "not measured yet" } }
+            }
+            dt { "Cost" }
+            dd { (span(Duration::from_secs_f64(p.cost.max(0.0)))) " of waiting narratives since this process started" }
+        }
+        h3 { "Pool size against new users" }
+        (chart::pool_against_users(p.history, o.now))
+        h3 { "Cold starts" }
+        (chart::cold_starts(p.history, o.now))
+    }
+}
+
 /// The status page.
 pub fn status_page(o: &Overview<'_>, nonce: &Nonce) -> Markup {
     let users = o
@@ -258,10 +333,7 @@ pub fn status_page(o: &Overview<'_>, nonce: &Nonce) -> Markup {
                     }
                 }
                 h2 { "Pool" }
-                p #pool {
-                    (ready) " ready and " (starting) " starting of " (o.pool_target)
-                    " waiting narratives this replica keeps."
-                }
+                (pool(o, ready, starting))
                 h2 { "Last reaper cycle" }
                 (cycle(o))
             }

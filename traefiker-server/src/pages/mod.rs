@@ -9,6 +9,7 @@
 //! ([`Nonce`], [`policy`]). Every page works without JavaScript; the scripts only improve it.
 
 pub mod admin;
+pub mod chart;
 pub mod login;
 pub mod reload;
 

@@ -12,7 +12,7 @@ use traefiker_core::ServiceName;
 
 use crate::auth::{AuthError, Identity};
 use crate::config::SourceKind;
-use crate::pages::admin::{admin_policy, confirm_page, status_page, Overview};
+use crate::pages::admin::{admin_policy, confirm_page, status_page, Overview, PoolView};
 use crate::pages::{respond, Nonce};
 use crate::routes::reply::{self, text};
 use crate::routes::{form_token, form_token_ok, from_this_site, identify, refused};
@@ -55,6 +55,9 @@ pub fn status_html(state: &AppState, req: &HttpRequest) -> HttpResponse {
             SourceKind::NarrativeStatus => "narrative_status",
         })
         .collect();
+    let lifecycle = &state.lifecycle;
+    let history = lifecycle.pool_history();
+    let unready = lifecycle.pool_unready_warning();
     let nonce = Nonce::new();
     let page = status_page(
         &Overview {
@@ -62,7 +65,17 @@ pub fn status_html(state: &AppState, req: &HttpRequest) -> HttpResponse {
             replica: state.lifecycle.config().replica.as_str(),
             entries: &entries,
             naming: &state.config.naming,
-            pool_target: state.config.num_prespawn,
+            pool: PoolView {
+                target: lifecycle.pool_target(),
+                floor: state.config.num_prespawn,
+                max: state.config.pool_max.unwrap_or(state.config.num_prespawn),
+                schedule: &state.config.pool_schedule,
+                cold_start: lifecycle.cold_start(),
+                cost: lifecycle.pool_cost(),
+                history: &history,
+                unready: unready.as_ref(),
+                ready_timeout: state.config.ready_timeout,
+            },
             cycle: cycle.as_ref(),
             sources: &sources,
             reaper_interval: state.config.reaper_interval,
