@@ -199,6 +199,49 @@ impl fantoccini::wd::WebDriverCompatibleCommand for PerformanceLog {
     }
 }
 
+/// A Chrome DevTools command through chromedriver, e.g. a phone's screen: a window cannot be
+/// made narrower than 500 px in headless Chromium, a device emulation can.
+#[derive(Debug)]
+struct Cdp {
+    cmd: &'static str,
+    params: Value,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (
+            http::Method::POST,
+            Some(json!({"cmd": self.cmd, "params": self.params}).to_string()),
+        )
+    }
+}
+
+/// What sticks out past the right edge of the viewport, if anything: the document's width,
+/// the viewport's, and the outermost elements wider than it.
+const OVERFLOW_PROBE: &str = r#"
+const vw = document.documentElement.clientWidth;
+const out = [];
+for (const el of document.querySelectorAll('body *')) {
+  if (el.closest('[style*="clip"], thead')) continue;
+  const r = el.getBoundingClientRect();
+  if (r.width > 0 && r.right > vw + 0.5 && !(el.parentElement && el.parentElement.getBoundingClientRect().right > vw + 0.5)) {
+    out.push(el.tagName.toLowerCase() + (el.className ? '.' + el.className : '') + ' ends at ' + Math.round(r.right) + ' px: ' + (el.textContent || '').trim().slice(0, 40));
+  }
+}
+return [document.documentElement.scrollWidth, vw, out];
+"#;
+
 /// One browser profile (a chromedriver session has its own), and what it saw.
 struct Browser {
     client: Client,
@@ -285,6 +328,41 @@ impl Browser {
             }
         }
         Ok(())
+    }
+
+    /// Shows pages as a 390 x 844 phone does (`on`), or as the desktop window again.
+    async fn phone(&self, on: bool) -> Result<(), String> {
+        let (cmd, params) = if on {
+            (
+                "Emulation.setDeviceMetricsOverride",
+                json!({"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": true}),
+            )
+        } else {
+            ("Emulation.clearDeviceMetricsOverride", json!({}))
+        };
+        self.client
+            .issue_cmd(Cdp { cmd, params })
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("{}: {cmd}: {e}", self.who))
+    }
+
+    /// Fails, naming what sticks out, if the page is wider than the viewport (a sideways
+    /// scrollbar).
+    async fn fits_the_width(&self, what: &str) -> Result<(), String> {
+        let answer = self
+            .client
+            .execute(OVERFLOW_PROBE, vec![])
+            .await
+            .map_err(|e| format!("{}: measuring {what}: {e}", self.who))?;
+        let (document, viewport) = (answer[0].as_f64(), answer[1].as_f64());
+        match (document, viewport) {
+            (Some(d), Some(v)) if d <= v => Ok(()),
+            _ => Err(format!(
+                "{}: {what} scrolls sideways (document {:?} px, viewport {:?} px): {}",
+                self.who, document, viewport, answer[2]
+            )),
+        }
     }
 
     /// The text of the first element matching `css`, once one exists and `accept` takes it.
@@ -552,15 +630,13 @@ impl Run<'_> {
             .await?;
         eprintln!("e2e-browser:     status page: {}", idle.join(", "));
         a.shot(&self.shots, "5-status").await?;
-        a.client
-            .set_window_size(390, 844)
-            .await
-            .map_err(|e| e.to_string())?;
+        a.phone(true).await?;
+        a.client.refresh().await.map_err(|e| e.to_string())?;
+        a.wait_text("h1", |t| t == "Narratives").await?;
         a.shot(&self.shots, "6-status-phone").await?;
-        a.client
-            .set_window_size(1200, 900)
-            .await
-            .map_err(|e| e.to_string())?;
+        a.fits_the_width("the status page on a 390 px phone")
+            .await?;
+        a.phone(false).await?;
 
         a.click(&format!("tr[data-narrative='{bob_name}'] button"))
             .await?;
