@@ -119,15 +119,12 @@ fn raced(log: &Log, g: &Grant, r: &Reaped) -> bool {
     });
     matches!((looked, marked), (Some(l), Some(m)) if l < m)
 }
-/// Checks the state the pool must settle in once the workload has stopped: exactly
-/// `pool_size` waiting containers per live replica, none of dead replicas, none unlabelled.
-pub fn settled(
-    backend: &InMemoryManager,
-    live: &[ReplicaId],
-    pool_size: usize,
-) -> Result<(), String> {
+/// Checks the state the pool must settle in once the workload has stopped: exactly its
+/// target of waiting containers per live replica (`num_prespawn`, or what demand set between
+/// it and `pool_max`), none of dead replicas, none unlabelled.
+pub fn settled(backend: &InMemoryManager, live: &[(ReplicaId, usize)]) -> Result<(), String> {
     let containers = backend.containers();
-    for id in live {
+    for (id, target) in live {
         let waiting = containers
             .iter()
             .filter(|n| {
@@ -136,14 +133,17 @@ pub fn settled(
                     && n.state == NarrativeState::Running
             })
             .count();
-        if waiting != pool_size {
+        if waiting != *target {
             return Err(format!(
-                "replica {id} has {waiting} waiting containers once settled, not {pool_size}"
+                "replica {id} has {waiting} waiting containers once settled, not its target {target}"
             ));
         }
     }
     if let Some(stray) = containers.iter().find(|n| {
-        n.kind == NarrativeKind::Prespawned && n.replica.as_ref().is_none_or(|r| !live.contains(r))
+        n.kind == NarrativeKind::Prespawned
+            && n.replica
+                .as_ref()
+                .is_none_or(|r| !live.iter().any(|(id, _)| id == r))
     }) {
         return Err(format!(
             "{} (replica {:?}) is left waiting with no live replica to own it",

@@ -52,7 +52,7 @@ fn main() -> ExitCode {
         i += 2;
     }
     let started = Instant::now();
-    let (mut grants, mut reaped, mut raced) = (0usize, 0usize, 0usize);
+    let (mut grants, mut reaped, mut raced, mut raised) = (0usize, 0usize, 0usize, 0usize);
     for seed in first..first + seeds {
         let outcome = run(&Params {
             seed,
@@ -67,6 +67,7 @@ fn main() -> ExitCode {
         grants += outcome.grants;
         reaped += outcome.reaped;
         raced += outcome.tally.raced;
+        raised += usize::from(outcome.raised);
         if let Some(violation) = outcome.violation {
             eprintln!("sim: seed {seed}: {violation}");
             eprintln!("sim: the steps that led there (last 60):");
@@ -79,7 +80,7 @@ fn main() -> ExitCode {
         }
     }
     println!(
-        "sim: {seeds} seeds from {first}, {steps} steps each: 0 violations; {grants} connects answered, {reaped} idle reaps, {raced} cross-replica reaps that raced a connect's mark; {:.1} s",
+        "sim: {seeds} seeds from {first}, {steps} steps each: 0 violations; {grants} connects answered, {reaped} idle reaps, {raced} cross-replica reaps that raced a connect's mark, {raised} runs whose pool rose above its floor with demand; {:.1} s",
         started.elapsed().as_secs_f64()
     );
     ExitCode::SUCCESS

@@ -35,6 +35,8 @@ pub struct Params {
 #[derive(Debug)]
 pub struct Outcome {
     pub violation: Option<String>,
+    /// Whether a pool that follows demand rose above its floor in the run.
+    pub raised: bool,
     pub trace: Vec<String>,
     pub tally: Tally,
     pub grants: usize,
@@ -86,13 +88,26 @@ fn user(i: usize) -> UserId {
 impl Sim {
     fn new(params: &Params) -> Self {
         let mut rng = StdRng::seed_from_u64(params.seed);
+        // Half the seeds keep a pool that follows demand, with creates taking a cold start
+        // (so steps overlap and targets move); drawn apart from the workload's generator, so
+        // every seed's workload stays as it was before pools followed demand.
+        let mut demand = StdRng::seed_from_u64(params.seed ^ 0xdea1);
+        let adaptive = demand.random_bool(0.5);
+        let cold_start = if adaptive {
+            Duration::from_millis(demand.random_range(300..=2000))
+        } else {
+            Duration::ZERO
+        };
         let backend = Arc::new(
             InMemoryManager::new(Naming::default())
                 .with_assign_mode(AssignMode::ReadThenRename)
-                .with_faults(faults(params.seed ^ 0x5eed)),
+                .with_faults(faults(params.seed ^ 0x5eed))
+                .with_cold_start(cold_start),
         );
+        let pool_size = rng.random_range(0..=3);
         let config = LifecycleConfig {
-            pool_size: rng.random_range(0..=3),
+            pool_size,
+            pool_max: adaptive.then(|| pool_size + demand.random_range(1..=4)),
             idle_timeout: IDLE,
             call_timeout: Duration::from_secs(3),
             list_timeout: Duration::from_secs(6),
@@ -507,12 +522,15 @@ impl Sim {
             }
         }
         self.check(tally)?;
-        let live: Vec<ReplicaId> = self
+        let live: Vec<(ReplicaId, usize)> = self
             .live()
             .iter()
-            .map(|i| self.replicas[*i].id.clone())
+            .map(|i| {
+                let replica = &self.replicas[*i];
+                (replica.id.clone(), replica.lifecycle.pool_target().size)
+            })
             .collect();
-        check::settled(&self.backend, &live, self.config.pool_size)
+        check::settled(&self.backend, &live)
     }
 }
 
@@ -527,6 +545,7 @@ pub fn run(params: &Params) -> Outcome {
         Err(e) => {
             return Outcome {
                 violation: Some(format!("cannot build a runtime: {e}")),
+                raised: false,
                 trace: Vec::new(),
                 tally: Tally::default(),
                 grants: 0,
@@ -547,13 +566,18 @@ pub fn run(params: &Params) -> Outcome {
             sim.start(None).await;
         }
         sim.note(format!(
-            "seed {} replicas {replicas} pool {}",
-            sim.seed, sim.config.pool_size
+            "seed {} replicas {replicas} pool {} max {:?}",
+            sim.seed, sim.config.pool_size, sim.config.pool_max
         ));
         let mut tally = Tally::default();
         let mut violation = None;
+        let mut raised = false;
         for _ in 0..params.steps {
             sim.step().await;
+            raised |= sim
+                .replicas
+                .iter()
+                .any(|r| r.lifecycle.pool_target().size > sim.config.pool_size);
             if let Err(v) = sim.check(&mut tally) {
                 violation = Some(v);
                 break;
@@ -568,6 +592,7 @@ pub fn run(params: &Params) -> Outcome {
         let log = lock(&sim.log);
         Outcome {
             violation,
+            raised,
             trace: log.trace.clone(),
             tally,
             grants: log.grants.len(),
