@@ -612,7 +612,7 @@ fn screenshot(dir: &Path, url: &str, alert: &str) -> Result<Vec<u8>, String> {
             "goog:chromeOptions": {
                 "binary": chromium,
                 "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                         "--disable-gpu", "--window-size=1200,1000"],
+                         "--disable-gpu", "--window-size=1200,1300"],
             },
         });
         let Value::Object(caps) = caps else {
