@@ -144,6 +144,15 @@ impl Prometheus {
             .collect())
     }
 
+    /// Its alerts page: the classic one Debian's package serves, else the newer one.
+    fn alerts_page(&self) -> String {
+        let classic = self.url("/classic/alerts");
+        match get(&self.http, &classic, &[]) {
+            Ok(r) if r.status == 200 => classic,
+            _ => self.url("/alerts"),
+        }
+    }
+
     /// The alerts pending or firing.
     fn alerts(&self) -> Result<Vec<Value>, String> {
         let data = self.api("alerts")?;
@@ -568,11 +577,14 @@ impl Run<'_> {
 
     /// Step 5.
     fn alerts_page(&mut self) -> Result<(), String> {
-        let png = screenshot(
-            &self.dir,
-            &self.prometheus.url("/classic/alerts"),
-            "TraefikerActivityUnreadable",
-        )?;
+        let page = self.prometheus.alerts_page();
+        if !page.ends_with("/classic/alerts") {
+            return Err(format!(
+                "this Prometheus serves no classic alerts page (only {page}); the picture is taken \
+                 of Debian's package's (apt-get install prometheus): put it first on PATH"
+            ));
+        }
+        let png = screenshot(&self.dir, &page, "TraefikerActivityUnreadable")?;
         let shot = self.dir.join("prometheus-alerts.png");
         std::fs::write(&shot, &png).map_err(|e| format!("{}: {e}", shot.display()))?;
         eprintln!("e2e --observe:     screenshot in {}", shot.display());
@@ -661,11 +673,7 @@ pub fn demo_prometheus(stack: &Stack) -> Result<Prometheus, String> {
     let prometheus = Prometheus::start(&stack.dir, &binaries, stack.ports, "5s")?;
     println!();
     println!("  Prometheus: {}", prometheus.url("/"));
-    println!(
-        "          alerts: {}   rules: {}",
-        prometheus.url("/classic/alerts"),
-        prometheus.url("/classic/rules")
-    );
+    println!("          alerts: {}", prometheus.alerts_page());
     println!("          it scrapes traefiker and Traefik every 5 s with {RULES} loaded;");
     println!("          Grafana: import deploy/grafana/traefiker.json (docs/observability.md).");
     Ok(prometheus)
