@@ -228,7 +228,10 @@ async fn kubernetes_without_a_service_account_or_kubeconfig_says_what_to_do() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(text.contains("no Kubernetes API configuration"), "{text}");
-    assert!(text.contains("KUBECONFIG") && text.contains("service account"), "{text}");
+    assert!(
+        text.contains("KUBECONFIG") && text.contains("service account"),
+        "{text}"
+    );
     assert!(!text.contains("panicked"), "{text}");
 }
 

@@ -148,6 +148,14 @@ impl FakeCluster {
         }
     }
 
+    /// Creates `object` (JSON, as a client would send it) in the default namespace, as a
+    /// `POST` would, RBAC aside: the pods of traefiker's own Deployment, say.
+    pub fn create(&self, kind: Kind, object: Value) -> Result<Value, String> {
+        self.state()
+            .create(kind, &self.namespace, object, false)
+            .map_err(|e| e.message)
+    }
+
     /// Every stored object of `kind` in the default namespace, as JSON.
     pub fn objects(&self, kind: Kind) -> Vec<Value> {
         self.state().objects(kind, &self.namespace)
