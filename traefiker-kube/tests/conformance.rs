@@ -17,8 +17,9 @@ fn context() -> Context {
         Caps {
             reports_address: true,
             zombies: true,
-            conditional: true,
+            conditional_assign: true,
             marks_connected: true,
+            conditional: true,
         },
     )
 }

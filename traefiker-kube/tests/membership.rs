@@ -39,8 +39,9 @@ async fn peers_are_the_live_pods_of_traefikers_deployment() {
         Caps {
             reports_address: true,
             zombies: true,
-            conditional: true,
+            conditional_assign: true,
             marks_connected: true,
+            conditional: true,
         },
     );
     m.create(&ctx.prespawn_spec()).await.unwrap();

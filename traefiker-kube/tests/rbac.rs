@@ -71,8 +71,9 @@ async fn the_code_uses_exactly_the_required_verbs() {
         Caps {
             reports_address: true,
             zombies: true,
-            conditional: true,
+            conditional_assign: true,
             marks_connected: true,
+            conditional: true,
         },
     );
     run_all(&m, &ctx).await;
