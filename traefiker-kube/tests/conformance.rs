@@ -40,6 +40,27 @@ async fn the_backend_passes_the_suite_with_terminating_pods_and_a_late_collector
     run_all(&manager, &context()).await;
 }
 
+/// The simulation runs on tokio's paused time: the fake's latency is virtual, so a suite of
+/// a few hundred calls at 200 ms each takes no wall-clock time.
+#[tokio::test(start_paused = true)]
+async fn the_backend_passes_the_suite_on_paused_time_with_latency() {
+    let fake = support::cluster();
+    fake.set_latency(std::time::Duration::from_millis(200));
+    let manager = support::manager(&fake).await;
+    let (virtual_start, wall_start) = (tokio::time::Instant::now(), std::time::Instant::now());
+    run_all(&manager, &context()).await;
+    let calls = fake.calls().len() as u32;
+    assert!(
+        virtual_start.elapsed() >= std::time::Duration::from_millis(200) * calls / 2,
+        "every call waited its latency on the virtual clock"
+    );
+    assert!(
+        wall_start.elapsed() < std::time::Duration::from_secs(20),
+        "and none on the wall clock: {:?}",
+        wall_start.elapsed()
+    );
+}
+
 /// `TRAEFIKER_KUBE_TEST=1` runs the suite on the cluster of the current kubeconfig context
 /// (`KUBECONFIG`), in the namespace `TRAEFIKER_KUBE_NAMESPACE` (default
 /// `traefiker-conformance`, which must exist); it makes and removes narrative pods there.
