@@ -1,7 +1,7 @@
 //! The server on the Kubernetes backend, against the fake API server: two replicas built as
-//! the binary builds them (identity from POD_NAME, peers from the Deployment's pods) share one
-//! pool, a user connected through either gets one pod and one session, and Traefik's provider
-//! answer routes the session to the pod's IP.
+//! the binary builds them (identity from POD_NAME, peers from the Deployment's pods) each fill
+//! their pool, a user connected through either gets one pod, one claim and one session, and
+//! Traefik's provider answer routes the session to the pod's IP.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -117,7 +117,7 @@ async fn waiting(fake: &FakeCluster) -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_replicas_share_one_pool_and_give_a_user_one_pod() {
+async fn two_replicas_give_a_user_one_pod_and_route_it_by_pod_ip() {
     let dir = std::env::temp_dir().join(format!("traefiker-kube-server-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let fake = FakeCluster::new(NS);
