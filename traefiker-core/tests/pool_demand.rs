@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use traefiker_core::testing::{InMemoryManager, ManualClock};
+use traefiker_core::testing::{InMemoryManager, ManualClock, Op};
 use traefiker_core::{
     ArrivalLog, Clock, ConnectOutcome, Lifecycle, LifecycleConfig, MemoryStore, Narrative,
     Readiness, Reason, UserId, Visit,
@@ -317,5 +317,40 @@ async fn the_weeks_in_the_store_raise_the_pool_before_a_busy_time_and_serve_it_w
         .arrivals_since(monday_9 - chrono::Duration::minutes(1))
         .unwrap();
     assert_eq!(kept.len(), 40);
+    filler.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn wake_ups_during_a_step_make_one_more_step_not_a_queue() {
+    // Every call, listings included, takes a second.
+    let config = LifecycleConfig {
+        pool_size: 1,
+        ..LifecycleConfig::default()
+    };
+    let manager =
+        Arc::new(InMemoryManager::new(config.naming.clone()).with_latency(Duration::from_secs(1)));
+    let lc = Lifecycle::builder(manager.clone(), config)
+        .image(Some(IMAGE.to_owned()))
+        .build();
+    lc.fill_pool().await.unwrap();
+    let filler = {
+        let lc = lc.clone();
+        tokio::spawn(async move { lc.run_pool_filler(std::future::pending()).await })
+    };
+    let listed = manager.calls(Op::List);
+    // A burst's worth of wake-ups, 50 ms apart, while steps take a second to list.
+    for _ in 0..20 {
+        lc.request_pool_fill();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let started = tokio::time::Instant::now();
+    lc.fill_pool().await.unwrap();
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_secs(4),
+        "a fill behind the filler's steps waited {waited:?}"
+    );
+    let steps = manager.calls(Op::List) - listed;
+    assert!(steps <= 4, "{steps} listings for 20 wake-ups and one fill");
     filler.abort();
 }

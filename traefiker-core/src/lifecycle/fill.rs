@@ -44,7 +44,7 @@ impl Lifecycle {
     /// settled when it returns; `list` is false when the caller (a reaper cycle) has just
     /// listed.
     pub(super) async fn fill(&self, list: bool) -> Result<PoolReport, Error> {
-        let report = self.fill_step(list).await;
+        let report = self.fill_step(list, None).await;
         let mut creating = self.inner.creating.subscribe();
         // The sender lives as long as `self`: waiting cannot fail.
         let _ = creating.wait_for(|n| *n == 0).await;
@@ -53,8 +53,13 @@ impl Lifecycle {
 
     /// One pool step. Steps decide one at a time (the pool lock), but a step's creates run
     /// after it lets go: the next step, woken by the next new user, counts them as in flight
-    /// and decides at once instead of waiting a cold start for them.
-    async fn fill_step(&self, list: bool) -> Result<PoolReport, Error> {
+    /// and decides at once instead of waiting a cold start for them. `deciding` counts a
+    /// filler's step until it lets the lock go.
+    async fn fill_step(
+        &self,
+        list: bool,
+        deciding: Option<Counted<'_>>,
+    ) -> Result<PoolReport, Error> {
         let mut report = PoolReport::default();
         let guard = self.inner.pool_lock.lock().await;
         if self.inner.retiring.load(Ordering::Relaxed) {
@@ -141,8 +146,9 @@ impl Lifecycle {
         }
         // Counted before the pool lock goes: `retire`, which takes the pool lock first, then
         // waits for these creates.
-        let _creating = Creating::count(&self.inner.creating);
+        let _creating = Counted::count(&self.inner.creating);
         drop(guard);
+        drop(deciding);
         // Each create's own start, not the step's: creates beyond PARALLEL wait their turn,
         // which is no part of a cold start.
         let created: Vec<(SpawnSpec, Sent, Result<Narrative, ManagerError>)> = at_most_parallel(
@@ -331,8 +337,14 @@ impl Lifecycle {
             .without_max_times();
         let mut backoff = None;
         let moves = self.target_moves();
+        let mut look_again = tokio::time::interval(LOOK_AGAIN);
+        look_again.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut deciding = self.inner.deciding.subscribe();
         let mut steps = FuturesUnordered::new();
         loop {
+            // A wake-up while a step decides waits for it (the permit is kept): the step
+            // after it sees everything up to then.
+            let idle = *deciding.borrow_and_update() == 0;
             tokio::select! {
                 biased;
                 _ = &mut shutdown => return,
@@ -364,10 +376,13 @@ impl Lifecycle {
                         }
                     }
                 }
-                _ = self.inner.pool_wanted.notified() => steps.push(self.fill_step(true)),
-                _ = tokio::time::sleep(LOOK_AGAIN), if moves => {
+                _ = self.inner.pool_wanted.notified(), if idle => {
+                    steps.push(self.fill_step(true, Some(Counted::count(&self.inner.deciding))));
+                }
+                _ = deciding.changed(), if !idle => {}
+                _ = look_again.tick(), if moves && idle => {
                     if self.target_changed() {
-                        steps.push(self.fill_step(true));
+                        steps.push(self.fill_step(true, Some(Counted::count(&self.inner.deciding))));
                     }
                 }
             }
@@ -439,17 +454,17 @@ pub(super) struct Sent {
     pub(super) took: chrono::Duration,
 }
 
-/// One pool step's creates in flight, counted while it lives.
-struct Creating<'a>(&'a tokio::sync::watch::Sender<usize>);
+/// One pool step counted while it lives: its creates in flight, or a filler's step deciding.
+struct Counted<'a>(&'a tokio::sync::watch::Sender<usize>);
 
-impl<'a> Creating<'a> {
+impl<'a> Counted<'a> {
     fn count(counter: &'a tokio::sync::watch::Sender<usize>) -> Self {
         counter.send_modify(|n| *n += 1);
         Self(counter)
     }
 }
 
-impl Drop for Creating<'_> {
+impl Drop for Counted<'_> {
     fn drop(&mut self) {
         self.0.send_modify(|n| *n -= 1);
     }

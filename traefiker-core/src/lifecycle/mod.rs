@@ -369,6 +369,10 @@ struct Inner {
     /// Pool steps whose creates are in flight (they run after the step lets the pool lock
     /// go): `retire` and a caller that wants the pool settled wait for none.
     creating: tokio::sync::watch::Sender<usize>,
+    /// The filler's steps not yet past deciding (waiting for the pool lock or holding it):
+    /// the filler starts another only when there is none, so wake-ups during a burst make
+    /// one more step, not a queue of them.
+    deciding: tokio::sync::watch::Sender<usize>,
     flights: SingleFlight<Owner, SharedConnect>,
     lanes: Lanes<ServiceName>,
     pool_lock: tokio::sync::Mutex<()>,
@@ -463,6 +467,7 @@ impl LifecycleBuilder {
                 known: Mutex::new(known),
                 demand: Mutex::new(demand),
                 creating: tokio::sync::watch::Sender::new(0),
+                deciding: tokio::sync::watch::Sender::new(0),
                 flights: SingleFlight::new(),
                 lanes: Lanes::new(),
                 pool_lock: tokio::sync::Mutex::new(()),
