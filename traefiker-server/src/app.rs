@@ -28,7 +28,7 @@ use crate::config::{Backend, Config, ReadyCheck, SourceKind};
 use crate::replica::{self, Replica, ReplicaError};
 use crate::runtime::OnRuntime;
 use crate::state::AppState;
-use crate::{outbound, routes};
+use crate::{outbound, render, routes};
 
 /// Why the service cannot start; each names the setting to fix.
 #[derive(Debug, thiserror::Error)]
@@ -343,7 +343,7 @@ pub async fn run(
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
-            .wrap(DefaultHeaders::new().add((routes::reply::MARKER, "1")))
+            .wrap(DefaultHeaders::new().add((render::reply::MARKER, "1")))
             .app_data(data.clone())
             .configure(|cfg| configure(cfg, provider, front))
     })

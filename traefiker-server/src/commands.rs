@@ -42,7 +42,7 @@ pub async fn run(command: Command, config: Config) -> Result<ExitCode, StartupEr
                 let now = chrono::Utc::now();
                 let doc: Vec<serde_json::Value> = entries
                     .iter()
-                    .map(|e| crate::routes::status::describe(e, prefix, now))
+                    .map(|e| crate::render::status::describe(e, prefix, now))
                     .collect();
                 println!("{}", serde_json::Value::from(doc));
             } else {

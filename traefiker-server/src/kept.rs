@@ -18,9 +18,9 @@ use tokio::sync::{Mutex, Notify};
 use traefiker_core::{Lifecycle, Narrative};
 
 use crate::config::Config;
-use crate::routes::dynamic::dynamic_config;
-use crate::routes::reply::Reference;
-use crate::routes::status::render_services;
+use crate::render::dynamic::dynamic_config;
+use crate::render::reply::Reference;
+use crate::render::status::render_services;
 
 /// How often the provider's listing is refreshed.
 pub const PROVIDER_INTERVAL: Duration = Duration::from_secs(2);

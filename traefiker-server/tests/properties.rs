@@ -17,8 +17,8 @@ use proptest::prelude::*;
 use serde_json::{json, Value};
 use traefiker_core::{Naming, Routing, RuleSyntax, SessionId, UserId};
 use traefiker_rancher::{RancherConfig, RancherManager};
+use traefiker_server::render::dynamic::dynamic_config;
 use traefiker_server::routes::caller_ip;
-use traefiker_server::routes::dynamic::dynamic_config;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 

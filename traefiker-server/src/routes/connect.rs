@@ -10,7 +10,7 @@ use traefiker_core::{ConnectOutcome, Error, SessionId, UserId, Visit};
 
 use crate::pages::reload::{reload_page, reload_policy, Waiting};
 use crate::pages::{self, Nonce};
-use crate::routes::reply::{self, Reference};
+use crate::render::reply::{self, Reference};
 use crate::routes::{client_ip_header, identify, refused};
 use crate::state::AppState;
 

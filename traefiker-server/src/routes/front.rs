@@ -22,7 +22,7 @@ use crate::auth::AuthError;
 use crate::config::StaticToken;
 use crate::pages::login::{login_page, login_policy, safe_next, DemoUser};
 use crate::pages::{respond, Nonce};
-use crate::routes::reply::{self, text};
+use crate::render::reply::{self, text};
 use crate::routes::{client_address, from_this_site, refused};
 use crate::state::AppState;
 
@@ -33,14 +33,6 @@ const PATH: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'~')
     .remove(b'/');
-
-/// The paths of the demo's front door that Traefik sends to traefiker (with the local backend,
-/// by the route of `/traefik/dynamic`): these, and everything under [`PATH_PREFIXES`].
-pub const EXACT_PATHS: &[&str] = &["/", "/login", "/load-narrative.html"];
-
-/// The status page and its form, so an administrator's browser reaches them on the same
-/// origin as the login.
-pub const PATH_PREFIXES: &[&str] = &["/narrative_status/"];
 
 /// Registers the demo's front door.
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -1,5 +1,5 @@
-//! The HTTP contract (SPEC §3): one module per endpoint, sharing [`crate::state::AppState`],
-//! and [`reply`], how answers to people are written.
+//! The HTTP contract (SPEC §3): one module per endpoint, sharing [`crate::state::AppState`];
+//! how answers to people are written is [`crate::render::reply`]'s.
 
 pub mod admin;
 pub mod connect;
@@ -7,7 +7,6 @@ pub mod dynamic;
 pub mod front;
 pub mod health;
 pub mod reaper;
-pub mod reply;
 pub mod shutdown;
 pub mod status;
 
@@ -20,8 +19,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::auth::{AuthError, Identity};
+use crate::render::reply::{self, Reference};
 use crate::state::AppState;
-use reply::Reference;
 
 /// The caller's address: the peer, or — only when the peer is a trusted proxy — the nearest
 /// untrusted address of `X-Forwarded-For`.

@@ -4,8 +4,8 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use traefiker_core::ReapMode;
 
+use crate::render::reply::text;
 use crate::routes::client_address;
-use crate::routes::reply::text;
 use crate::state::AppState;
 
 /// The handler.
