@@ -228,11 +228,12 @@ pub fn image_source(config: &Config) -> Result<ImageSource, StartupError> {
 pub async fn build(config: Config) -> Result<(AppState, BuiltBackend), StartupError> {
     if config.trusted_proxies.is_empty()
         && config.security.auth_failures_per_minute.is_some()
-        && matches!(config.backend, Backend::Rancher { .. })
+        && !matches!(config.backend, Backend::Local { .. })
     {
         tracing::warn!(
             "trusted_proxies is empty: behind Traefik every request has Traefik's address, so \
-             auth_failures_per_minute limits everyone together; set trusted_proxies to Traefik's address"
+             failed logins cannot be limited per client (only rejected tokens are remembered); \
+             set trusted_proxies to Traefik's network"
         );
     }
     let backend = backend(&config).await?;
@@ -338,7 +339,7 @@ pub async fn run(
     state.lifecycle.request_pool_fill();
 
     let provider = state.config.security.provider.enabled;
-    let front = state.config.static_tokens.is_some();
+    let front = state.config.front_door();
     let lifecycle = state.lifecycle.clone();
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
@@ -369,7 +370,7 @@ pub async fn run(
 }
 
 /// Registers every endpoint; `/traefik/dynamic` only with `provider` on, the demo's front
-/// door (login page, loader) only with `front` (static tokens).
+/// door (login page, loader) only with `front` ([`Config::front_door`]).
 pub fn configure(cfg: &mut web::ServiceConfig, provider: bool, front: bool) {
     cfg.route(
         "/narrative/{path:.*}",

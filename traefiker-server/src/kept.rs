@@ -272,7 +272,7 @@ impl Kept {
                 manager.as_ref(),
                 &config.traefik_self_url,
                 &narratives,
-                config.static_tokens.is_some(),
+                config.front_door(),
             )
             .map(Bytes::from)
             .map_err(|e| format!("rendering the Traefik configuration: {e}"))

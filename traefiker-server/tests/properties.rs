@@ -104,7 +104,7 @@ proptest! {
     ) {
         let trusted: Vec<IpNetwork> = vec!["10.0.0.0/8".parse().unwrap()];
         let peer = IpAddr::from(peer);
-        let caller = caller_ip(peer, Some(&chain), &trusted);
+        let caller = caller_ip(peer, &[chain.as_str()], &trusted);
         if trusted[0].contains(peer) {
             let hops: Vec<IpAddr> = chain.split(',').filter_map(|h| h.trim().parse().ok()).collect();
             prop_assert!(caller == peer || hops.contains(&caller));

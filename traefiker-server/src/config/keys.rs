@@ -58,7 +58,7 @@ pub const KEYS: &[Key] = &[
     key("listen", Some("0.0.0.0:5000"), "address the HTTP server binds"),
     key("reaper_interval_secs", Some("0"), "internal reaper period; 0 = only via /reaper/"),
     key("reaper_call_timeout_secs", Some("120"), "/reaper/ answers within this; a longer cycle goes on in the background and the answer is 500 Reaper error"),
-    key("trusted_proxies", Some(""), "networks whose X-Forwarded-For is believed (comma-separated CIDRs)"),
+    key("trusted_proxies", Some(""), "networks whose X-Forwarded-For is believed (comma-separated CIDRs): Traefik's address; the client is then the rightmost untrusted address over every X-Forwarded-For line, for /reaper/, /traefik/dynamic and the failed-login limit"),
     key("cookie_secure", Some("true"), "`Secure` flag on the session cookie"),
     key("traefik_rule_syntax", Some("v2"), "`v2` or `v3` rule syntax in labels and routes"),
     key("traefik_entrypoints", Some("web"), "entrypoints of narrative routers (comma-separated list)"),
@@ -83,7 +83,7 @@ pub const KEYS: &[Key] = &[
     Key { name: "traefik_provider_token", default: None, doc: "or a caller with `Authorization: Bearer <token>` may read /traefik/dynamic (never logged)", secret: true },
     key("allow_static_tokens", Some("false"), "accept auth_tokens with a backend other than local (never in production)"),
     key("max_narratives", None, "cap on user narratives; a new user past it gets 503 and nothing is created; unset = no cap"),
-    key("auth_failures_per_minute", Some("20"), "token validations auth2 rejects allowed per client address per minute, then 429 with Retry-After; 0 = no limit"),
+    key("auth_failures_per_minute", Some("20"), "token validations auth2 rejects allowed per client address per minute, then 429 with Retry-After; 0 = no limit; clients behind a proxy not in trusted_proxies are not limited (only their rejected tokens are remembered)"),
     key("ca_bundle", None, "PEM file of extra CA certificates trusted for auth2, Rancher, metrics and the version URL (besides the system's and the bundled roots)"),
 ];
 

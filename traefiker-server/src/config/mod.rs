@@ -381,6 +381,15 @@ impl Config {
         out
     }
 
+    /// Whether the demo's front door (the login page, the loader) is served: only with the
+    /// local backend and its static tokens (SPEC §10). With any other backend those paths
+    /// are nobody's, even where `allow_static_tokens` lets static tokens in: a real site's
+    /// front end is KBase's, and a login page that hands out a configured user's token
+    /// without a secret must never face it.
+    pub fn front_door(&self) -> bool {
+        self.static_tokens.is_some() && matches!(self.backend, Backend::Local { .. })
+    }
+
     /// The image to start narratives from, if fixed by `image_tag`.
     pub fn fixed_image(&self) -> Option<String> {
         self.image_tag

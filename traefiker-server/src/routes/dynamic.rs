@@ -11,7 +11,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use subtle::ConstantTimeEq;
 
 use crate::config::ProviderAccess;
-use crate::render::reply::text;
+use crate::render::reply::{text, uncached};
 use crate::routes::client_address;
 use crate::state::AppState;
 
@@ -52,8 +52,7 @@ pub async fn dynamic(state: web::Data<AppState>, req: HttpRequest) -> HttpRespon
         return text(StatusCode::FORBIDDEN, "Access denied");
     }
     match &state.kept.snapshot().dynamic {
-        Some(body) => HttpResponse::Ok()
-            .insert_header((header::CACHE_CONTROL, "no-store"))
+        Some(body) => uncached(StatusCode::OK)
             .content_type("application/json")
             .body(body.clone()),
         None => text(

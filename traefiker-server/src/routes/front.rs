@@ -1,5 +1,6 @@
-//! The demo's front door, mounted only where static tokens replace auth2 (`auth_tokens`):
-//! what KBase's own front end does for a browser, so the demo works in one.
+//! The demo's front door, mounted only with the local backend and its static tokens
+//! ([`crate::config::Config::front_door`], SPEC §10): what KBase's own front end does for a
+//! browser, so the demo works in one.
 //!
 //! - `GET /`: the login page ([`crate::pages::login`]); the login redirect sends browsers to
 //!   `/#login?nextrequest=…`.
@@ -8,9 +9,8 @@
 //! - `GET /load-narrative.html?n=<path>`: where the reload page goes on to; KBase's front end
 //!   loads the narrative there, the demo sends the browser to `/narrative/<path>`.
 //!
-//! Never with auth2: a real site's front end is KBase's.
-
-use std::net::IpAddr;
+//! Never with auth2 nor with an orchestrator: a real site's front end is KBase's, and this
+//! page hands out a configured user's token to whoever names the user.
 
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::{header, StatusCode};
@@ -23,7 +23,7 @@ use crate::config::StaticToken;
 use crate::pages::login::{login_page, login_policy, safe_next, DemoUser};
 use crate::pages::{respond, Nonce};
 use crate::render::reply::{self, text};
-use crate::routes::{client_address, from_this_site, refused};
+use crate::routes::{from_this_site, limited_as, refused};
 use crate::state::AppState;
 
 /// A path's characters that may stay as they are in a redirect.
@@ -107,9 +107,8 @@ pub async fn login(
             Some("Choose a user or enter a token."),
         );
     };
-    let client =
-        client_address(&req, &state.config.trusted_proxies).unwrap_or(IpAddr::from([0, 0, 0, 0]));
-    match state.auth.check(&token, client).await {
+    let limited_as = limited_as(&req, &state.config.trusted_proxies);
+    match state.auth.check(&token, limited_as).await {
         Ok(identity) => {
             tracing::info!(user = %identity.user, "demo login");
             let cookie = Cookie::build(state.config.kbase_cookie.clone(), token)

@@ -2,10 +2,12 @@
 //! holders of `status_role` (SPEC §3) — as JSON ([`crate::render::status`]), or as a page
 //! ([`crate::routes::admin`]) when such a holder's browser asks for HTML.
 
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use serde_json::json;
 
+use crate::render::reply::uncached;
 use crate::routes::{admin, identify, wants_html};
 use crate::state::AppState;
 
@@ -21,9 +23,7 @@ pub async fn status(state: web::Data<AppState>, req: HttpRequest) -> HttpRespons
         Some(Ok(identity)) if identity.custom_roles.contains(&state.config.status_role)
     );
     if !admin {
-        return HttpResponse::Ok()
-            .content_type("application/json")
-            .body(doc.to_string());
+        return json_answer(doc.to_string().into_bytes());
     }
     if wants_html(&req) {
         return admin::status_html(&state, &req);
@@ -38,7 +38,13 @@ pub async fn status(state: web::Data<AppState>, req: HttpRequest) -> HttpRespons
     let mut body = body.into_bytes();
     body.extend_from_slice(&services);
     body.push(b'}');
-    HttpResponse::Ok()
+    json_answer(body)
+}
+
+/// The JSON answer. Never kept by a cache: for administrators it carries every session id,
+/// and the same URL answers everyone else (SPEC §10).
+fn json_answer(body: Vec<u8>) -> HttpResponse {
+    uncached(StatusCode::OK)
         .content_type("application/json")
         .body(body)
 }
