@@ -283,9 +283,9 @@ pub async fn build_with(
     Ok(state)
 }
 
-/// Serves HTTP on `listener` until `shutdown` completes, then stops accepting, lets requests
-/// in flight finish, stops the background tasks, and removes this replica's waiting
-/// narratives.
+/// Serves HTTP on `listener` until `shutdown` completes, then, within `shutdown_grace_secs`
+/// whatever the dependencies do: stops accepting, stops the background tasks, and lets
+/// requests in flight finish while it removes this replica's waiting narratives.
 pub async fn run(
     listener: std::net::TcpListener,
     state: AppState,
@@ -340,6 +340,7 @@ pub async fn run(
 
     let provider = state.config.security.provider.enabled;
     let front = state.config.front_door();
+    let grace = state.config.shutdown_grace;
     let lifecycle = state.lifecycle.clone();
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
@@ -349,23 +350,66 @@ pub async fn run(
             .configure(|cfg| configure(cfg, provider, front))
     })
     .disable_signals()
-    .shutdown_timeout(30)
+    .shutdown_timeout(grace.as_secs())
     .listen(listener)?
     .run();
     let handle = server.handle();
-    let server_task = tokio::spawn(server);
+    let mut server_task = tokio::spawn(server);
     shutdown.await;
-    tracing::info!("shutting down: finishing requests in flight");
-    handle.stop(true).await;
+    // One budget for everything from here (SPEC §11): what misses it is left as a crash
+    // would leave it, for the next start or another replica to converge.
+    let deadline = tokio::time::Instant::now() + grace;
+    tracing::info!(
+        grace_secs = grace.as_secs_f64(),
+        "shutting down: finishing requests in flight and removing this replica's waiting narratives"
+    );
     let _ = stop_tx.send(true);
-    for task in tasks {
-        let _ = task.await;
+    // The loops stop at once (a cycle or a fill in flight is dropped: it holds the pool's
+    // lock that retiring needs).
+    stop_all(
+        tasks,
+        deadline.min(tokio::time::Instant::now() + LOOPS_STOP),
+    )
+    .await;
+    let drain = async {
+        if tokio::time::timeout_at(deadline, handle.stop(true))
+            .await
+            .is_err()
+        {
+            tracing::warn!("requests still in flight at the end of shutdown_grace_secs: dropped");
+        }
+    };
+    // Beside the drain: the pool filler has stopped, and a connect in flight that finds the
+    // pool retiring starts a narrative of its own.
+    tokio::join!(drain, replica::retire(&lifecycle, deadline));
+    match tokio::time::timeout(SERVER_STOP, &mut server_task).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(e)) => Err(std::io::Error::other(e)),
+        Err(_) => {
+            server_task.abort();
+            tracing::warn!("the HTTP server did not stop in time: abandoned");
+            Ok(())
+        }
     }
-    // After the pool filler stopped, so nothing refills what this removes.
-    replica::retire(&lifecycle).await;
-    match server_task.await {
-        Ok(result) => result,
-        Err(e) => Err(std::io::Error::other(e)),
+}
+
+/// How long the background loops get to stop on their own before they are dropped.
+const LOOPS_STOP: Duration = Duration::from_millis(200);
+
+/// How long the HTTP server may take to stop once its workers were told to (at the latest at
+/// the end of the budget, when actix's own `shutdown_timeout` forces them).
+const SERVER_STOP: Duration = Duration::from_secs(1);
+
+/// Waits until `until` for `tasks` to end, then drops those that have not.
+async fn stop_all(tasks: Vec<tokio::task::JoinHandle<()>>, until: tokio::time::Instant) {
+    let aborts: Vec<_> = tasks.iter().map(|t| t.abort_handle()).collect();
+    if tokio::time::timeout_at(until, futures::future::join_all(tasks))
+        .await
+        .is_err()
+    {
+        for abort in aborts {
+            abort.abort();
+        }
     }
 }
 

@@ -2,9 +2,11 @@
 
 use std::fmt::Write as _;
 use std::fs::File;
+use std::future::Future;
 use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::{Arc, OnceLock};
 
 use traefiker_core::{NarrativeKind, ReapMode, ReapReport};
 use traefiker_metrics::{
@@ -81,6 +83,7 @@ pub async fn run(command: Command, config: Config) -> Result<ExitCode, StartupEr
 
 async fn serve(config: Config) -> Result<ExitCode, StartupError> {
     let listen = config.listen;
+    let grace = config.shutdown_grace;
     let (state, backend) = app::build(config).await?;
     let listener = std::net::TcpListener::bind(listen).map_err(|e| {
         StartupError::Bind(format!(
@@ -88,35 +91,100 @@ async fn serve(config: Config) -> Result<ExitCode, StartupError> {
         ))
     })?;
     tracing::info!(listen = %listen, "traefiker serving");
-    app::run(listener, state, shutdown_signal())
+    let signalled = Arc::new(OnceLock::new());
+    let first = {
+        let signalled = signalled.clone();
+        async move {
+            signals().await;
+            let _ = signalled.set(tokio::time::Instant::now());
+        }
+    };
+    app::run(listener, state, first)
         .await
         .map_err(|e| StartupError::Bind(e.to_string()))?;
     if let Some(local) = backend.local {
-        match local.shutdown_all().await {
-            Ok(n) => tracing::info!(stopped = n, "local narratives stopped"),
-            Err(e) => tracing::error!(error = %e, "could not stop every local narrative"),
+        // What is left of the budget; children still running after it are killed when the
+        // manager is dropped, and by their parent-death signal when the process exits.
+        let deadline = signalled
+            .get()
+            .map_or_else(tokio::time::Instant::now, |at| *at + grace);
+        match tokio::time::timeout_at(deadline, local.shutdown_all()).await {
+            Ok(Ok(n)) => tracing::info!(stopped = n, "local narratives stopped"),
+            Ok(Err(e)) => tracing::error!(error = %e, "could not stop every local narrative"),
+            Err(_) => tracing::warn!(
+                "local narratives still stopping at the end of shutdown_grace_secs: killed"
+            ),
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Completes on SIGTERM or SIGINT (Ctrl-C).
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Completes on the first SIGTERM or SIGINT (Ctrl-C); a second one ends the process at once
+/// (SPEC §11), whatever the graceful shutdown is waiting for.
+pub fn signals() -> impl Future<Output = ()> {
+    let (first, heard) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let mut signals = Signals::new();
+        signals.next().await;
+        let _ = first.send(());
+        signals.next().await;
+        tracing::warn!("a second signal: exiting now, without finishing the shutdown");
+        std::process::exit(1);
+    });
+    async move {
+        let _ = heard.await;
+    }
+}
+
+/// SIGTERM and SIGINT, listened to once for the whole life of the process, so that a signal
+/// between two waits is not missed.
+struct Signals {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Self {
+                term: signal(SignalKind::terminate()).ok(),
+                int: signal(SignalKind::interrupt()).ok(),
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+        #[cfg(not(unix))]
+        Self {}
+    }
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        {
+            let term = async {
+                match &mut self.term {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            let int = async {
+                match &mut self.int {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! { _ = term => {}, _ = int => {} }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 /// The report of a cycle, for people.

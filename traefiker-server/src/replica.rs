@@ -120,18 +120,16 @@ pub fn reconciler(
 }
 
 /// Removes this replica's waiting narratives at graceful shutdown, once the pool filler has
-/// stopped. Bounded by two backend call deadlines (waiting for assignments in flight, then
-/// the removals): a replica must stop in time, and what it leaves behind is removed by
-/// another replica's reaper once the orchestrator no longer lists this one.
-pub async fn retire(lifecycle: &Lifecycle) {
-    let deadline = lifecycle.config().call_timeout * 2;
-    if tokio::time::timeout(deadline, lifecycle.retire())
+/// stopped, by `deadline` (what is left of the shutdown's budget): a replica must stop in
+/// time, and what it leaves behind is removed by another replica's reaper once the
+/// orchestrator no longer lists this one, or by this replica's next start.
+pub async fn retire(lifecycle: &Lifecycle, deadline: tokio::time::Instant) {
+    if tokio::time::timeout_at(deadline, lifecycle.retire())
         .await
         .is_err()
     {
         tracing::warn!(
-            deadline_secs = deadline.as_secs(),
-            "could not remove every waiting narrative in time: another replica's reaper removes the rest once this replica is gone"
+            "could not remove every waiting narrative within shutdown_grace_secs: another replica's reaper, or this replica's next start, removes the rest"
         );
     }
 }

@@ -78,6 +78,7 @@ pub const KEYS: &[Key] = &[
     key("status_timeout_secs", Some("10"), "whole-request timeout of each narrative's /api/status"),
     key("replica_id", None, "this replica's id, labelling the waiting containers it makes (letters, digits, `.`, `_`, `-`); unset = the orchestrator's answer (Rancher: rancher-metadata `self/container/name`), else the host name"),
     key("reconcile_interval_secs", Some("10"), "how often the backend is listed again and the live replicas learned again, besides the reaper; 0 = never"),
+    key("shutdown_grace_secs", Some("8"), "the whole graceful shutdown's budget: on SIGTERM or SIGINT, requests in flight are answered and this replica's waiting narratives removed within it, and the process exits at most 2 s after it whatever the backend, the metrics or auth2 do; a second signal exits at once"),
     key("traefik_provider", None, "serve /traefik/dynamic (Traefik's HTTP provider); unset = on for the local backend only"),
     key("traefik_provider_ipnetwork", Some("127.0.0.1/32,::1/128"), "networks allowed to read /traefik/dynamic (peer, or X-Forwarded-For from trusted_proxies, as for /reaper/)"),
     Key { name: "traefik_provider_token", default: None, doc: "or a caller with `Authorization: Bearer <token>` may read /traefik/dynamic (never logged)", secret: true },

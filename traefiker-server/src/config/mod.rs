@@ -106,6 +106,8 @@ pub struct Config {
     pub replica_id: Option<ReplicaId>,
     /// `reconcile_interval_secs`; zero = never.
     pub reconcile_interval: Duration,
+    /// `shutdown_grace_secs`: the whole graceful shutdown's budget (SPEC §11).
+    pub shutdown_grace: Duration,
     raw: RawSettings,
 }
 
@@ -341,6 +343,7 @@ impl Config {
                     .ok()
             }),
             reconcile_interval: r.secs("reconcile_interval_secs"),
+            shutdown_grace: r.secs("shutdown_grace_secs"),
             raw: RawSettings(raw.clone()),
         };
         let mut config = config;

@@ -78,6 +78,14 @@ pub struct Harness {
 
 impl Harness {
     pub async fn start(settings: &[(&str, &str)]) -> Self {
+        Self::start_with(settings, InMemoryManager::new).await
+    }
+
+    /// [`Harness::start`] over the in-memory backend `backend` makes from the naming.
+    pub async fn start_with(
+        settings: &[(&str, &str)],
+        backend: impl FnOnce(traefiker_core::Naming) -> InMemoryManager,
+    ) -> Self {
         LOGGING.call_once(|| {
             let _ = tracing_subscriber::fmt()
                 .json()
@@ -128,7 +136,7 @@ impl Harness {
         }
         let config = Config::from_layers(&[layer]).unwrap();
         let pool = config.num_prespawn;
-        let manager = Arc::new(InMemoryManager::new(config.naming.clone()));
+        let manager = Arc::new(backend(config.naming.clone()));
         let traefik = Arc::new(ScriptedActivity::new("traefik"));
         let clock = Arc::new(ManualClock::default());
         // Static tokens where configured, as the binary does; else auth2 with short timeouts.
