@@ -382,6 +382,19 @@ pub async fn run(
     // Beside the drain: the pool filler has stopped, and a connect in flight that finds the
     // pool retiring starts a narrative of its own.
     tokio::join!(drain, replica::retire(&lifecycle, deadline));
+    // The activity store writes on a thread of its own: what it still holds is committed now,
+    // within the budget (a moment more if the budget is spent).
+    let store = lifecycle.store().clone();
+    let until = deadline.max(tokio::time::Instant::now() + STORE_FLUSH);
+    match tokio::time::timeout_at(until, tokio::task::spawn_blocking(move || store.flush())).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => {
+            tracing::error!(error = %e, "could not write the activity store at shutdown")
+        }
+        _ => {
+            tracing::warn!("the activity store was still writing at the end of shutdown_grace_secs")
+        }
+    }
     match tokio::time::timeout(SERVER_STOP, &mut server_task).await {
         Ok(Ok(result)) => result,
         Ok(Err(e)) => Err(std::io::Error::other(e)),
@@ -395,6 +408,9 @@ pub async fn run(
 
 /// How long the background loops get to stop on their own before they are dropped.
 const LOOPS_STOP: Duration = Duration::from_millis(200);
+
+/// How long the activity store gets to commit at shutdown when the budget is spent already.
+const STORE_FLUSH: Duration = Duration::from_millis(500);
 
 /// How long the HTTP server may take to stop once its workers were told to (at the latest at
 /// the end of the budget, when actix's own `shutdown_timeout` forces them).

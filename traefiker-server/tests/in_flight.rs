@@ -6,11 +6,12 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::Harness;
 use traefiker_core::testing::{InMemoryManager, Op};
-use traefiker_core::{ManagerError, NarrativeKind, Standing};
+use traefiker_core::{ActivityStore, ManagerError, NarrativeKind, SqliteStore, Standing};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connect_that_outlives_its_request_finishes_after_the_server_stopped() {
@@ -78,4 +79,40 @@ async fn a_connect_that_outlives_its_request_finishes_after_the_server_stopped()
         made.is_ok(),
         "alice's narrative was never made: the connect died with the server's workers"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_process_holding_the_stores_write_lock_holds_up_no_request() {
+    let dir = std::env::temp_dir().join(format!("traefiker-store-lock-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("reaper.db");
+    let _ = std::fs::remove_file(&path);
+    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let h = Harness::start_full(&[], InMemoryManager::new, store.clone()).await;
+    // A backup, or sqlite3 at a prompt, takes the write lock and keeps it.
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    // Each first connect records itself as last-seen; none may wait for the lock (SQLite
+    // waits 5 s for it before it gives up).
+    let answers = futures::future::join_all(
+        ["alice-token", "admin-token"].map(|token| h.open("/narrative/ws.1.obj.2", token)),
+    );
+    let answered = tokio::time::timeout(Duration::from_millis(2500), answers).await;
+    other.execute_batch("COMMIT").unwrap();
+    let answered = answered.expect("the answers while another process held the store's lock");
+    assert!(answered.iter().all(|r| r.status() == 201));
+    // Nothing is lost: once the lock is free, the records are written.
+    let flushed = tokio::task::spawn_blocking({
+        let store = store.clone();
+        move || store.flush().and_then(|()| store.load())
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(
+        flushed.contains_key("narrative-alice-522b27"),
+        "{flushed:?}"
+    );
+    h.stop().await;
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -406,6 +406,11 @@ impl Lifecycle {
         &self.inner.manager
     }
 
+    /// The activity store (graceful shutdown flushes it).
+    pub fn store(&self) -> &Arc<dyn ActivityStore> {
+        &self.inner.store
+    }
+
     /// The image new narratives start from, if known.
     pub fn image(&self) -> Option<String> {
         self.inner

@@ -12,7 +12,7 @@ use reqwest::redirect::Policy;
 use tokio::sync::oneshot;
 use traefiker_core::testing::{InMemoryManager, ManualClock, ScriptedActivity};
 use traefiker_core::ReplicaId;
-use traefiker_core::{MemoryStore, NarrativeKind};
+use traefiker_core::{ActivityStore, MemoryStore, NarrativeKind};
 use traefiker_server::app::run;
 use traefiker_server::auth::{Auth2, Authenticator};
 use traefiker_server::background::ImageSource;
@@ -86,6 +86,15 @@ impl Harness {
         settings: &[(&str, &str)],
         backend: impl FnOnce(traefiker_core::Naming) -> InMemoryManager,
     ) -> Self {
+        Self::start_full(settings, backend, Arc::new(MemoryStore::new())).await
+    }
+
+    /// [`Harness::start_with`] keeping last-seen instants in `store`.
+    pub async fn start_full(
+        settings: &[(&str, &str)],
+        backend: impl FnOnce(traefiker_core::Naming) -> InMemoryManager,
+        store: Arc<dyn ActivityStore>,
+    ) -> Self {
         LOGGING.call_once(|| {
             let _ = tracing_subscriber::fmt()
                 .json()
@@ -153,7 +162,7 @@ impl Harness {
             manager.clone(),
             vec![traefik.clone()],
             readiness,
-            Arc::new(MemoryStore::new()),
+            store,
             auth,
             clock.clone(),
             ImageSource::Fixed(IMAGE.into()),
