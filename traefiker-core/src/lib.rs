@@ -63,7 +63,7 @@ pub mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
-pub use activity::{Activity, ActivitySnapshot, ActivitySource, ActivityTarget};
+pub use activity::{Activity, ActivitySnapshot, ActivitySource, ActivityTarget, Joined};
 pub use clock::{Clock, SystemClock};
 pub use entropy::{Entropy, OsEntropy};
 pub use error::{ActivityError, Error, InvalidInput, ManagerError, StoreError};

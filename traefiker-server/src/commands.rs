@@ -199,6 +199,12 @@ pub fn render_report(report: &ReapReport) -> String {
     };
     let mut out = format!("{verb} {} narrative(s)\n", report.removed());
     out.push_str(&format!("  idle:    {}\n", names(&report.idle)));
+    if !report.idle_quiet.is_empty() {
+        out.push_str(&format!(
+            "    of which unanswered (quiet for the timeout, their Jupyter not answering): {}\n",
+            names(&report.idle_quiet)
+        ));
+    }
     out.push_str(&format!("  zombies: {}\n", names(&report.zombies)));
     if let Some(e) = report.activity_error() {
         out.push_str(&format!(

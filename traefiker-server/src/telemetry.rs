@@ -197,7 +197,13 @@ impl Metrics {
     pub fn reaped(&self, report: &ReapReport, seconds: f64) {
         self.reaper_cycle_seconds.observe(seconds);
         for (reason, n) in [
-            ("idle", report.idle.len()),
+            // A narrative some source saw idle while the others could not tell (its Jupyter
+            // not answering), reaped once that lasted the bound: apart, so a monitor sees it.
+            (
+                "idle",
+                report.idle.len().saturating_sub(report.idle_quiet.len()),
+            ),
+            ("unanswered", report.idle_quiet.len()),
             ("zombie", report.zombies.len()),
             ("outdated_prespawn", report.pool.outdated_removed),
             ("excess_prespawn", report.pool.excess_removed),
@@ -304,5 +310,41 @@ impl ContainerManager for Timed {
 
     fn traefik_service(&self, narrative_name: &ServiceName) -> String {
         self.inner.traefik_service(narrative_name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use traefiker_core::{PoolReport, ReapMode, ServiceName};
+
+    use super::*;
+
+    #[test]
+    fn narratives_reaped_while_unanswered_are_counted_apart() {
+        let name = |n: &str| ServiceName::new(n).unwrap_or_else(|e| panic!("{e}"));
+        let report = ReapReport {
+            mode: ReapMode::Apply,
+            idle: vec![name("narrative-a"), name("narrative-b")],
+            idle_quiet: vec![name("narrative-b")],
+            zombies: Vec::new(),
+            pool: PoolReport::default(),
+            skipped: Vec::new(),
+            abandoned: Vec::new(),
+            duplicates: Vec::new(),
+            pruned: 0,
+            activity_failures: Vec::new(),
+            failures: Vec::new(),
+        };
+        let metrics = Metrics::new();
+        metrics.reaped(&report, 0.1);
+        let text = metrics.encode();
+        assert!(
+            text.contains("traefiker_reaps_total{reason=\"idle\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("traefiker_reaps_total{reason=\"unanswered\"} 1"),
+            "{text}"
+        );
     }
 }

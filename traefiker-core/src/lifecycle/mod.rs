@@ -200,6 +200,10 @@ struct Known {
     records: HashMap<String, DateTime<Utc>>,
     /// Whether `records` was loaded from the store yet.
     records_loaded: bool,
+    /// Narratives quiet at the last cycle (a source saw them idle, the others could not
+    /// tell), since when without a break. In memory only: a restart starts the bound again
+    /// (it errs toward keeping).
+    quiet_since: HashMap<String, DateTime<Utc>>,
     /// The replicas alive, `None` while unknown.
     peers: Option<BTreeSet<ReplicaId>>,
     last_listing: Option<DateTime<Utc>>,
@@ -258,7 +262,8 @@ pub struct LifecycleBuilder {
 }
 
 impl LifecycleBuilder {
-    /// Reads activity from every source (default: none, so nothing is ever idle).
+    /// Reads activity from every source (default: none, so activity is never known and
+    /// nothing is ever reaped for idleness).
     pub fn sources(mut self, sources: Vec<Arc<dyn ActivitySource>>) -> Self {
         self.sources = sources;
         self
