@@ -50,6 +50,24 @@ pub enum ManagerError {
         /// The contested name.
         name: String,
     },
+    /// A conditional write lost: the narrative changed since it was read (another
+    /// replica assigned, marked or claimed it). Read it again before deciding.
+    #[error("{backend}: {name} changed since it was read")]
+    Conflict {
+        /// Backend that answered.
+        backend: String,
+        /// The narrative's name.
+        name: String,
+    },
+    /// The name is recorded as another user's narrative (SPEC §10): it is never handed to
+    /// this user, who gets a name of their own.
+    #[error("{backend}: {name} belongs to another user")]
+    OwnedByAnother {
+        /// Backend that answered.
+        backend: String,
+        /// The narrative's name.
+        name: String,
+    },
     /// The backend could not be reached or failed on its side; retrying later may work.
     #[error("{backend} unavailable: {detail}")]
     Unavailable {

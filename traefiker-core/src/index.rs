@@ -3,12 +3,15 @@
 //! reflector of kube-runtime is the model). A returning user is answered from it with no
 //! backend call.
 //!
-//! The index may be stale (another replica removed a narrative, a listing is late). That can
-//! cost a user one extra reload, never a wrong container: an entry's session is the one its
-//! container was made with, session ids are never reused, and Traefik routes a session only
-//! to the container that carries it. A request that comes back with the index's own session
-//! means Traefik did not route it, and is verified against the backend before it is answered
-//! again.
+//! Entries are by container name, and names are many-to-one (two user ids can share one,
+//! SPEC §10), so an entry answers a user only if its recorded owner is that user; the
+//! lifecycle checks. The index may be stale (another replica removed a narrative, a listing
+//! is late). That can cost a user one extra reload, never another user's container: an
+//! entry's owner and session are the ones its container was made or assigned with, owners are
+//! never changed once recorded, session ids are never reused, and Traefik routes a session
+//! only to the container that carries it. A request that comes back with the index's own
+//! session means Traefik did not route it, and is verified against the backend before it is
+//! answered again.
 //!
 //! Like [`crate::pool::Pool`], changes are stamped with a generation and a listing only
 //! overrides what it can know. Pure: no I/O, no clock.
@@ -134,9 +137,17 @@ impl Index {
         );
     }
 
-    /// Records a connection mark written to the orchestrator for `name`.
-    pub fn marked(&mut self, name: &ServiceName, at: DateTime<Utc>, gen: u64) {
+    /// Records a connection mark written to the orchestrator for `name` at `at`, which left
+    /// its record at `version`.
+    pub fn marked(
+        &mut self,
+        name: &ServiceName,
+        at: DateTime<Utc>,
+        version: Option<String>,
+        gen: u64,
+    ) {
         if let Some(entry) = self.users.get_mut(name) {
+            entry.narrative.version = version;
             if let Some(origin) = entry.narrative.origin.as_mut() {
                 origin.at = at;
             } else {
@@ -207,6 +218,8 @@ mod tests {
             state: NarrativeState::Running,
             origin: None,
             replica: None,
+            owner: None,
+            version: None,
             address: None,
             public_endpoints: vec![],
             created: None,

@@ -73,9 +73,9 @@ pub use lifecycle::{
 };
 pub use manager::{BackendInfo, ContainerManager};
 pub use membership::{Membership, Solo};
-pub use names::{Naming, NarrativeKind, ReplicaId, ServiceName, SessionId, UserId};
+pub use names::{Naming, NarrativeKind, Owner, ReplicaId, ServiceName, SessionId, UserId};
 pub use narrative::{Assignment, Narrative, NarrativeState, Origin, SpawnSpec};
 pub use readiness::Readiness;
 pub use reaper::{PoolReport, ReapMode, ReapReport, SkipReason};
-pub use rules::{Routing, RuleSyntax, REPLICA_LABEL, SESSION_LABEL};
+pub use rules::{Routing, RuleSyntax, OWNER_LABEL, REPLICA_LABEL, SESSION_LABEL};
 pub use store::{ActivityStore, MemoryStore, SqliteStore};

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 
 use crate::error::ManagerError;
-use crate::names::ServiceName;
+use crate::names::{Owner, ServiceName};
 use crate::narrative::{Assignment, Narrative, Origin, SpawnSpec};
 
 /// What a backend says about itself once it has checked it can work.
@@ -29,17 +29,27 @@ pub struct BackendInfo {
 ///   an old race), it returns the oldest, the same one every time, and never removes any.
 ///   Containers being removed are not returned.
 /// - `list` returns every narrative of the configured image, all pages, users' and waiting.
-/// - `assign` renames a waiting container and sets its description, keeping its session; a
-///   candidate that is gone, or no longer has the name it was listed with, fails with
-///   [`ManagerError::NotFound`]. Whether the rename is conditional (compare-and-rename) or a
-///   read followed by an unconditional rename, as on Rancher and Docker, is the backend's
-///   [`crate::testing::conformance::Caps::conditional_assign`]; the lifecycle is safe either
-///   way because only one replica ever assigns a given waiting container.
+/// - `assign` gives a waiting container the user's name, owner and description, keeping its
+///   session; a candidate that is gone, or no longer has the name it was listed with, fails
+///   with [`ManagerError::NotFound`]. Whether the rename is conditional (compare-and-rename) or
+///   a read followed by an unconditional rename, as on Rancher and Docker, is the backend's
+///   [`crate::testing::conformance::Caps::conditional_assign`]; on a non-conditional backend
+///   the lifecycle stays safe because only one replica ever assigns a given waiting container.
+/// - Owners (SPEC §10): every narrative made by `create` with [`SpawnSpec::owner`] or given by
+///   `assign` records its owner, and `find` and `list` report it as [`Narrative::owner`]; the
+///   record is in place before the user's name is (so no listing shows the name without it).
+///   A narrative without a record (made by the Python version) is stamped once by
+///   `stamp_owner`; a second stamp fails with [`ManagerError::OwnedByAnother`]. A backend that
+///   keeps per-name claims may fail `create` or `assign` with `OwnedByAnother` too.
 /// - Labels given at creation are read back: the session ([`crate::rules::SESSION_LABEL`])
 ///   and the replica ([`crate::rules::REPLICA_LABEL`]) of every listed narrative.
-/// - `mark_connected` sets the narrative's description to `origin`, so the next listing
-///   reports it as [`Narrative::origin`]; or answers [`ManagerError::Unsupported`] where
-///   containers have no mutable metadata.
+/// - `mark_connected` sets the narrative's description to `origin`, keeping its owner, and
+///   returns it as it now reads, so the next listing reports it as [`Narrative::origin`]; or
+///   answers [`ManagerError::Unsupported`] where containers have no mutable metadata.
+/// - Where [`ContainerManager::conditional`] is true, `assign`, `mark_connected`,
+///   `stamp_owner` and `remove` act only on the [`Narrative::version`] they are given: a
+///   narrative changed since fails with [`ManagerError::Conflict`] and is left as it is
+///   (`remove` of a narrative without a version is unconditional).
 /// - A `create` that fails with [`ManagerError::Unavailable`] may have happened all the same
 ///   (its answer was lost): the caller looks the name up and adopts or removes what it finds.
 ///   A container the backend did create but cannot report as a narrative, it removes before
@@ -70,13 +80,31 @@ pub trait ContainerManager: Send + Sync + std::fmt::Debug {
         assignment: &Assignment,
     ) -> Result<Narrative, ManagerError>;
 
-    /// Records that a user was connected to `narrative` now: its description becomes
-    /// `origin`, which every replica's reaper reads as activity (SPEC §9).
+    /// Records that its owner was connected to `narrative` now: its description becomes
+    /// `origin`, which every replica's reaper reads as activity (SPEC §9). Returns the
+    /// narrative as it now reads.
     async fn mark_connected(
         &self,
         narrative: &Narrative,
         origin: &Origin,
-    ) -> Result<(), ManagerError>;
+    ) -> Result<Narrative, ManagerError>;
+
+    /// Records `owner` on `narrative`, which has no owner record (a user's narrative made by
+    /// the Python version): the first user whose name matches adopts it (SPEC §10). Returns
+    /// the narrative as it now reads. An owner recorded meanwhile (looked up again where
+    /// writes are not conditional) fails with [`ManagerError::OwnedByAnother`], a narrative
+    /// that is gone with [`ManagerError::NotFound`].
+    async fn stamp_owner(
+        &self,
+        narrative: &Narrative,
+        owner: &Owner,
+    ) -> Result<Narrative, ManagerError>;
+
+    /// Whether `assign`, `mark_connected`, `stamp_owner` and `remove` are compare-and-swap on
+    /// [`Narrative::version`] (Swarm, Kubernetes), so several replicas may share one pool and
+    /// a reaper's removal cannot overtake a connect. False for Rancher, Docker and local
+    /// processes, whose writes are unconditional.
+    fn conditional(&self) -> bool;
 
     /// Removes `narrative`; already gone is success.
     async fn remove(&self, narrative: &Narrative) -> Result<(), ManagerError>;

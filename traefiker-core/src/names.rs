@@ -9,6 +9,7 @@
 use std::fmt;
 
 use sha1::{Digest, Sha1};
+use sha2::Sha256;
 
 use crate::error::InvalidInput;
 
@@ -52,6 +53,46 @@ impl UserId {
 }
 
 impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Who a narrative belongs to (SPEC §10): the lowercase hex SHA-256 of the exact UTF-8 user
+/// id, recorded in the orchestrator for every narrative traefiker makes or assigns.
+///
+/// Container names are many-to-one (runs of `._-` collapse, ids are cut to 44 characters and
+/// the name's hash is 24 bits), so the name alone never proves whose a narrative is; this
+/// does. A hash rather than the id itself: labels and descriptions are readable by anyone
+/// who can list containers, and the id is personal data.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Owner(String);
+
+impl Owner {
+    /// The owner record of `user`.
+    pub fn of(user: &UserId) -> Self {
+        Self(hex::encode(Sha256::digest(user.as_str().as_bytes())))
+    }
+
+    /// Validates a record read back from a label or a description.
+    pub fn parse(s: &str) -> Result<Self, InvalidInput> {
+        if s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(InvalidInput::new(
+                "owner",
+                "must be 64 lowercase hexadecimal characters (a SHA-256)",
+            ))
+        }
+    }
+
+    /// The record as text (64 hex characters).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Owner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
@@ -343,10 +384,32 @@ impl Naming {
         }
     }
 
-    /// The router name a new container's labels use: the cleaned user id for a user
-    /// container, the 6-character session prefix for a prespawned one.
-    pub fn router_for_user(&self, user: &UserId) -> String {
-        self.cleaned(user)
+    /// The name `user` gets when [`Naming::user_container`] is held by another user's
+    /// narrative (SPEC §10): the cleaned id cut shorter, then `-` and the first 32 hex
+    /// characters of the SHA-256 of the id (fewer only where a very long template leaves no
+    /// room). [`clean_userid`] always ends its `{}` part with `-` and exactly 6 hex
+    /// characters, so no id's ordinary name is ever a fallback name, and two ids share a
+    /// fallback name only if their SHA-256 share 128 bits.
+    pub fn fallback_container(&self, user: &UserId) -> ServiceName {
+        #[allow(clippy::expect_used)]
+        self.user
+            .fill(&fallback_userid(user.as_str(), self.user.as_str()))
+            .expect("a fallback id always fills a valid template")
+    }
+
+    /// The router name a container's labels use: the part of its name the template's `{}`
+    /// stands for (the cleaned user id for a user's container, as the Python version named
+    /// routers; the 6-character session prefix for a waiting one).
+    pub fn router_for(&self, name: &ServiceName) -> String {
+        let template = match self.kind_of(name.as_str()) {
+            Some(NarrativeKind::Prespawned) => &self.prespawn,
+            _ => &self.user,
+        };
+        let s = name.as_str();
+        s.strip_prefix(template.prefix())
+            .and_then(|rest| rest.strip_suffix(template.suffix()))
+            .unwrap_or(s)
+            .to_owned()
     }
 }
 
@@ -359,7 +422,33 @@ impl Naming {
 pub fn clean_userid(user: &str, template: &str) -> String {
     let digest = Sha1::digest(user.as_bytes());
     let hash = &hex::encode(digest)[..6];
+    let safe = safe_body(user);
+    let max = 62usize
+        .saturating_sub(template.chars().count())
+        .saturating_sub(hash.len());
+    let cut = &safe[..safe.len().min(max)];
+    format!("{cut}-{hash}")
+}
 
+/// The `{}` part of [`Naming::fallback_container`].
+fn fallback_userid(user: &str, template: &str) -> String {
+    // What the template's fixed text leaves of a 63-character name; a valid template
+    // (at most 56 characters) leaves at least 9, so the hash is never 6 characters long.
+    let room = (MAX_NAME_LEN + 2).saturating_sub(template.chars().count());
+    let hash_len = room.min(32);
+    let hash = &hex::encode(Sha256::digest(user.as_bytes()))[..hash_len];
+    let budget = room.saturating_sub(hash_len + 1);
+    if budget == 0 {
+        return hash.to_owned();
+    }
+    let safe = safe_body(user);
+    let cut = &safe[..safe.len().min(budget)];
+    format!("{cut}-{hash}")
+}
+
+/// The Python version's cleaning of an id, before the cut and the hash: runs of `._-` become
+/// one `-`, a trailing `-` becomes `-0`, then every character outside `[a-z0-9-]` is `-`.
+fn safe_body(user: &str) -> String {
     let mut collapsed = String::with_capacity(user.len() + 1);
     let mut in_run = false;
     for c in user.chars() {
@@ -376,19 +465,13 @@ pub fn clean_userid(user: &str, template: &str) -> String {
     if collapsed.ends_with('-') {
         collapsed.push('0');
     }
-    let safe: String = collapsed
+    collapsed
         .chars()
         .map(|c| match c {
             'a'..='z' | '0'..='9' | '-' => c,
             _ => '-',
         })
-        .collect();
-
-    let max = 62usize
-        .saturating_sub(template.chars().count())
-        .saturating_sub(hash.len());
-    let cut = &safe[..safe.len().min(max)];
-    format!("{cut}-{hash}")
+        .collect()
 }
 
 #[cfg(test)]
@@ -474,6 +557,53 @@ mod tests {
         assert!(NameTemplate::new("{}-{}").is_err());
         assert!(NameTemplate::new("narr ative-{}").is_err());
         assert!(Naming::new("a-{}", "a-{}").is_err());
+    }
+
+    #[test]
+    fn owners_are_the_sha256_of_the_exact_id() {
+        let alice = UserId::new("alice").unwrap();
+        let owner = Owner::of(&alice);
+        assert_eq!(
+            owner.as_str(),
+            "2bd806c97f0e00af1a1fc3328fa763a9269723c8db8fac4f93af71db186d6e90"
+        );
+        assert_eq!(Owner::parse(owner.as_str()), Ok(owner.clone()));
+        assert_ne!(Owner::of(&UserId::new("alice_").unwrap()), owner);
+        assert!(Owner::parse("2BD806").is_err());
+    }
+
+    #[test]
+    fn ids_that_share_a_name_get_fallback_names_of_their_own() {
+        let naming = Naming::default();
+        // Runs of `._-` collapse: the Python version gives both ids one name.
+        let a = UserId::new("a_b").unwrap();
+        let b = UserId::new("a.-b").unwrap();
+        let (na, nb) = (naming.user_container(&a), naming.user_container(&b));
+        assert_eq!(na.as_str()[..13], nb.as_str()[..13]);
+        let (fa, fb) = (naming.fallback_container(&a), naming.fallback_container(&b));
+        assert_ne!(fa, fb);
+        assert_eq!(naming.kind_of(fa.as_str()), Some(NarrativeKind::User));
+        assert!(fa.as_str().starts_with("narrative-a-b-"), "{fa}");
+        let last = fa.as_str().rsplit('-').next().unwrap();
+        assert_eq!(last.len(), 32, "{fa}");
+        assert_eq!(naming.router_for(&fa), &fa.as_str()["narrative-".len()..]);
+        assert_eq!(naming.router_for(&na), naming.cleaned(&a));
+    }
+
+    #[test]
+    fn no_ordinary_name_is_a_fallback_name_and_long_templates_still_fit() {
+        for template in ["narrative-{}", "n{}", &format!("{}-{{}}", "x".repeat(53))] {
+            let naming = Naming::new(template, "pre-{}").unwrap();
+            for id in ["alice", &"z".repeat(100), "a.b", "x-"] {
+                let user = UserId::new(id).unwrap();
+                let fallback = naming.fallback_container(&user);
+                let ordinary = naming.user_container(&user);
+                // An ordinary name's last segment is exactly 6 hex characters.
+                assert_eq!(ordinary.as_str().rsplit('-').next().unwrap().len(), 6);
+                assert_ne!(fallback.as_str().rsplit('-').next().unwrap().len(), 6);
+                assert!(fallback.as_str().len() <= MAX_NAME_LEN, "{fallback}");
+            }
+        }
     }
 
     #[test]

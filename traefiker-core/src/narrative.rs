@@ -5,7 +5,7 @@ use std::fmt;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
-use crate::names::{NarrativeKind, ReplicaId, ServiceName, SessionId};
+use crate::names::{NarrativeKind, Owner, ReplicaId, ServiceName, SessionId};
 
 /// One narrative container, as a backend reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,6 +29,15 @@ pub struct Narrative {
     /// The replica that made it, from its [`crate::rules::REPLICA_LABEL`]; only that replica
     /// assigns a waiting container (SPEC §9). `None` for containers made by the Python version.
     pub replica: Option<ReplicaId>,
+    /// Whose it is, as recorded in the orchestrator (SPEC §10). `None` for a waiting
+    /// narrative, and for a user's narrative made by the Python version until the first user
+    /// whose name matches adopts it ([`crate::ContainerManager::stamp_owner`]).
+    pub owner: Option<Owner>,
+    /// The backend's revision of this narrative's record as read (Swarm's service version,
+    /// Kubernetes' `resourceVersion`): a conditional backend
+    /// ([`crate::ContainerManager::conditional`]) changes or removes it only at this revision.
+    /// `None` where writes are not conditional.
+    pub version: Option<String>,
     /// Where the narrative answers HTTP, e.g. `http://10.42.3.7:8888`, when the backend knows.
     pub address: Option<String>,
     /// Public endpoints the backend reports for it (status pages show them).
@@ -144,6 +153,8 @@ pub struct SpawnSpec {
     pub env: BTreeMap<String, String>,
     /// For a user's container, who it is for.
     pub origin: Option<Origin>,
+    /// For a user's container, whose it is (recorded with it, SPEC §10).
+    pub owner: Option<Owner>,
 }
 
 impl fmt::Debug for SpawnSpec {
@@ -156,15 +167,18 @@ impl fmt::Debug for SpawnSpec {
             .field("labels", &self.labels.keys().collect::<Vec<_>>())
             .field("env", &self.env.keys().collect::<Vec<_>>())
             .field("origin", &self.origin)
+            .field("owner", &self.owner)
             .finish()
     }
 }
 
-/// The new name and description of a prespawned narrative being given to a user.
+/// The new name, owner and description of a prespawned narrative being given to a user.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Assignment {
     /// The user's container name.
     pub name: ServiceName,
+    /// Whose it becomes.
+    pub owner: Owner,
     /// Who it is for.
     pub origin: Origin,
 }
@@ -219,6 +233,7 @@ mod tests {
             labels: crate::Routing::default().labels("alice-522b27", &session),
             env: BTreeMap::from([("KBASE_TOKEN".into(), "env-secret-value".into())]),
             origin: None,
+            owner: None,
         };
         let shown = format!("{spec:?} {spec:#?}");
         assert!(!shown.contains(session.expose()), "{shown}");

@@ -112,6 +112,14 @@ impl Pool {
             .count()
     }
 
+    /// Containers in the pool (waiting, ready or not) of any image: what the pool costs now.
+    pub fn waiting_any(&self) -> usize {
+        self.entries
+            .values()
+            .filter(|e| matches!(e.slot, Slot::Waiting { .. }))
+            .count()
+    }
+
     /// Ready containers of `image`: what a new user can be given now.
     pub fn ready(&self, image: &str) -> usize {
         self.entries
@@ -412,6 +420,8 @@ mod tests {
             state: NarrativeState::Running,
             origin: None,
             replica: None,
+            owner: None,
+            version: None,
             address: None,
             public_endpoints: vec![],
             created: None,

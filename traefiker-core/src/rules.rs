@@ -19,6 +19,11 @@ pub const SESSION_LABEL: &str = "session_id";
 /// assigns it.
 pub const REPLICA_LABEL: &str = "traefiker.replica";
 
+/// Label recording who a narrative belongs to ([`crate::Owner`], SPEC §10), where a backend
+/// keeps the owner in labels (Docker at creation; Swarm and Kubernetes, whose labels can be
+/// changed under a version check).
+pub const OWNER_LABEL: &str = "traefiker.owner";
+
 /// Path every narrative request starts with.
 pub const NARRATIVE_PATH_PREFIX: &str = "/narrative/";
 
@@ -304,7 +309,7 @@ mod tests {
             "a b{c}[d]=e",
         ] {
             let user = UserId::new(hostile).unwrap();
-            let router = naming.router_for_user(&user);
+            let router = naming.router_for(&naming.user_container(&user));
             assert!(
                 router
                     .bytes()

@@ -14,6 +14,7 @@ fn context() -> Context {
             zombies: true,
             conditional_assign: true,
             marks_connected: true,
+            conditional: false,
         },
     )
 }

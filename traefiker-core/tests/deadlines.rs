@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use traefiker_core::testing::{InMemoryManager, ManualClock, Op, ScriptedActivity};
 use traefiker_core::{
     ActivitySnapshot, ActivitySource, ActivityTarget, Assignment, BackendInfo, ConnectOutcome,
-    ContainerManager, Error, Lifecycle, LifecycleConfig, ManagerError, Narrative, Origin, ReapMode,
-    ServiceName, SpawnSpec, UserId, Visit,
+    ContainerManager, Error, Lifecycle, LifecycleConfig, ManagerError, Narrative, Origin, Owner,
+    ReapMode, ServiceName, SpawnSpec, UserId, Visit,
 };
 
 const CALL: Duration = Duration::from_secs(2);
@@ -68,9 +68,16 @@ impl ContainerManager for Hanging {
         self.gate(Op::Assign).await;
         self.inner.assign(n, a).await
     }
-    async fn mark_connected(&self, n: &Narrative, o: &Origin) -> Result<(), ManagerError> {
+    async fn mark_connected(&self, n: &Narrative, o: &Origin) -> Result<Narrative, ManagerError> {
         self.gate(Op::MarkConnected).await;
         self.inner.mark_connected(n, o).await
+    }
+    async fn stamp_owner(&self, n: &Narrative, o: &Owner) -> Result<Narrative, ManagerError> {
+        self.gate(Op::StampOwner).await;
+        self.inner.stamp_owner(n, o).await
+    }
+    fn conditional(&self) -> bool {
+        self.inner.conditional()
     }
     async fn remove(&self, n: &Narrative) -> Result<(), ManagerError> {
         self.gate(Op::Remove).await;

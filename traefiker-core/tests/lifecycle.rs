@@ -815,8 +815,18 @@ impl ContainerManager for GatedFind {
         &self,
         n: &Narrative,
         o: &traefiker_core::Origin,
-    ) -> Result<(), ManagerError> {
+    ) -> Result<Narrative, ManagerError> {
         self.inner.mark_connected(n, o).await
+    }
+    async fn stamp_owner(
+        &self,
+        n: &Narrative,
+        o: &traefiker_core::Owner,
+    ) -> Result<Narrative, ManagerError> {
+        self.inner.stamp_owner(n, o).await
+    }
+    fn conditional(&self) -> bool {
+        self.inner.conditional()
     }
     async fn remove(&self, n: &Narrative) -> Result<(), ManagerError> {
         self.inner.remove(n).await

@@ -11,8 +11,8 @@ use mockall::predicate::eq;
 
 use traefiker_core::{
     Assignment, BackendInfo, ConnectOutcome, ContainerManager, Lifecycle, LifecycleConfig,
-    ManagerError, MemoryStore, Narrative, NarrativeKind, NarrativeState, Origin, ServiceName,
-    SessionId, SpawnSpec, SystemClock, UserId, Visit,
+    ManagerError, MemoryStore, Narrative, NarrativeKind, NarrativeState, Origin, Owner,
+    ServiceName, SessionId, SpawnSpec, SystemClock, UserId, Visit,
 };
 
 mock! {
@@ -24,7 +24,9 @@ mock! {
         async fn list(&self) -> Result<Vec<Narrative>, ManagerError>;
         async fn create(&self, spec: &SpawnSpec) -> Result<Narrative, ManagerError>;
         async fn assign(&self, narrative: &Narrative, assignment: &Assignment) -> Result<Narrative, ManagerError>;
-        async fn mark_connected(&self, narrative: &Narrative, origin: &Origin) -> Result<(), ManagerError>;
+        async fn mark_connected(&self, narrative: &Narrative, origin: &Origin) -> Result<Narrative, ManagerError>;
+        async fn stamp_owner(&self, narrative: &Narrative, owner: &Owner) -> Result<Narrative, ManagerError>;
+        fn conditional(&self) -> bool;
         async fn remove(&self, narrative: &Narrative) -> Result<(), ManagerError>;
         async fn zombies(&self) -> Result<Vec<Narrative>, ManagerError>;
         fn traefik_service(&self, narrative_name: &ServiceName) -> String;
@@ -51,6 +53,9 @@ fn narrative(name: &str, kind: NarrativeKind) -> Narrative {
             at: chrono::Utc::now(),
         }),
         replica: None,
+        // Alice's, as traefiker records it.
+        owner: (kind == NarrativeKind::User).then(|| Owner::of(&UserId::new("alice").unwrap())),
+        version: None,
         address: None,
         public_endpoints: vec![],
         created: None,

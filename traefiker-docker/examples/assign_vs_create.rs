@@ -42,6 +42,7 @@ async fn main() {
             zombies: true,
             conditional_assign: false,
             marks_connected: false,
+            conditional: false,
         },
     );
     let (mut create, mut healthy, mut answers, mut assign) =
@@ -62,8 +63,10 @@ async fn main() {
         // Warm: a waiting container made earlier, already healthy, given to a user.
         let waiting = manager.create(&ctx.prespawn_spec()).await.expect("create");
         until_healthy(&manager, &waiting.name).await;
+        let user = ctx.user_spec();
         let assignment = Assignment {
-            name: ctx.user_spec().name,
+            name: user.name,
+            owner: user.owner.expect("a user spec has an owner"),
             origin: Origin {
                 client_ip: None,
                 at: chrono::Utc::now(),

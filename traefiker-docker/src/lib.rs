@@ -21,6 +21,10 @@
 //!   description an assignment sets is known only to the process that made it. With several
 //!   replicas, a connect through one is visible to the others' reapers only through Traefik's
 //!   metrics.
+//! - Owners (SPEC §10): a container made for a user carries its owner in a label; a waiting
+//!   container, whose labels cannot change, gets an owner record when it is assigned: a claim
+//!   volume `traefiker-owner-<container id>` created before the rename and removed with the
+//!   container (module `owner`).
 //! - Names are unique: a 409 on create or rename is `NameTaken`. An exited container is a
 //!   zombie. Removal stops the container (SIGTERM, then SIGKILL after the grace period) and
 //!   removes it; a container already gone is success.
@@ -51,7 +55,9 @@
 mod config;
 mod error;
 mod manager;
+mod owner;
 
 pub use config::{DockerConfig, Timeouts, DEFAULT_DOCKER_URL, DEFAULT_NETWORK};
 pub use error::DockerError;
 pub use manager::{DockerManager, IMAGE_LABEL, NARRATIVE_PORT, NETWORK_LABEL, ORIGIN_LABEL};
+pub use owner::CLAIM_LABEL;

@@ -22,8 +22,9 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use traefiker_core::narrative::CAP_DROP;
 use traefiker_core::{
-    Assignment, BackendInfo, ContainerManager, ManagerError, Naming, Narrative, NarrativeState,
-    Origin, ReplicaId, ServiceName, SessionId, SpawnSpec, REPLICA_LABEL, SESSION_LABEL,
+    Assignment, BackendInfo, ContainerManager, ManagerError, Naming, Narrative, NarrativeKind,
+    NarrativeState, Origin, Owner, ReplicaId, ServiceName, SessionId, SpawnSpec, OWNER_LABEL,
+    REPLICA_LABEL, SESSION_LABEL,
 };
 
 use crate::config::{DockerConfig, Timeouts};
@@ -52,7 +53,8 @@ pub const ORIGIN_LABEL: &str = "traefiker.origin";
 /// Docker labels cannot change after creation, so `mark_connected` is
 /// [`ManagerError::Unsupported`], and the description an `assign` sets is kept in this
 /// process (and reported by its `find` and `list`) until the container is removed: after a
-/// restart, or on another replica, an assigned narrative has no known origin.
+/// restart, or on another replica, an assigned narrative has no known origin. Its owner is
+/// durable: a label at creation, or a claim volume for an assigned one (module `owner`).
 #[derive(Debug)]
 pub struct DockerManager {
     docker: Docker,
@@ -122,13 +124,21 @@ impl DockerManager {
         &self.network
     }
 
+    pub(crate) fn docker(&self) -> &Docker {
+        &self.docker
+    }
+
+    pub(crate) fn timeouts(&self) -> &Timeouts {
+        &self.timeouts
+    }
+
     fn origins(&self) -> MutexGuard<'_, HashMap<String, Origin>> {
         self.origins.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Runs one engine call within `limit`: the outer error is the timeout, the inner result
     /// the engine's answer, for the caller to read statuses from.
-    async fn within<T>(
+    pub(crate) async fn within<T>(
         &self,
         call: &str,
         subject: &str,
@@ -141,7 +151,7 @@ impl DockerManager {
     }
 
     /// [`Self::within`] with the request timeout, every error classified.
-    async fn request<T>(
+    pub(crate) async fn request<T>(
         &self,
         call: &str,
         subject: &str,
@@ -203,6 +213,11 @@ impl DockerManager {
             kind,
             state: seen.state.clone(),
             origin,
+            owner: seen
+                .labels
+                .get(OWNER_LABEL)
+                .and_then(|o| Owner::parse(o).ok()),
+            version: None,
             replica: seen
                 .labels
                 .get(REPLICA_LABEL)
@@ -270,6 +285,9 @@ impl DockerManager {
         labels.insert(IMAGE_LABEL.to_owned(), spec.image.clone());
         if let Some(origin) = &spec.origin {
             labels.insert(ORIGIN_LABEL.to_owned(), origin.to_description());
+        }
+        if let Some(owner) = &spec.owner {
+            labels.insert(OWNER_LABEL.to_owned(), owner.as_str().to_owned());
         }
         ContainerCreateBody {
             image: Some(spec.image.clone()),
@@ -599,21 +617,36 @@ impl ContainerManager for DockerManager {
         if seen.name != name.as_str() || seen.state == NarrativeState::Removing {
             return Ok(None);
         }
-        self.narrative(&seen)
-            .map(Some)
+        let mut narrative = self
+            .narrative(&seen)
             .map_err(|why| ManagerError::Rejected {
                 backend: BACKEND.to_owned(),
                 detail: format!(
                     "container {name} ({}) is not a usable narrative of this deployment: {why}; \
-                     remove or rename it",
+                 remove or rename it",
                     seen.id
                 ),
-            })
+            })?;
+        if narrative.kind == NarrativeKind::User && narrative.owner.is_none() {
+            narrative.owner = self.claimed_owner(&narrative.id).await?;
+        }
+        Ok(Some(narrative))
     }
 
     async fn list(&self) -> Result<Vec<Narrative>, ManagerError> {
+        // Claims first: one made after this listing of claims belongs to a container that
+        // existed before it, so the listing of containers below shows it (module `owner`).
+        let claims = self.claims().await?;
         let containers = self.list_labelled("narratives", &[]).await?;
-        let all = self.narratives(containers);
+        let live: std::collections::HashSet<String> =
+            containers.iter().filter_map(|c| c.id.clone()).collect();
+        self.drop_orphans(&claims, |id| live.contains(id)).await;
+        let mut all = self.narratives(containers);
+        for n in &mut all {
+            if n.kind == NarrativeKind::User && n.owner.is_none() {
+                n.owner = claims.get(&n.id).cloned();
+            }
+        }
         // Forget the descriptions of containers that are gone, so the map stays as small as
         // the set of live narratives.
         self.origins()
@@ -697,6 +730,20 @@ impl ContainerManager for DockerManager {
         if seen.name != narrative.name.as_str() || seen.state == NarrativeState::Removing {
             return Err(gone());
         }
+        // The owner record before the name: no listing shows the user's name without it. A
+        // claim left by an earlier attempt on this still-waiting container is replaced.
+        if self.claim(&narrative.id, &assignment.owner).await? != assignment.owner {
+            self.drop_claim(&narrative.id).await;
+            if self.claim(&narrative.id, &assignment.owner).await? != assignment.owner {
+                return Err(ManagerError::Unavailable {
+                    backend: BACKEND.to_owned(),
+                    detail: format!(
+                        "could not replace the owner record of waiting container {}",
+                        narrative.name
+                    ),
+                });
+            }
+        }
         let options = RenameContainerOptionsBuilder::default()
             .name(assignment.name.as_str())
             .build();
@@ -710,7 +757,16 @@ impl ContainerManager for DockerManager {
             .await?;
         match renamed {
             Ok(()) => {}
-            Err(e) if status(&e) == Some(404) => return Err(gone()),
+            // The container is still waiting under its name: it has no owner.
+            Err(e) if status(&e) == Some(404) => {
+                self.drop_claim(&narrative.id).await;
+                return Err(gone());
+            }
+            Err(e) if status(&e) == Some(409) => {
+                self.drop_claim(&narrative.id).await;
+                return Err(classify("rename", assignment.name.as_str(), e));
+            }
+            // Anything else may have renamed it after all: the claim stays with it.
             Err(e) => return Err(classify("rename", assignment.name.as_str(), e)),
         }
         self.origins()
@@ -722,6 +778,10 @@ impl ContainerManager for DockerManager {
             ..seen
         };
         self.narrative(&renamed)
+            .map(|n| Narrative {
+                owner: Some(assignment.owner.clone()),
+                ..n
+            })
             .map_err(|why| ManagerError::Rejected {
                 backend: BACKEND.to_owned(),
                 detail: format!(
@@ -735,12 +795,51 @@ impl ContainerManager for DockerManager {
         &self,
         _narrative: &Narrative,
         _origin: &Origin,
-    ) -> Result<(), ManagerError> {
+    ) -> Result<Narrative, ManagerError> {
         // Labels are the only metadata a container has, and they are fixed at creation.
         Err(ManagerError::Unsupported {
             backend: BACKEND.to_owned(),
             operation: "mark_connected",
         })
+    }
+
+    async fn stamp_owner(
+        &self,
+        narrative: &Narrative,
+        owner: &Owner,
+    ) -> Result<Narrative, ManagerError> {
+        let gone = || ManagerError::NotFound {
+            backend: BACKEND.to_owned(),
+            name: narrative.name.to_string(),
+        };
+        let theirs = || ManagerError::OwnedByAnother {
+            backend: BACKEND.to_owned(),
+            name: narrative.name.to_string(),
+        };
+        let seen = self.inspect(&narrative.id).await?.ok_or_else(gone)?;
+        if seen.name != narrative.name.as_str() || seen.state == NarrativeState::Removing {
+            return Err(gone());
+        }
+        let found = self.narrative(&seen).map_err(|_| gone())?;
+        match &found.owner {
+            Some(recorded) if recorded != owner => return Err(theirs()),
+            Some(_) => return Ok(found),
+            None => {}
+        }
+        // Create-or-get: if another replica claimed it first, its claim is the answer.
+        if self.claim(&narrative.id, owner).await? != *owner {
+            return Err(theirs());
+        }
+        tracing::info!(name = %narrative.name, container_id = %narrative.id,
+            "recorded the owner of a narrative made without one");
+        Ok(Narrative {
+            owner: Some(owner.clone()),
+            ..found
+        })
+    }
+
+    fn conditional(&self) -> bool {
+        false
     }
 
     async fn remove(&self, narrative: &Narrative) -> Result<(), ManagerError> {
@@ -762,6 +861,7 @@ impl ContainerManager for DockerManager {
             Ok(()) => {}
             Err(e) if status(&e) == Some(404) => {
                 self.origins().remove(&narrative.id);
+                self.drop_claim(&narrative.id).await;
                 return Ok(());
             }
             Err(e) => return Err(classify("stop", subject, e)),
@@ -786,6 +886,7 @@ impl ContainerManager for DockerManager {
             _ => {}
         }
         self.origins().remove(&narrative.id);
+        self.drop_claim(&narrative.id).await;
         tracing::info!(name = %narrative.name, container_id = %narrative.id,
             "removed narrative container");
         Ok(())

@@ -25,6 +25,7 @@ const CAPS: Caps = Caps {
     zombies: true,
     conditional_assign: false,
     marks_connected: false,
+    conditional: false,
 };
 
 fn context(engine: &Engine) -> Context {

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use traefiker_core::{
     Assignment, BackendInfo, ContainerManager, InvalidInput, ManagerError, Narrative,
-    NarrativeKind, NarrativeState, Origin, ReplicaId, ServiceName, SessionId, SpawnSpec,
+    NarrativeKind, NarrativeState, Origin, Owner, ReplicaId, ServiceName, SessionId, SpawnSpec,
     REPLICA_LABEL,
 };
 
@@ -65,6 +65,7 @@ struct Child {
     image: String,
     kind: NarrativeKind,
     origin: Option<Origin>,
+    owner: Option<Owner>,
     replica: Option<ReplicaId>,
     port: u16,
     created: DateTime<Utc>,
@@ -153,6 +154,8 @@ impl LocalManager {
             state,
             origin: child.origin.clone(),
             replica: child.replica.clone(),
+            owner: child.owner.clone(),
+            version: None,
             address: Some(format!("http://{}", SocketAddr::new(self.host, child.port))),
             public_endpoints: Vec::new(),
             created: Some(child.created),
@@ -236,6 +239,7 @@ impl LocalManager {
             image: spec.image.clone(),
             kind: spec.kind,
             origin: spec.origin.clone(),
+            owner: spec.owner.clone(),
             replica: spec
                 .labels
                 .get(REPLICA_LABEL)
@@ -416,6 +420,7 @@ impl ContainerManager for LocalManager {
             files.write(path, assignment.name.as_str())?;
         }
         child.name = assignment.name.clone();
+        child.owner = Some(assignment.owner.clone());
         child.origin = Some(assignment.origin.clone());
         child.kind = self
             .config
@@ -432,7 +437,7 @@ impl ContainerManager for LocalManager {
         &self,
         narrative: &Narrative,
         origin: &Origin,
-    ) -> Result<(), ManagerError> {
+    ) -> Result<Narrative, ManagerError> {
         let mut state = self.state();
         let child = state
             .children
@@ -440,7 +445,34 @@ impl ContainerManager for LocalManager {
             .find(|c| c.id == narrative.id && c.live())
             .ok_or_else(|| LocalError::NotFound(narrative.name.to_string()))?;
         child.origin = Some(origin.clone());
-        Ok(())
+        Ok(self.narrative(child))
+    }
+
+    async fn stamp_owner(
+        &self,
+        narrative: &Narrative,
+        owner: &Owner,
+    ) -> Result<Narrative, ManagerError> {
+        let mut state = self.state();
+        let child = state
+            .children
+            .values_mut()
+            .find(|c| c.id == narrative.id && c.live())
+            .ok_or_else(|| LocalError::NotFound(narrative.name.to_string()))?;
+        match &child.owner {
+            Some(other) if other != owner => Err(ManagerError::OwnedByAnother {
+                backend: BACKEND.to_owned(),
+                name: narrative.name.to_string(),
+            }),
+            _ => {
+                child.owner = Some(owner.clone());
+                Ok(self.narrative(child))
+            }
+        }
+    }
+
+    fn conditional(&self) -> bool {
+        false
     }
 
     async fn remove(&self, narrative: &Narrative) -> Result<(), ManagerError> {

@@ -20,6 +20,7 @@ async fn local_manager_passes_the_conformance_suite() {
             zombies: true,
             conditional_assign: true,
             marks_connected: true,
+            conditional: false,
         },
     );
     tokio::time::timeout(Duration::from_secs(60), run_all(&manager, &ctx))

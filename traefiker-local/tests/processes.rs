@@ -27,6 +27,7 @@ fn ctx() -> Context {
             zombies: true,
             conditional_assign: true,
             marks_connected: true,
+            conditional: false,
         },
     )
 }

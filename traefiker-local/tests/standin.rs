@@ -247,6 +247,7 @@ async fn the_local_backend_runs_the_standin_binary() {
             zombies: true,
             conditional_assign: true,
             marks_connected: true,
+            conditional: false,
         },
     );
     let spec = ctx.user_spec();
@@ -296,6 +297,7 @@ async fn an_assigned_waiting_narrative_names_its_user_through_the_name_file() {
             zombies: true,
             conditional_assign: true,
             marks_connected: true,
+            conditional: false,
         },
     );
     let waiting_spec = ctx.prespawn_spec();
@@ -311,9 +313,11 @@ async fn an_assigned_waiting_narrative_names_its_user_through_the_name_file() {
     let (_, before) = get(addr, "/narrative/").await;
     assert!(before.contains(&format!("<title>narrative {}</title>", waiting_spec.name)));
 
-    let user = ctx.user_spec().name;
+    let spec = ctx.user_spec();
+    let user = spec.name;
     let assignment = traefiker_core::Assignment {
         name: user.clone(),
+        owner: spec.owner.expect("a user spec has an owner"),
         origin: traefiker_core::Origin {
             client_ip: None,
             at: chrono::Utc::now(),

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use traefiker_core::{
     Assignment, BackendInfo, ContainerManager, ManagerError, Naming, Narrative, NarrativeState,
-    Origin, ReplicaId, ServiceName, SessionId, SpawnSpec, REPLICA_LABEL, SESSION_LABEL,
+    Origin, Owner, ReplicaId, ServiceName, SessionId, SpawnSpec, REPLICA_LABEL, SESSION_LABEL,
 };
 use url::Url;
 
@@ -169,6 +169,11 @@ impl RancherManager {
                     .and_then(|c| DateTime::parse_from_rfc3339(c).ok())
                     .map(|c| c.with_timezone(&Utc))
             });
+        let description = service
+            .description
+            .as_deref()
+            .map(read_description)
+            .unwrap_or_default();
         Ok(Narrative {
             id: service.id.clone(),
             address: Some(self.address(&name)),
@@ -177,7 +182,9 @@ impl RancherManager {
             image: image.to_owned(),
             kind,
             state: state(service.state.as_deref(), service.health_state.as_deref()),
-            origin: service.description.as_deref().and_then(Origin::parse),
+            origin: description.0,
+            owner: description.1,
+            version: None,
             replica: service
                 .label(REPLICA_LABEL)
                 .and_then(|r| ReplicaId::new(r).ok()),
@@ -253,6 +260,36 @@ impl RancherManager {
             });
         }
         Ok((url, service))
+    }
+
+    /// Sets the description of the service at `url` (`narrative`) and returns it as it now
+    /// reads.
+    async fn describe_service(
+        &self,
+        url: &Url,
+        narrative: &Narrative,
+        description: String,
+        deadline: Deadline,
+    ) -> Result<Narrative, ManagerError> {
+        let body = DescribeService { description };
+        let service: Service = self
+            .client
+            .put(url, &body, deadline)
+            .await
+            .map_err(|e| e.into_manager(narrative.name.as_str()))?;
+        self.readable(&service)
+    }
+
+    /// `service` as a narrative, or a `Rejected` error saying why it no longer reads as one.
+    fn readable(&self, service: &Service) -> Result<Narrative, ManagerError> {
+        self.narrative(service)
+            .map_err(|why| ManagerError::Rejected {
+                backend: BACKEND.to_owned(),
+                detail: format!(
+                    "service {} does not read back as a narrative: {why}",
+                    service.id
+                ),
+            })
     }
 
     /// Removes a service this manager has just created but cannot report as a narrative (an
@@ -457,7 +494,7 @@ impl ContainerManager for RancherManager {
             scale: 1,
             start_on_create: true,
             assign_service_ip_address: false,
-            description: spec.origin.as_ref().map(Origin::to_description),
+            description: describe(spec.origin.as_ref(), spec.owner.as_ref()),
             launch_config: LaunchConfigOut {
                 type_: "launchConfig",
                 kind: "container",
@@ -519,9 +556,12 @@ impl ContainerManager for RancherManager {
                 .map_err(|e| e.into_manager(narrative.name.as_str()))?,
             None => url,
         };
+        // The owner rides in the same PUT as the name: no listing ever shows the user's name
+        // without it.
         let body = RenameService {
             name: assignment.name.as_str(),
-            description: assignment.origin.to_description(),
+            description: describe(Some(&assignment.origin), Some(&assignment.owner))
+                .unwrap_or_default(),
         };
         let renamed: Service =
             self.client
@@ -547,19 +587,61 @@ impl ContainerManager for RancherManager {
         &self,
         narrative: &Narrative,
         origin: &Origin,
-    ) -> Result<(), ManagerError> {
+    ) -> Result<Narrative, ManagerError> {
         // The description is the one piece of mutable metadata a Rancher service has; every
         // replica's listing reads it back, so it is where a connection becomes visible to
-        // every reaper (SPEC §9).
+        // every reaper (SPEC §9). It carries the owner too, kept as it was read.
         let url = self.service_url(&narrative.id);
-        let body = DescribeService {
-            description: origin.to_description(),
-        };
-        self.client
-            .put::<Service>(&url, &body, self.operation())
-            .await
-            .map_err(|e| e.into_manager(narrative.name.as_str()))?;
-        Ok(())
+        self.describe_service(
+            &url,
+            narrative,
+            describe(Some(origin), narrative.owner.as_ref()).unwrap_or_default(),
+            self.operation(),
+        )
+        .await
+    }
+
+    async fn stamp_owner(
+        &self,
+        narrative: &Narrative,
+        owner: &Owner,
+    ) -> Result<Narrative, ManagerError> {
+        // Rancher has no conditional update: read the description again just before writing
+        // it, so an owner another replica recorded since this one listed is seen. Two
+        // replicas stamping one Python-made service within that read-then-write window remain
+        // possible (docs/rancher.md).
+        let deadline = self.operation();
+        let subject = narrative.name.as_str();
+        let (url, service) = self.live_service(&narrative.id, subject, deadline).await?;
+        let (origin, recorded) = service
+            .description
+            .as_deref()
+            .map(read_description)
+            .unwrap_or_default();
+        match recorded {
+            Some(other) if other != *owner => Err(ManagerError::OwnedByAnother {
+                backend: BACKEND.to_owned(),
+                name: subject.to_owned(),
+            }),
+            Some(_) => self.readable(&service),
+            None => {
+                let origin = origin.unwrap_or(Origin {
+                    client_ip: None,
+                    at: Utc::now(),
+                });
+                let description = describe(Some(&origin), Some(owner)).unwrap_or_default();
+                let stamped = self
+                    .describe_service(&url, narrative, description, deadline)
+                    .await?;
+                tracing::info!(name = %narrative.name, service_id = %narrative.id,
+                    "recorded the owner of a narrative made without one");
+                Ok(stamped)
+            }
+        }
+    }
+
+    fn conditional(&self) -> bool {
+        false
     }
 
     async fn remove(&self, narrative: &Narrative) -> Result<(), ManagerError> {
@@ -603,6 +685,28 @@ impl ContainerManager for RancherManager {
     fn traefik_service(&self, narrative_name: &ServiceName) -> String {
         format!("{narrative_name}_{}", self.location.stack_name)
     }
+}
+
+/// The service description: the Python version's `client-ip:… timestamp:…`, then the owner
+/// record (SPEC §10) as ` owner:<sha256 hex>`. Rancher labels are fixed at creation and a
+/// waiting service gets its owner only when it is assigned, so the owner lives in the one
+/// field a rename's PUT can set with the name. `None` when there is nothing to say.
+fn describe(origin: Option<&Origin>, owner: Option<&Owner>) -> Option<String> {
+    match (origin, owner) {
+        (Some(origin), Some(owner)) => Some(format!("{} owner:{owner}", origin.to_description())),
+        (Some(origin), None) => Some(origin.to_description()),
+        (None, Some(owner)) => Some(format!("owner:{owner}")),
+        (None, None) => None,
+    }
+}
+
+/// Reads a description written by [`describe`] or by the Python version.
+fn read_description(description: &str) -> (Option<Origin>, Option<Owner>) {
+    let (rest, owner) = match description.rsplit_once("owner:") {
+        Some((rest, owner)) => (rest, Owner::parse(owner.trim()).ok()),
+        None => (description, None),
+    };
+    (Origin::parse(rest.trim_end()), owner)
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ async fn rancher_manager_passes_the_conformance_suite() {
                 zombies: true,
                 conditional_assign: false,
                 marks_connected: true,
+                conditional: false,
             },
         );
         run_all(&manager, &ctx).await;
@@ -50,6 +51,7 @@ async fn the_suite_passes_with_small_pages_and_finished_removals() {
                 zombies: true,
                 conditional_assign: false,
                 marks_connected: true,
+                conditional: false,
             },
         );
         run_all(&manager, &ctx).await;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use traefiker_core::{
     Assignment, ContainerManager, ManagerError, Narrative, NarrativeKind, NarrativeState, Origin,
-    SessionId, SpawnSpec,
+    Owner, SessionId, SpawnSpec, UserId,
 };
 use traefiker_rancher::{RancherConfig, RancherManager, RetryPolicy};
 use wiremock::matchers::{method, path, query_param, query_param_is_missing};
@@ -57,6 +57,8 @@ fn candidate() -> Narrative {
         state: NarrativeState::Running,
         origin: None,
         replica: None,
+        owner: None,
+        version: None,
         address: None,
         public_endpoints: vec![],
         created: None,
@@ -73,6 +75,7 @@ fn origin() -> Origin {
 fn assignment() -> Assignment {
     Assignment {
         name: name("narrative-dave-bfcdf3"),
+        owner: Owner::of(&UserId::new("dave").unwrap()),
         origin: origin(),
     }
 }
@@ -87,6 +90,7 @@ fn spec() -> SpawnSpec {
         kind: NarrativeKind::User,
         env: Default::default(),
         origin: Some(origin()),
+        owner: Some(Owner::of(&UserId::new("erin").unwrap())),
     }
 }
 

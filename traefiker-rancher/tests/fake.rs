@@ -7,8 +7,8 @@ use common::bounded;
 use std::time::{Duration, Instant};
 
 use traefiker_core::{
-    Assignment, ContainerManager, ManagerError, NarrativeKind, Origin, ServiceName, SessionId,
-    SpawnSpec,
+    Assignment, ContainerManager, ManagerError, NarrativeKind, Origin, Owner, ServiceName,
+    SessionId, SpawnSpec, UserId,
 };
 use traefiker_rancher::testing::{FakeRancher, Fault, STACK_ID};
 use traefiker_rancher::RancherManager;
@@ -27,6 +27,7 @@ fn erin(image: &str) -> SpawnSpec {
         labels: Default::default(),
         env: Default::default(),
         origin: None,
+        owner: Some(Owner::of(&UserId::new("erin").unwrap())),
     }
 }
 
@@ -283,6 +284,7 @@ async fn a_rename_whose_answer_is_lost_has_happened() {
     let to = ServiceName::new("narrative-dave-bfcdf3").unwrap();
     let assignment = Assignment {
         name: to.clone(),
+        owner: Owner::of(&UserId::new("dave").unwrap()),
         origin: Origin {
             client_ip: None,
             at: chrono::Utc::now(),

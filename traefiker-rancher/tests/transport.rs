@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDateTime};
 use traefiker_core::{
     Assignment, ContainerManager, ManagerError, Narrative, NarrativeKind, NarrativeState, Origin,
-    Routing, RuleSyntax, SessionId, SpawnSpec,
+    Owner, Routing, RuleSyntax, SessionId, SpawnSpec, UserId,
 };
 use traefiker_rancher::{RancherConfig, RancherManager, RetryPolicy};
 use wiremock::matchers::{body_json, header, method, path, query_param, query_param_is_missing};
@@ -54,6 +54,8 @@ fn waiting(id: &str, n: &str, session: &str) -> Narrative {
         state: NarrativeState::Running,
         origin: None,
         replica: None,
+        owner: None,
+        version: None,
         address: None,
         public_endpoints: vec![],
         created: None,
@@ -237,7 +239,12 @@ fn erin_spec() -> SpawnSpec {
             client_ip: Some("198.51.100.77".into()),
             at: at("2021-10-04T16:46:12.095531Z"),
         }),
+        owner: Some(owner("erin")),
     }
+}
+
+fn owner(user: &str) -> Owner {
+    Owner::of(&UserId::new(user).unwrap())
 }
 
 #[tokio::test]
@@ -359,6 +366,7 @@ async fn assign_reads_the_service_then_puts_name_and_description_to_its_self_lin
     );
     let assignment = Assignment {
         name: name("narrative-dave-bfcdf3"),
+        owner: owner("dave"),
         origin: Origin {
             client_ip: Some("203.0.113.77".into()),
             at: at("2021-10-04T16:45:02.530917Z"),
@@ -371,6 +379,11 @@ async fn assign_reads_the_service_then_puts_name_and_description_to_its_self_lin
     assert_eq!(assigned.session, candidate.session);
     assert_eq!(assigned.kind, NarrativeKind::User);
     assert_eq!(assigned.state, NarrativeState::Updating);
+    assert_eq!(
+        assigned.owner,
+        Some(owner("dave")),
+        "the owner is read back"
+    );
 }
 
 #[tokio::test]
@@ -389,6 +402,7 @@ async fn assign_of_a_vanished_candidate_is_not_found() {
     );
     let assignment = Assignment {
         name: name("narrative-dave-bfcdf3"),
+        owner: owner("dave"),
         origin: Origin {
             client_ip: None,
             at: at("2021-10-04T16:45:02.530917Z"),
@@ -630,4 +644,122 @@ async fn the_manager_never_shows_its_credentials() {
     let shown = format!("{m:?}");
     assert!(!shown.contains("fake-secret-key"), "{shown}");
     assert!(!shown.contains("FAKEACCESSKEY"), "{shown}");
+}
+
+/// The Python-made service 1s31 (alice's), as listed.
+fn python_made(server: &MockServer) -> serde_json::Value {
+    fixture("stack-services.json", server)["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "1s31")
+        .unwrap()
+        .clone()
+}
+
+#[tokio::test]
+async fn stamp_owner_reads_the_description_again_then_puts_it_with_the_owner() {
+    let server = MockServer::start().await;
+    let service = python_made(&server);
+    Mock::given(method("GET"))
+        .and(path("/v2-beta/projects/1a5/services/1s31"))
+        .respond_with(json(200, service.clone()))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let alice = owner("alice");
+    let description =
+        format!("client-ip:198.51.100.23 timestamp:2021-10-04T15:22:07.412853Z owner:{alice}");
+    let mut stamped = service.clone();
+    stamped["description"] = description.clone().into();
+    Mock::given(method("PUT"))
+        .and(path("/v2-beta/projects/1a5/services/1s31"))
+        .and(header("authorization", AUTH))
+        .and(body_json(serde_json::json!({ "description": description })))
+        .respond_with(json(200, stamped))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let m = manager(&server);
+    let mut narrative = waiting(
+        "1s31",
+        "narrative-alice-522b27",
+        "6a0c4d2e8f1b3a5c7e9d0b2f4a6c8e1d",
+    );
+    narrative.kind = NarrativeKind::User;
+    let result = bounded(m.stamp_owner(&narrative, &alice)).await.unwrap();
+    assert_eq!(result.owner, Some(alice));
+    assert_eq!(
+        result.origin.unwrap().client_ip.as_deref(),
+        Some("198.51.100.23"),
+        "the Python fields are kept"
+    );
+}
+
+#[tokio::test]
+async fn stamp_owner_of_a_service_another_owner_stamped_since_is_refused_without_a_write() {
+    let server = MockServer::start().await;
+    let mut service = python_made(&server);
+    service["description"] = format!(
+        "client-ip:198.51.100.23 timestamp:2021-10-04T15:22:07.412853Z owner:{}",
+        owner("alice")
+    )
+    .into();
+    Mock::given(method("GET"))
+        .and(path("/v2-beta/projects/1a5/services/1s31"))
+        .respond_with(json(200, service))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("PUT"))
+        .respond_with(json(500, serde_json::json!({})))
+        .expect(0)
+        .mount(&server)
+        .await;
+    let mut narrative = waiting(
+        "1s31",
+        "narrative-alice-522b27",
+        "6a0c4d2e8f1b3a5c7e9d0b2f4a6c8e1d",
+    );
+    narrative.kind = NarrativeKind::User;
+    let err = bounded(manager(&server).stamp_owner(&narrative, &owner("alice.")))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ManagerError::OwnedByAnother { .. }),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_client_address_cannot_forge_an_owner_in_the_description() {
+    let server = MockServer::start().await;
+    let mut service = python_made(&server);
+    // What a client-ip header with no whitespace could inject: the owner record is always the
+    // description's last field, so a forged one inside the address is never read.
+    service["description"] = format!(
+        "client-ip:1.2.3.4owner:{} timestamp:2021-10-04T15:22:07.412853Z",
+        owner("mallory")
+    )
+    .into();
+    Mock::given(method("GET"))
+        .and(path("/v2-beta/projects/1a5/services/1s31"))
+        .respond_with(json(200, service))
+        .mount(&server)
+        .await;
+    let mut narrative = waiting(
+        "1s31",
+        "narrative-alice-522b27",
+        "6a0c4d2e8f1b3a5c7e9d0b2f4a6c8e1d",
+    );
+    narrative.kind = NarrativeKind::User;
+    // No PUT is mounted: a stamp must first see "no owner" and try to write (404 from the
+    // mock server), never "owned by mallory".
+    let err = bounded(manager(&server).stamp_owner(&narrative, &owner("alice")))
+        .await
+        .unwrap_err();
+    assert!(
+        !matches!(err, ManagerError::OwnedByAnother { .. }),
+        "{err:?}"
+    );
 }

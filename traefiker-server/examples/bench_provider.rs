@@ -93,6 +93,8 @@ async fn main() {
             state: NarrativeState::Running,
             origin: None,
             replica: None,
+            owner: None,
+            version: None,
             address: Some(format!("http://10.42.{}.{}:8888", i / 250, i % 250)),
             public_endpoints: vec![],
             created: None,

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::runtime::Handle;
 use traefiker_core::{
-    Assignment, BackendInfo, ContainerManager, ManagerError, Membership, Narrative, Origin,
+    Assignment, BackendInfo, ContainerManager, ManagerError, Membership, Narrative, Origin, Owner,
     ReplicaId, ServiceName, SpawnSpec,
 };
 
@@ -90,12 +90,28 @@ impl ContainerManager for OnRuntime<dyn ContainerManager> {
         &self,
         narrative: &Narrative,
         origin: &Origin,
-    ) -> Result<(), ManagerError> {
+    ) -> Result<Narrative, ManagerError> {
         let (inner, narrative, origin) = (self.inner.clone(), narrative.clone(), origin.clone());
         self.run("mark_connected", async move {
             inner.mark_connected(&narrative, &origin).await
         })
         .await
+    }
+
+    async fn stamp_owner(
+        &self,
+        narrative: &Narrative,
+        owner: &Owner,
+    ) -> Result<Narrative, ManagerError> {
+        let (inner, narrative, owner) = (self.inner.clone(), narrative.clone(), owner.clone());
+        self.run("stamp_owner", async move {
+            inner.stamp_owner(&narrative, &owner).await
+        })
+        .await
+    }
+
+    fn conditional(&self) -> bool {
+        self.inner.conditional()
     }
 
     async fn remove(&self, narrative: &Narrative) -> Result<(), ManagerError> {
@@ -201,8 +217,25 @@ mod tests {
                 operation: "assign",
             })
         }
-        async fn mark_connected(&self, _: &Narrative, _: &Origin) -> Result<(), ManagerError> {
-            self.call().await.map(|_| ())
+        async fn mark_connected(
+            &self,
+            _: &Narrative,
+            _: &Origin,
+        ) -> Result<Narrative, ManagerError> {
+            self.call().await?;
+            Err(ManagerError::Unsupported {
+                backend: "pooled".into(),
+                operation: "mark_connected",
+            })
+        }
+        async fn stamp_owner(&self, _: &Narrative, _: &Owner) -> Result<Narrative, ManagerError> {
+            Err(ManagerError::Unsupported {
+                backend: "pooled".into(),
+                operation: "stamp_owner",
+            })
+        }
+        fn conditional(&self) -> bool {
+            false
         }
         async fn remove(&self, _: &Narrative) -> Result<(), ManagerError> {
             self.call().await.map(|_| ())

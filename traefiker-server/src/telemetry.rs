@@ -1,8 +1,9 @@
 //! traefiker's own Prometheus metrics (`GET /metrics`), and a [`ContainerManager`] wrapper
 //! that times every backend call.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::auth::GateCounters;
 use async_trait::async_trait;
@@ -13,8 +14,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use traefiker_core::{
-    Assignment, BackendInfo, ContainerManager, ManagerError, Narrative, Origin, ReapReport,
-    ServiceName, SpawnSpec,
+    Assignment, BackendInfo, ConnectOutcome, ContainerManager, ManagerError, Narrative, Origin,
+    Owner, ReapReport, ServiceName, SpawnSpec,
 };
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -53,6 +54,12 @@ pub struct Metrics {
     replica_info: Family<ReplicaLabel, Gauge>,
     peers: Gauge,
     peers_known: Gauge,
+    pool_target: Gauge,
+    pool_hits: Counter,
+    cold_starts: Counter,
+    waiting_seconds: Counter<f64, AtomicU64>,
+    time_to_narrative: Family<OutcomeLabel, Histogram>,
+    pool_unready: Gauge,
 }
 
 impl Default for Metrics {
@@ -145,6 +152,48 @@ impl Metrics {
             "1 while the live replicas are known, 0 while not (then no replica's waiting narratives are removed for being gone)",
             peers_known.clone(),
         );
+        // The pool that follows demand (SPEC §14): what it aims at, what it saved, what it
+        // costs. Alerts are written against these names (docs/operations.md).
+        let pool_target = Gauge::default();
+        registry.register(
+            "pool_target",
+            "Waiting narratives this replica's pool aims at now (between num_prespawn and pool_max, or a pool_schedule floor)",
+            pool_target.clone(),
+        );
+        let pool_hits = Counter::default();
+        registry.register(
+            "pool_hits",
+            "New users served from a waiting narrative",
+            pool_hits.clone(),
+        );
+        let cold_starts = Counter::default();
+        registry.register(
+            "cold_starts",
+            "New users who waited for a narrative to be created",
+            cold_starts.clone(),
+        );
+        let waiting_seconds = Counter::<f64, AtomicU64>::default();
+        registry.register(
+            "waiting_narrative_seconds",
+            "Seconds waiting narratives of this replica existed, summed over them: what the pool costs",
+            waiting_seconds.clone(),
+        );
+        let time_to_narrative = Family::<OutcomeLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new([
+                0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 60.0,
+            ])
+        });
+        registry.register(
+            "time_to_narrative_seconds",
+            "Time from a new user's request to the 201, by outcome (assigned: from the pool; created: a cold start)",
+            time_to_narrative.clone(),
+        );
+        let pool_unready = Gauge::default();
+        registry.register(
+            "pool_unready",
+            "Waiting narratives that did not become ready within ready_timeout_secs since one last did (above 0: the readiness check fails; see the admin page)",
+            pool_unready.clone(),
+        );
         Self {
             registry,
             connects,
@@ -158,6 +207,44 @@ impl Metrics {
             replica_info,
             peers,
             peers_known,
+            pool_target,
+            pool_hits,
+            cold_starts,
+            waiting_seconds,
+            time_to_narrative,
+            pool_unready,
+        }
+    }
+
+    /// Records a new user's answer: a pool hit or a cold start, and the time from the request
+    /// to the 201. A returning user's (`Existing`) is not a new user's and is not recorded.
+    pub fn new_user(&self, outcome: ConnectOutcome, took: Duration) {
+        let label = match outcome {
+            ConnectOutcome::Assigned => {
+                self.pool_hits.inc();
+                "assigned"
+            }
+            ConnectOutcome::Created => {
+                self.cold_starts.inc();
+                "created"
+            }
+            ConnectOutcome::Existing => return,
+        };
+        self.time_to_narrative
+            .get_or_create(&OutcomeLabel { outcome: label })
+            .observe(took.as_secs_f64());
+    }
+
+    /// Sets the pool's gauges and brings the cost counter up to `waiting_seconds`, the total
+    /// the lifecycle keeps (a counter only grows: a smaller total is ignored).
+    pub fn pool_state(&self, target: usize, unready: usize, waiting_seconds: f64) {
+        self.pool_target
+            .set(i64::try_from(target).unwrap_or(i64::MAX));
+        self.pool_unready
+            .set(i64::try_from(unready).unwrap_or(i64::MAX));
+        let grown = waiting_seconds - self.waiting_seconds.get();
+        if grown > 0.0 {
+            self.waiting_seconds.inc_by(grown);
         }
     }
 
@@ -292,12 +379,28 @@ impl ContainerManager for Timed {
         &self,
         narrative: &Narrative,
         origin: &Origin,
-    ) -> Result<(), ManagerError> {
+    ) -> Result<Narrative, ManagerError> {
         timed!(
             self,
             "mark_connected",
             self.inner.mark_connected(narrative, origin)
         )
+    }
+
+    async fn stamp_owner(
+        &self,
+        narrative: &Narrative,
+        owner: &Owner,
+    ) -> Result<Narrative, ManagerError> {
+        timed!(
+            self,
+            "stamp_owner",
+            self.inner.stamp_owner(narrative, owner)
+        )
+    }
+
+    fn conditional(&self) -> bool {
+        self.inner.conditional()
     }
 
     async fn remove(&self, narrative: &Narrative) -> Result<(), ManagerError> {

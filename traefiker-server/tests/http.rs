@@ -380,6 +380,15 @@ async fn health_readiness_and_metrics() {
         "traefiker_replica_info{replica=\"test\"} 1",
         // The in-memory harness has no orchestrator: peers known, none listed.
         "traefiker_peers_known 1",
+        // The pool that follows demand (SPEC §14), by the names alerts are written against.
+        "traefiker_pool_hits_total 1",
+        "traefiker_cold_starts_total 0",
+        "traefiker_time_to_narrative_seconds_count{outcome=\"assigned\"} 1",
+        "# TYPE traefiker_time_to_narrative_seconds histogram",
+        "# TYPE traefiker_waiting_narrative_seconds counter",
+        "traefiker_waiting_narrative_seconds_total ",
+        "traefiker_pool_target 2",
+        "traefiker_pool_unready 0",
     ] {
         assert!(text.contains(needle), "{needle} missing from\n{text}");
     }

@@ -129,7 +129,7 @@ proptest! {
         let syntax = if v3 { RuleSyntax::V3 } else { RuleSyntax::V2 };
         let routing = Routing::new(vec!["narrative.kbase.us".into()], vec!["web".into()], syntax).unwrap();
         let session = SessionId::generate();
-        let router = naming.router_for_user(&user);
+        let router = naming.router_for(&naming.user_container(&user));
         prop_assert!(label_safe(&router), "{router:?}");
         prop_assert!(label_safe(naming.user_container(&user).as_str()));
         for (key, value) in routing.labels(&router, &session) {

@@ -29,6 +29,8 @@ fn with_address(h: &Harness) {
         state: NarrativeState::Running,
         origin: None,
         replica: None,
+        owner: None,
+        version: None,
         address: Some("http://127.0.0.1:9".into()),
         public_endpoints: vec![],
         created: None,

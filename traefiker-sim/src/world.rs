@@ -16,7 +16,7 @@ use traefiker_core::testing::InMemoryManager;
 use traefiker_core::{
     ActivityError, ActivitySnapshot, ActivitySource, ActivityTarget, Assignment, BackendInfo,
     Clock, ContainerManager, Entropy, ManagerError, Membership, Narrative, NarrativeKind,
-    NarrativeState, Origin, ReplicaId, ServiceName, SessionId, SpawnSpec,
+    NarrativeState, Origin, Owner, ReplicaId, ServiceName, SessionId, SpawnSpec,
 };
 
 pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -318,7 +318,7 @@ impl ContainerManager for Recorder {
         &self,
         narrative: &Narrative,
         origin: &Origin,
-    ) -> Result<(), ManagerError> {
+    ) -> Result<Narrative, ManagerError> {
         // The mark takes effect somewhere between when it is sent and when it is answered.
         let sent = self.clock.now();
         let r = self
@@ -332,6 +332,19 @@ impl ContainerManager for Recorder {
                 .push((sent, self.clock.now()));
         }
         r
+    }
+
+    async fn stamp_owner(
+        &self,
+        narrative: &Narrative,
+        owner: &Owner,
+    ) -> Result<Narrative, ManagerError> {
+        let r = self.guarded(self.inner.stamp_owner(narrative, owner)).await;
+        r
+    }
+
+    fn conditional(&self) -> bool {
+        self.inner.conditional()
     }
 
     async fn remove(&self, narrative: &Narrative) -> Result<(), ManagerError> {

@@ -15,7 +15,7 @@ use futures::future::{BoxFuture, FutureExt};
 
 use super::{lock, ConnectOutcome, Connection, Known, Lifecycle, LifecycleConfig};
 use crate::error::{Error, InvalidInput, ManagerError};
-use crate::names::{NarrativeKind, ServiceName, SessionId, UserId};
+use crate::names::{NarrativeKind, Owner, ServiceName, SessionId, UserId};
 use crate::narrative::{Assignment, Narrative, NarrativeState, Origin, SpawnSpec};
 use crate::pool::Settle;
 
@@ -44,19 +44,23 @@ impl Lifecycle {
     ///
     /// Concurrent calls for one user share one operation and all receive the same session;
     /// the caller waits at most the call deadline, the operation itself finishes in the
-    /// background with every call bounded.
+    /// background with every call bounded. A narrative recorded as another user's is never
+    /// the answer (SPEC §10): a user whose name holds one gets a narrative under
+    /// [`crate::Naming::fallback_container`].
     pub async fn connect(&self, user: &UserId, visit: Visit) -> Result<Connection, Error> {
-        let name = self.inner.config.naming.user_container(user);
-        if let Some(answer) = self.answer_from_index(&name, &visit) {
+        let owner = Owner::of(user);
+        if let Some(answer) = self.answer_from_index(user, &owner, &visit) {
             return Ok(answer);
         }
         let this = self.clone();
         let user = user.clone();
-        let key = name.clone();
         let deadline = self.inner.config.call_timeout;
-        let flight = self.inner.flights.run(key, async move {
+        // Keyed by the owner, not the name: two ids that share a name are two users, and
+        // must never share an answer.
+        let flight = self.inner.flights.run(owner.clone(), async move {
+            let name = this.inner.config.naming.user_container(&user);
             let span = tracing::info_span!("connect", service = %name);
-            tracing::Instrument::instrument(this.connect_slow(&user, name, visit), span).await
+            tracing::Instrument::instrument(this.connect_slow(&user, owner, visit), span).await
         });
         match tokio::time::timeout(deadline, flight).await {
             Ok(Ok(answer)) => answer,
@@ -69,27 +73,36 @@ impl Lifecycle {
         }
     }
 
-    /// The answer for a returning user this process knows, when it needs no backend call.
-    fn answer_from_index(&self, name: &ServiceName, visit: &Visit) -> Option<Connection> {
+    /// The answer for a returning user this process knows, when it needs no backend call:
+    /// the narrative under the user's name, or under their fallback name, whose recorded owner
+    /// is this user. A narrative without an owner record is stamped first (slow path).
+    fn answer_from_index(&self, user: &UserId, owner: &Owner, visit: &Visit) -> Option<Connection> {
         let now = self.inner.clock.now();
-        let service = self.inner.manager.traefik_service(name);
-        let (connection, write) = {
+        let naming = &self.inner.config.naming;
+        let (connection, service, write) = {
             let mut known = lock(&self.inner.known);
-            let narrative = known.index.get(name)?;
+            let primary = naming.user_container(user);
+            let narrative = match known.index.get(&primary) {
+                Some(n) if n.owner.as_ref() == Some(owner) => n,
+                Some(n) if n.owner.is_none() => return None,
+                _ => known
+                    .index
+                    .get(&naming.fallback_container(user))
+                    .filter(|n| n.owner.as_ref() == Some(owner))?,
+            };
             if visit.session_cookie.as_ref() == Some(&narrative.session)
                 || self.mark_due(narrative, now)
             {
                 return None;
             }
             let connection = Connection {
-                name: name.clone(),
+                name: narrative.name.clone(),
                 session: narrative.session.clone(),
                 outcome: ConnectOutcome::Existing,
             };
-            (
-                connection,
-                note_connect(&mut known, &self.inner.config, &service, now),
-            )
+            let service = self.inner.manager.traefik_service(&narrative.name);
+            let write = note_connect(&mut known, &self.inner.config, &service, now);
+            (connection, service, write)
         };
         if write {
             self.write_connect(&service, now);
@@ -115,107 +128,203 @@ impl Lifecycle {
         }
     }
 
+    /// The slow path: under the user's own name, unless it holds another user's narrative
+    /// (or the index knows the user's narrative under the fallback name); then under the
+    /// fallback name, which no other id produces.
     async fn connect_slow(
         &self,
         user: &UserId,
-        name: ServiceName,
+        owner: Owner,
         visit: Visit,
     ) -> Result<Connection, Error> {
+        let naming = &self.inner.config.naming;
+        let primary = naming.user_container(user);
+        let fallback = naming.fallback_container(user);
+        let start_with_fallback = {
+            let known = lock(&self.inner.known);
+            match known.index.get(&primary).map(|n| n.owner.as_ref()) {
+                Some(Some(o)) => *o != owner,
+                Some(None) => false,
+                None => known
+                    .index
+                    .get(&fallback)
+                    .is_some_and(|n| n.owner.as_ref() == Some(&owner)),
+            }
+        };
+        if !start_with_fallback {
+            if let Placed::Connected(c) = self.connect_as(user, &owner, &primary, &visit).await? {
+                return Ok(c);
+            }
+            tracing::warn!(service = %primary, fallback = %fallback, "the user's name holds another user's narrative; using a name of their own");
+        }
+        match self.connect_as(user, &owner, &fallback, &visit).await? {
+            Placed::Connected(c) => Ok(c),
+            Placed::Taken => Err(ManagerError::OwnedByAnother {
+                backend: "lifecycle".into(),
+                name: fallback.to_string(),
+            }
+            .into()),
+        }
+    }
+
+    /// Connects `user` to the narrative named `name`, found, assigned or created; `Taken`
+    /// if that name holds another user's narrative.
+    async fn connect_as(
+        &self,
+        user: &UserId,
+        owner: &Owner,
+        name: &ServiceName,
+        visit: &Visit,
+    ) -> Result<Placed, Error> {
         // A returning user counts as seen before waiting for the lane: a reaper holding it
         // to look at this narrative once more then sees the visit and keeps it. If this
         // connect fails after all, the narrative is only kept a little longer.
-        if lock(&self.inner.known).index.get(&name).is_some() {
-            self.connected(&name);
+        let mine = |n: &Narrative| n.owner.as_ref().is_none_or(|o| o == owner);
+        if lock(&self.inner.known).index.get(name).is_some_and(mine) {
+            self.connected(name);
         }
-        let _lane = self.inner.lanes.enter(&name).await;
+        let _lane = self.inner.lanes.enter(name).await;
         let origin = Origin {
             client_ip: visit.client_ip.clone(),
             at: self.inner.clock.now(),
         };
-        let known = lock(&self.inner.known).index.get(&name).cloned();
+        let known = lock(&self.inner.known).index.get(name).cloned();
         if let Some(narrative) = known {
-            let answer = if visit.session_cookie.as_ref() != Some(&narrative.session) {
-                self.existing(narrative, &origin).await?
+            if !mine(&narrative) {
+                return Ok(Placed::Taken);
+            }
+            let found = if visit.session_cookie.as_ref() != Some(&narrative.session) {
+                self.existing(narrative, owner, &origin).await?
             } else {
                 // Traefik did not route the user's own session: look.
-                match self.call("find", self.inner.manager.find(&name)).await? {
+                match self.call("find", self.inner.manager.find(name)).await? {
                     Some(found) if is_live(&found) => {
-                        {
-                            let mut known = lock(&self.inner.known);
-                            let gen = known.bump();
-                            known.index.upsert(found.clone(), gen);
-                        }
+                        self.remember(&found);
                         tracing::debug!("the narrative exists; its route is not loaded yet");
-                        self.existing(found, &origin).await?
+                        self.existing(found, owner, &origin).await?
                     }
+                    Some(dead) if !mine(&dead) => Found::Taken,
                     Some(dead) => {
-                        self.clear_dead(&name, dead).await?;
-                        None
+                        self.clear_dead(name, dead).await?;
+                        Found::Gone
                     }
-                    None => None,
+                    None => Found::Gone,
                 }
             };
-            if let Some(connection) = answer {
-                return Ok(connection);
+            match found {
+                Found::Connected(connection) => return Ok(Placed::Connected(connection)),
+                Found::Taken => return Ok(Placed::Taken),
+                Found::Gone => {
+                    let mut known = lock(&self.inner.known);
+                    let gen = known.bump();
+                    known.index.forget(name, gen);
+                }
             }
-            let mut known = lock(&self.inner.known);
-            let gen = known.bump();
-            known.index.forget(&name, gen);
         }
         if let Some(limit) = self.inner.config.max_narratives {
             if lock(&self.inner.known).index.len() >= limit {
                 return Err(Error::AtCapacity { limit });
             }
         }
-        if let Some(connection) = self.assign_waiting(user, &name, &origin).await? {
-            return Ok(connection);
+        if let Some(placed) = self.assign_waiting(user, owner, name, &origin).await? {
+            return Ok(placed);
         }
-        self.create_for(user, name, origin, Retry::ClearDead).await
+        self.create_for(user, owner, name.clone(), origin, Retry::ClearDead)
+            .await
     }
 
-    /// Answers with `narrative`, marking the connection in the orchestrator if due; `None`
-    /// when marking finds it gone.
+    /// Puts a narrative the backend just reported into the index.
+    fn remember(&self, narrative: &Narrative) {
+        let mut known = lock(&self.inner.known);
+        let gen = known.bump();
+        known.index.upsert(narrative.clone(), gen);
+    }
+
+    /// Answers with `narrative`, first stamping `owner` on it if it has no owner record (made
+    /// by the Python version: the first user whose name matches adopts it, SPEC §10), and
+    /// marking the connection in the orchestrator if due.
     async fn existing(
         &self,
         narrative: Narrative,
+        owner: &Owner,
         origin: &Origin,
-    ) -> Result<Option<Connection>, Error> {
+    ) -> Result<Found, Error> {
+        let narrative = match &narrative.owner {
+            Some(recorded) if recorded != owner => return Ok(Found::Taken),
+            Some(_) => narrative,
+            None => match self
+                .call(
+                    "stamp_owner",
+                    self.inner.manager.stamp_owner(&narrative, owner),
+                )
+                .await
+            {
+                Ok(stamped) => {
+                    tracing::info!(service = %stamped.name, "adopted a narrative that had no owner record");
+                    self.remember(&stamped);
+                    stamped
+                }
+                Err(ManagerError::OwnedByAnother { .. }) => return Ok(Found::Taken),
+                Err(ManagerError::NotFound { .. }) => return Ok(Found::Gone),
+                Err(e) => return Err(e.into()),
+            },
+        };
         let now = self.inner.clock.now();
-        let due = self.mark_due(&narrative, now);
-        if due {
+        if self.mark_due(&narrative, now) {
             // Stamped now, not when the request arrived: the mark must cover the answer.
             let mark = Origin {
                 client_ip: origin.client_ip.clone(),
                 at: now,
             };
-            match self
-                .call(
-                    "mark_connected",
-                    self.inner.manager.mark_connected(&narrative, &mark),
-                )
-                .await
-            {
-                Ok(()) => {
+            match self.mark(&narrative, &mark).await? {
+                Marked::Done(version) => {
                     let mut known = lock(&self.inner.known);
                     let gen = known.bump();
-                    known.index.marked(&narrative.name, now, gen);
+                    known.index.marked(&narrative.name, now, version, gen);
                 }
-                Err(ManagerError::NotFound { .. }) => return Ok(None),
-                Err(ManagerError::Unsupported { .. }) => {
+                Marked::Gone => return Ok(Found::Gone),
+                Marked::Unsupported => {
                     tracing::warn!("the backend cannot mark connections: other replicas' reapers see connections only through activity");
                     self.inner
                         .marks_supported
                         .store(false, std::sync::atomic::Ordering::Relaxed);
                 }
-                Err(e) => return Err(e.into()),
             }
         }
         self.connected(&narrative.name);
-        Ok(Some(Connection {
+        Ok(Found::Connected(Connection {
             name: narrative.name,
             session: narrative.session,
             outcome: ConnectOutcome::Existing,
         }))
+    }
+
+    /// Marks a connection to `narrative`. On a conditional backend a narrative changed since
+    /// it was read (another replica's mark, a reaper's claim) is read again and marked once
+    /// more; one being removed counts as gone.
+    async fn mark(&self, narrative: &Narrative, mark: &Origin) -> Result<Marked, Error> {
+        let manager = &self.inner.manager;
+        let first = self
+            .call("mark_connected", manager.mark_connected(narrative, mark))
+            .await;
+        let result = match first {
+            Err(ManagerError::Conflict { .. }) => {
+                match self.call("find", manager.find(&narrative.name)).await? {
+                    Some(fresh) if is_live(&fresh) && fresh.id == narrative.id => {
+                        self.call("mark_connected", manager.mark_connected(&fresh, mark))
+                            .await
+                    }
+                    _ => return Ok(Marked::Gone),
+                }
+            }
+            other => other,
+        };
+        match result {
+            Ok(marked) => Ok(Marked::Done(marked.version)),
+            Err(ManagerError::NotFound { .. }) => Ok(Marked::Gone),
+            Err(ManagerError::Unsupported { .. }) => Ok(Marked::Unsupported),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Records a connect to `name`, answered now, as last-seen.
@@ -254,9 +363,10 @@ impl Lifecycle {
     async fn assign_waiting(
         &self,
         user: &UserId,
+        owner: &Owner,
         name: &ServiceName,
         origin: &Origin,
-    ) -> Result<Option<Connection>, Error> {
+    ) -> Result<Option<Placed>, Error> {
         if self
             .inner
             .retiring
@@ -269,6 +379,7 @@ impl Lifecycle {
         };
         let assignment = Assignment {
             name: name.clone(),
+            owner: owner.clone(),
             origin: origin.clone(),
         };
         let attempts = lock(&self.inner.known).pool.ready(&image).max(5);
@@ -285,7 +396,9 @@ impl Lifecycle {
                 .await;
             let settle = match &result {
                 Ok(_) => Settle::Assigned,
-                Err(ManagerError::NameTaken { .. }) => Settle::Untouched,
+                Err(ManagerError::NameTaken { .. } | ManagerError::OwnedByAnother { .. }) => {
+                    Settle::Untouched
+                }
                 Err(ManagerError::NotFound { .. }) => Settle::Gone,
                 Err(_) => Settle::Unknown,
             };
@@ -302,18 +415,19 @@ impl Lifecycle {
                 Ok(assigned) => {
                     tracing::info!(service = %name, from = %candidate.name, attempt, "assigned a waiting narrative");
                     self.connected(name);
-                    return Ok(Some(Connection {
+                    return Ok(Some(Placed::Connected(Connection {
                         name: name.clone(),
                         session: assigned.session,
                         outcome: ConnectOutcome::Assigned,
-                    }));
+                    })));
                 }
                 Err(ManagerError::NameTaken { .. }) => {
                     return self
-                        .adopt(user, name, origin, Retry::ClearDead)
+                        .adopt(user, owner, name, origin, Retry::ClearDead)
                         .await
                         .map(Some)
                 }
+                Err(ManagerError::OwnedByAnother { .. }) => return Ok(Some(Placed::Taken)),
                 Err(e @ ManagerError::Unavailable { .. }) => return Err(e.into()),
                 Err(e) => {
                     tracing::info!(service = %name, from = %candidate.name, attempt, error = %e, "could not assign a waiting narrative");
@@ -327,22 +441,24 @@ impl Lifecycle {
     fn create_for<'a>(
         &'a self,
         user: &'a UserId,
+        owner: &'a Owner,
         name: ServiceName,
         origin: Origin,
         retry: Retry,
-    ) -> BoxFuture<'a, Result<Connection, Error>> {
-        async move { self.create_once(user, name, origin, retry).await }.boxed()
+    ) -> BoxFuture<'a, Result<Placed, Error>> {
+        async move { self.create_once(user, owner, name, origin, retry).await }.boxed()
     }
 
     async fn create_once(
         &self,
         user: &UserId,
+        owner: &Owner,
         name: ServiceName,
         origin: Origin,
         retry: Retry,
-    ) -> Result<Connection, Error> {
+    ) -> Result<Placed, Error> {
         let session = self.inner.entropy.session();
-        let router = self.inner.config.naming.router_for_user(user);
+        let router = self.inner.config.naming.router_for(&name);
         let spec = SpawnSpec {
             name: name.clone(),
             labels: self.inner.config.routing.labels(&router, &session),
@@ -351,59 +467,65 @@ impl Lifecycle {
             kind: NarrativeKind::User,
             env: self.inner.config.narrative_env.clone(),
             origin: Some(origin.clone()),
+            owner: Some(owner.clone()),
         };
         match self.call("create", self.inner.manager.create(&spec)).await {
             Ok(created) => {
                 tracing::info!(service = %name, "created a narrative");
-                {
-                    let mut known = lock(&self.inner.known);
-                    let gen = known.bump();
-                    known.index.upsert(created.clone(), gen);
-                }
+                self.remember(&created);
                 self.connected(&name);
-                Ok(Connection {
+                Ok(Placed::Connected(Connection {
                     name,
                     session: created.session,
                     outcome: ConnectOutcome::Created,
-                })
+                }))
             }
-            Err(ManagerError::NameTaken { .. }) => self.adopt(user, &name, &origin, retry).await,
+            Err(ManagerError::NameTaken { .. }) => {
+                self.adopt(user, owner, &name, &origin, retry).await
+            }
+            Err(ManagerError::OwnedByAnother { .. }) => Ok(Placed::Taken),
             // If the create happened and only its answer was lost, the user's next request
             // finds the name taken and adopts it.
             Err(e) => Err(e.into()),
         }
     }
 
-    /// Another replica or an earlier request made the user's container: use it. A container
-    /// that stopped and still holds the name (a dead waiting one handed out before a listing
-    /// showed it dead) is removed and a new one made, once.
+    /// Another replica or an earlier request made the container of `name`: use it if it is
+    /// this user's (or has no owner record yet). A container that stopped and still holds
+    /// the name (a dead waiting one handed out before a listing showed it dead) is removed
+    /// and a new one made, once.
     async fn adopt(
         &self,
         user: &UserId,
+        owner: &Owner,
         name: &ServiceName,
         origin: &Origin,
         retry: Retry,
-    ) -> Result<Connection, Error> {
+    ) -> Result<Placed, Error> {
+        let theirs = |n: &Narrative| n.owner.as_ref().is_some_and(|o| o != owner);
         match self.call("find", self.inner.manager.find(name)).await? {
+            Some(other) if theirs(&other) => {
+                if is_live(&other) {
+                    self.remember(&other);
+                }
+                Ok(Placed::Taken)
+            }
             Some(dead) if dead.state == NarrativeState::Stopped && retry == Retry::ClearDead => {
                 self.clear_dead(name, dead).await?;
-                self.create_for(user, name.clone(), origin.clone(), Retry::Once)
+                self.create_for(user, owner, name.clone(), origin.clone(), Retry::Once)
                     .await
             }
             Some(existing) if is_live(&existing) => {
-                {
-                    let mut known = lock(&self.inner.known);
-                    let gen = known.bump();
-                    known.index.upsert(existing.clone(), gen);
+                self.remember(&existing);
+                match self.existing(existing, owner, origin).await? {
+                    Found::Connected(connection) => Ok(Placed::Connected(connection)),
+                    Found::Taken => Ok(Placed::Taken),
+                    Found::Gone => Err(ManagerError::Unavailable {
+                        backend: "lifecycle".into(),
+                        detail: format!("{name} vanished while being adopted; retry"),
+                    }
+                    .into()),
                 }
-                if let Some(connection) = self.existing(existing, origin).await? {
-                    return Ok(connection);
-                }
-                Err(ManagerError::Unavailable {
-                    backend: "lifecycle".into(),
-                    detail: format!("{name} vanished while being adopted; retry"),
-                }
-                .into())
             }
             _ => Err(ManagerError::Unavailable {
                 backend: "lifecycle".into(),
@@ -413,15 +535,24 @@ impl Lifecycle {
         }
     }
 
-    /// Removes `user`'s narrative and its activity record; `None` if there was none.
+    /// Removes `user`'s narrative and its activity record; `None` if there was none. Only a
+    /// narrative recorded as this user's (or with no owner record, as the Python version
+    /// left them) is removed: under the user's name, else under their fallback name.
     pub async fn shutdown(&self, user: &UserId) -> Result<Option<ServiceName>, Error> {
-        let name = self.inner.config.naming.user_container(user);
-        self.shutdown_named(name).await
+        let owner = Owner::of(user);
+        let naming = &self.inner.config.naming;
+        for name in [naming.user_container(user), naming.fallback_container(user)] {
+            if let Some(removed) = self.shutdown_named(name, Some(&owner)).await? {
+                return Ok(Some(removed));
+            }
+        }
+        Ok(None)
     }
 
     /// [`Lifecycle::shutdown`] of the user narrative named `name`, for callers that know the
     /// narrative rather than its user (a status page lists names: a cleaned name does not
-    /// give the user id back). A name that is not a user narrative's is refused.
+    /// give the user id back), whoever owns it. A name that is not a user narrative's is
+    /// refused.
     pub async fn shutdown_narrative(
         &self,
         name: &ServiceName,
@@ -433,10 +564,16 @@ impl Lifecycle {
             )
             .into());
         }
-        self.shutdown_named(name.clone()).await
+        self.shutdown_named(name.clone(), None).await
     }
 
-    async fn shutdown_named(&self, name: ServiceName) -> Result<Option<ServiceName>, Error> {
+    /// Removes the narrative named `name`; with `owner`, only if it is not recorded as
+    /// another user's.
+    async fn shutdown_named(
+        &self,
+        name: ServiceName,
+        owner: Option<&Owner>,
+    ) -> Result<Option<ServiceName>, Error> {
         let _lane = self.inner.lanes.enter(&name).await;
         let Some(narrative) = self.call("find", self.inner.manager.find(&name)).await? else {
             let mut known = lock(&self.inner.known);
@@ -444,6 +581,11 @@ impl Lifecycle {
             known.index.forget(&name, gen);
             return Ok(None);
         };
+        if let (Some(owner), Some(recorded)) = (owner, &narrative.owner) {
+            if owner != recorded {
+                return Ok(None);
+            }
+        }
         {
             let mut known = lock(&self.inner.known);
             let gen = known.bump();
@@ -469,6 +611,34 @@ impl Lifecycle {
         tracing::info!(service = %name, "shut down a narrative");
         Ok(Some(name))
     }
+}
+
+/// Where a connect under one name ended.
+enum Placed {
+    /// The user has their narrative under that name.
+    Connected(Connection),
+    /// The name holds another user's narrative.
+    Taken,
+}
+
+/// What became of a narrative found under the user's name.
+enum Found {
+    /// It is the user's, and the answer.
+    Connected(Connection),
+    /// It is another user's.
+    Taken,
+    /// It went away meanwhile.
+    Gone,
+}
+
+/// What became of a connection mark.
+enum Marked {
+    /// Written; the narrative's new version.
+    Done(Option<String>),
+    /// The narrative is gone or being removed.
+    Gone,
+    /// The backend has no mutable metadata.
+    Unsupported,
 }
 
 /// Whether a create that finds the user's name held by a stopped container may clear it and

@@ -57,6 +57,9 @@ impl Lifecycle {
                 .filter(|n| n.replica.is_none())
                 .cloned()
                 .collect();
+            if !plan.unready.is_empty() {
+                known.unready_streak += plan.unready.len();
+            }
             (plan, unlabelled)
         };
 
@@ -132,6 +135,9 @@ impl Lifecycle {
                     report.created += 1;
                     let ready = instant && narrative.state == NarrativeState::Running;
                     let mut known = lock(&self.inner.known);
+                    if ready {
+                        known.unready_streak = 0;
+                    }
                     let gen = known.bump();
                     known.pool.created(narrative, ready, gen, now);
                 }
@@ -164,6 +170,7 @@ impl Lifecycle {
             kind: NarrativeKind::Prespawned,
             env: self.inner.config.narrative_env.clone(),
             origin: None,
+            owner: None,
         }
     }
 
@@ -204,6 +211,7 @@ impl Lifecycle {
             if ready {
                 let gen = known.bump();
                 known.pool.mark_ready(&id, gen);
+                known.unready_streak = 0;
             }
         }
     }

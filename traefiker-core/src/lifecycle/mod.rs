@@ -49,7 +49,7 @@ use crate::flight::{Lanes, SingleFlight};
 use crate::index::Index;
 use crate::manager::ContainerManager;
 use crate::membership::{Membership, Solo};
-use crate::names::{Naming, NarrativeKind, ReplicaId, ServiceName, SessionId};
+use crate::names::{Naming, NarrativeKind, Owner, ReplicaId, ServiceName, SessionId};
 use crate::narrative::{Narrative, NarrativeState};
 use crate::pool::{Pool, Slot};
 use crate::readiness::Readiness;
@@ -189,9 +189,11 @@ pub struct CycleSummary {
 }
 
 /// What this process knows between listings.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Known {
     gen: u64,
+    /// What the pool has cost so far.
+    ledger: Ledger,
     index: Index,
     pool: Pool,
     /// Waiting containers of other replicas, as last listed.
@@ -209,12 +211,70 @@ struct Known {
     last_listing: Option<DateTime<Utc>>,
     last_listing_error: Option<String>,
     last_cycle: Option<CycleSummary>,
+    /// Waiting containers removed for not becoming ready in time since one last did.
+    unready_streak: usize,
 }
 
 impl Known {
+    fn new(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            gen: 0,
+            ledger: Ledger::new(clock),
+            index: Index::default(),
+            pool: Pool::default(),
+            foreign: Vec::new(),
+            records: HashMap::new(),
+            records_loaded: false,
+            quiet_since: HashMap::new(),
+            peers: None,
+            last_listing: None,
+            last_listing_error: None,
+            last_cycle: None,
+            unready_streak: 0,
+        }
+    }
+
+    /// Stamps a change. Every change of the pool comes after a bump, so the ledger integrates
+    /// the waiting count that held until now.
     fn bump(&mut self) -> u64 {
+        self.ledger.settle(self.pool.waiting_any());
         self.gen += 1;
         self.gen
+    }
+}
+
+/// Waiting-narrative seconds: the number of waiting containers integrated over the clock's
+/// time, what the pool costs (SPEC §14).
+#[derive(Debug)]
+struct Ledger {
+    clock: Arc<dyn Clock>,
+    at: DateTime<Utc>,
+    seconds: f64,
+}
+
+impl Ledger {
+    fn new(clock: Arc<dyn Clock>) -> Self {
+        let at = clock.now();
+        Self {
+            clock,
+            at,
+            seconds: 0.0,
+        }
+    }
+
+    /// The total if `waiting` held since the last settlement.
+    fn total(&self, waiting: usize, now: DateTime<Utc>) -> f64 {
+        let span = now
+            .signed_duration_since(self.at)
+            .to_std()
+            .unwrap_or_default();
+        self.seconds + waiting as f64 * span.as_secs_f64()
+    }
+
+    fn settle(&mut self, waiting: usize) {
+        let now = self.clock.now();
+        self.seconds = self.total(waiting, now);
+        self.at = self.at.max(now);
     }
 }
 
@@ -238,7 +298,7 @@ struct Inner {
     config: LifecycleConfig,
     image: RwLock<Option<String>>,
     known: Mutex<Known>,
-    flights: SingleFlight<ServiceName, SharedConnect>,
+    flights: SingleFlight<Owner, SharedConnect>,
     lanes: Lanes<ServiceName>,
     pool_lock: tokio::sync::Mutex<()>,
     reap_lock: tokio::sync::Mutex<()>,
@@ -308,6 +368,7 @@ impl LifecycleBuilder {
 
     /// The lifecycle.
     pub fn build(self) -> Lifecycle {
+        let known = Known::new(self.clock.clone());
         Lifecycle {
             inner: Arc::new(Inner {
                 manager: self.manager,
@@ -319,7 +380,7 @@ impl LifecycleBuilder {
                 readiness: self.readiness,
                 config: self.config,
                 image: RwLock::new(self.image),
-                known: Mutex::new(Known::default()),
+                known: Mutex::new(known),
                 flights: SingleFlight::new(),
                 lanes: Lanes::new(),
                 pool_lock: tokio::sync::Mutex::new(()),
@@ -442,6 +503,27 @@ impl Lifecycle {
     pub fn pool_waiting(&self) -> usize {
         let Some(image) = self.image() else { return 0 };
         lock(&self.inner.known).pool.waiting(&image)
+    }
+
+    /// The number of waiting containers this replica's pool aims at now.
+    pub fn pool_target(&self) -> usize {
+        self.inner.config.pool_size
+    }
+
+    /// Waiting-narrative seconds of this replica's pool since the lifecycle was built: every
+    /// waiting container (ready or not, of any image) counts from when this replica knew it
+    /// until it was claimed or removed.
+    pub fn pool_cost(&self) -> f64 {
+        let known = lock(&self.inner.known);
+        known
+            .ledger
+            .total(known.pool.waiting_any(), self.inner.clock.now())
+    }
+
+    /// Waiting containers removed for not becoming ready within `ready_timeout` since one
+    /// last became ready: above zero, the readiness check is failing.
+    pub fn pool_unready(&self) -> usize {
+        lock(&self.inner.known).unready_streak
     }
 
     /// Runs a backend call with the call deadline.

@@ -15,7 +15,7 @@ use chrono::Utc;
 
 use crate::error::ManagerError;
 use crate::manager::ContainerManager;
-use crate::names::{Naming, NarrativeKind, ReplicaId, ServiceName, SessionId, UserId};
+use crate::names::{Naming, NarrativeKind, Owner, ReplicaId, ServiceName, SessionId, UserId};
 use crate::narrative::{Assignment, Narrative, Origin, SpawnSpec};
 use crate::rules::{Routing, REPLICA_LABEL};
 
@@ -35,6 +35,9 @@ pub struct Caps {
     pub conditional_assign: bool,
     /// `mark_connected` is supported (containers have mutable metadata).
     pub marks_connected: bool,
+    /// Every write is compare-and-swap on [`Narrative::version`]
+    /// ([`ContainerManager::conditional`]): a stale version fails with `Conflict`.
+    pub conditional: bool,
 }
 
 /// How the suite names and starts its containers.
@@ -66,13 +69,15 @@ impl Context {
         UserId::new(format!("conformance-{}", session.short())).unwrap()
     }
 
-    /// A spec for a new user container.
+    /// A spec for a new user container, owned by its (random) user.
     pub fn user_spec(&self) -> SpawnSpec {
         let user = self.user();
         let session = SessionId::generate();
+        let name = self.naming.user_container(&user);
         SpawnSpec {
-            name: self.naming.user_container(&user),
-            labels: Routing::default().labels(&self.naming.router_for_user(&user), &session),
+            labels: Routing::default().labels(&self.naming.router_for(&name), &session),
+            name,
+            owner: Some(Owner::of(&user)),
             session,
             image: self.image.clone(),
             kind: NarrativeKind::User,
@@ -97,12 +102,15 @@ impl Context {
             kind: NarrativeKind::Prespawned,
             env: Default::default(),
             origin: None,
+            owner: None,
         }
     }
 
     fn assignment(&self) -> Assignment {
+        let user = self.user();
         Assignment {
-            name: self.naming.user_container(&self.user()),
+            name: self.naming.user_container(&user),
+            owner: Owner::of(&user),
             origin: Origin {
                 client_ip: Some("192.0.2.2".into()),
                 at: Utc::now(),
@@ -230,7 +238,7 @@ pub async fn assign_to_taken_name(m: &dyn ContainerManager, ctx: &Context) {
         .expect("create waiting");
     let assignment = Assignment {
         name: user_spec.name.clone(),
-        origin: ctx.assignment().origin,
+        ..ctx.assignment()
     };
     let err = m
         .assign(&waiting, &assignment)
@@ -287,8 +295,9 @@ pub async fn assign_is_not_repeated(m: &dyn ContainerManager, ctx: &Context) {
         .await
         .expect_err("assigning the same candidate again fails");
     assert!(
-        matches!(err, ManagerError::NotFound { .. }),
-        "an already assigned candidate is NotFound, got {err:?}"
+        matches!(err, ManagerError::NotFound { .. })
+            || (ctx.caps.conditional && matches!(err, ManagerError::Conflict { .. })),
+        "an already assigned candidate is NotFound (or Conflict where writes are conditional), got {err:?}"
     );
     let owner = find(m, &first.name).await.expect("the first user keeps it");
     assert_eq!(owner.id, given.id);
@@ -322,8 +331,9 @@ pub async fn concurrent_assign(m: &dyn ContainerManager, ctx: &Context) {
     for r in [&ra, &rb] {
         if let Err(e) = r {
             assert!(
-                matches!(e, ManagerError::NotFound { .. }),
-                "the loser of a race for a candidate sees NotFound, got {e:?}"
+                matches!(e, ManagerError::NotFound { .. })
+                    || (ctx.caps.conditional && matches!(e, ManagerError::Conflict { .. })),
+                "the loser of a race for a candidate sees NotFound (or Conflict), got {e:?}"
             );
         }
     }
@@ -371,7 +381,12 @@ pub async fn mark_connected_is_read_back(m: &dyn ContainerManager, ctx: &Context
         at: Utc::now() + chrono::Duration::seconds(5),
     };
     match m.mark_connected(&created, &origin).await {
-        Ok(()) => {
+        Ok(marked) => {
+            assert_eq!(
+                marked.id, created.id,
+                "mark_connected returns the narrative"
+            );
+            assert_eq!(marked.owner, created.owner, "a mark keeps the owner");
             assert!(
                 ctx.caps.marks_connected,
                 "marked although caps say unsupported"
@@ -384,6 +399,7 @@ pub async fn mark_connected_is_read_back(m: &dyn ContainerManager, ctx: &Context
                 "the mark's time is read back"
             );
             assert_eq!(found.session, created.session, "the session is kept");
+            assert_eq!(found.owner, created.owner, "the owner is kept");
         }
         Err(ManagerError::Unsupported { .. }) => {
             assert!(
@@ -394,6 +410,145 @@ pub async fn mark_connected_is_read_back(m: &dyn ContainerManager, ctx: &Context
         Err(e) => panic!("mark_connected failed: {e}"),
     }
     m.remove(&created).await.expect("remove");
+}
+
+/// The owner given at creation and at assignment is read back by `find` and `list`; a
+/// waiting narrative has none.
+pub async fn owners_are_read_back(m: &dyn ContainerManager, ctx: &Context) {
+    let spec = ctx.user_spec();
+    let created = m.create(&spec).await.expect("create");
+    assert_eq!(created.owner, spec.owner, "create reports the owner");
+    let found = find(m, &spec.name).await.expect("found");
+    assert_eq!(found.owner, spec.owner, "find reads the owner back");
+    let waiting = m
+        .create(&ctx.prespawn_spec())
+        .await
+        .expect("create waiting");
+    assert_eq!(waiting.owner, None, "a waiting narrative has no owner");
+    let assignment = ctx.assignment();
+    let given = m.assign(&waiting, &assignment).await.expect("assign");
+    assert_eq!(
+        given.owner.as_ref(),
+        Some(&assignment.owner),
+        "assign records the owner"
+    );
+    let found = find(m, &assignment.name).await.expect("found");
+    assert_eq!(
+        found.owner.as_ref(),
+        Some(&assignment.owner),
+        "find reads the assigned owner back"
+    );
+    let listed = m.list().await.expect("list");
+    for (name, owner) in [
+        (&spec.name, spec.owner.as_ref()),
+        (&assignment.name, Some(&assignment.owner)),
+    ] {
+        let n = listed.iter().find(|n| &n.name == name).expect("listed");
+        assert_eq!(
+            n.owner.as_ref(),
+            owner,
+            "list reads the owner of {name} back"
+        );
+    }
+    m.remove(&found).await.expect("remove");
+    m.remove(&created).await.expect("remove");
+}
+
+/// A user's narrative without an owner record (as the Python version made them) is stamped
+/// by the first owner, again by the same owner, and never by another.
+pub async fn stamp_owner_once(m: &dyn ContainerManager, ctx: &Context) {
+    let spec = SpawnSpec {
+        owner: None,
+        ..ctx.user_spec()
+    };
+    let created = m.create(&spec).await.expect("create without an owner");
+    let found = find(m, &spec.name).await.expect("found");
+    assert_eq!(found.owner, None, "no owner was recorded");
+    let first = Owner::of(&ctx.user());
+    let stamped = m
+        .stamp_owner(&found, &first)
+        .await
+        .expect("the first stamp");
+    assert_eq!(
+        stamped.owner.as_ref(),
+        Some(&first),
+        "stamp_owner returns the owner"
+    );
+    assert_eq!(
+        stamped.session, created.session,
+        "a stamp keeps the session"
+    );
+    let found = find(m, &spec.name).await.expect("found");
+    assert_eq!(found.owner.as_ref(), Some(&first), "the stamp is read back");
+    let again = m
+        .stamp_owner(&found, &first)
+        .await
+        .expect("the same owner again");
+    assert_eq!(again.owner.as_ref(), Some(&first));
+    let other = Owner::of(&ctx.user());
+    // Even from a read made before the first stamp: the backend looks again (or its version
+    // check fails).
+    let err = m
+        .stamp_owner(&created, &other)
+        .await
+        .expect_err("another owner is refused");
+    assert!(
+        matches!(err, ManagerError::OwnedByAnother { .. })
+            || (ctx.caps.conditional && matches!(err, ManagerError::Conflict { .. })),
+        "a second owner is OwnedByAnother, got {err:?}"
+    );
+    let found = find(m, &spec.name).await.expect("found");
+    assert_eq!(found.owner.as_ref(), Some(&first), "the first owner stays");
+    m.remove(&found).await.expect("remove");
+}
+
+/// `conditional` says what the caps say; where writes are conditional, a stale version
+/// fails with `Conflict` on `mark_connected` and `remove` and changes nothing.
+pub async fn conditional_writes(m: &dyn ContainerManager, ctx: &Context) {
+    assert_eq!(
+        m.conditional(),
+        ctx.caps.conditional,
+        "conditional() says what the caps say"
+    );
+    if !ctx.caps.conditional {
+        return;
+    }
+    let created = m.create(&ctx.user_spec()).await.expect("create");
+    let read = find(m, &created.name).await.expect("found");
+    assert!(
+        read.version.is_some(),
+        "a conditional backend reports versions"
+    );
+    let origin = Origin {
+        client_ip: Some("192.0.2.10".into()),
+        at: Utc::now(),
+    };
+    let marked = m
+        .mark_connected(&read, &origin)
+        .await
+        .expect("mark at the version read");
+    assert_ne!(marked.version, read.version, "a write makes a new version");
+    let stale = m
+        .mark_connected(&read, &origin)
+        .await
+        .expect_err("a stale mark fails");
+    assert!(
+        matches!(stale, ManagerError::Conflict { .. }),
+        "a stale mark is Conflict, got {stale:?}"
+    );
+    let stale = m.remove(&read).await.expect_err("a stale removal fails");
+    assert!(
+        matches!(stale, ManagerError::Conflict { .. }),
+        "a stale removal is Conflict, got {stale:?}"
+    );
+    let still = find(m, &created.name)
+        .await
+        .expect("a stale removal removed nothing");
+    assert_eq!(still.version, marked.version);
+    m.remove(&still)
+        .await
+        .expect("a removal at the current version");
+    assert_eq!(find(m, &created.name).await, None);
 }
 
 /// Listing reports both kinds, classified by name.
@@ -462,6 +617,9 @@ pub async fn run_all(m: &dyn ContainerManager, ctx: &Context) {
     concurrent_assign(m, ctx).await;
     replica_label_is_read_back(m, ctx).await;
     mark_connected_is_read_back(m, ctx).await;
+    owners_are_read_back(m, ctx).await;
+    stamp_owner_once(m, ctx).await;
+    conditional_writes(m, ctx).await;
     list_sees_both_kinds(m, ctx).await;
     zombies_contract(m, ctx).await;
     traefik_service_is_stable(m, ctx).await;

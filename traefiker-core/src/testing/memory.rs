@@ -8,7 +8,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::error::ManagerError;
 use crate::manager::{BackendInfo, ContainerManager};
-use crate::names::{Naming, NarrativeKind, ReplicaId, ServiceName};
+use crate::names::{Naming, NarrativeKind, Owner, ReplicaId, ServiceName};
 use crate::narrative::{Assignment, Narrative, NarrativeState, Origin, SpawnSpec};
 use crate::rules::REPLICA_LABEL;
 
@@ -27,6 +27,8 @@ pub enum Op {
     Assign,
     /// `mark_connected`
     MarkConnected,
+    /// `stamp_owner`
+    StampOwner,
     /// `remove`
     Remove,
     /// `zombies`
@@ -313,6 +315,8 @@ impl InMemoryManager {
                 .labels
                 .get(REPLICA_LABEL)
                 .and_then(|r| ReplicaId::new(r.as_str()).ok()),
+            owner: spec.owner.clone(),
+            version: None,
             address: state.address.clone(),
             public_endpoints: Vec::new(),
             created: None,
@@ -340,6 +344,7 @@ impl InMemoryManager {
             .get_mut(&id)
             .ok_or_else(|| not_found(&listed.name))?;
         target.name = assignment.name.clone();
+        target.owner = Some(assignment.owner.clone());
         target.origin = Some(assignment.origin.clone());
         target.kind = self
             .naming
@@ -488,7 +493,7 @@ impl ContainerManager for InMemoryManager {
         &self,
         narrative: &Narrative,
         origin: &Origin,
-    ) -> Result<(), ManagerError> {
+    ) -> Result<Narrative, ManagerError> {
         let call = self.begin(Op::MarkConnected, true).await;
         if let Fate::Fail(e) = call.fate {
             return Err(e);
@@ -498,12 +503,75 @@ impl ContainerManager for InMemoryManager {
             match parse_id(narrative).and_then(|id| state.containers.get_mut(&id)) {
                 Some(stored) => {
                     stored.origin = Some(origin.clone());
-                    Ok(())
+                    Ok(stored.clone())
                 }
                 None => Err(not_found(&narrative.name)),
             }
         };
         self.end(call, Op::MarkConnected, result).await
+    }
+
+    async fn stamp_owner(
+        &self,
+        narrative: &Narrative,
+        owner: &Owner,
+    ) -> Result<Narrative, ManagerError> {
+        let call = self.begin(Op::StampOwner, true).await;
+        if let Fate::Fail(e) = call.fate {
+            return Err(e);
+        }
+        let id = parse_id(narrative);
+        let recorded = |state: &State| -> Result<Option<Owner>, ManagerError> {
+            id.and_then(|id| state.containers.get(&id))
+                .map(|s| s.owner.clone())
+                .ok_or_else(|| not_found(&narrative.name))
+        };
+        let check = |found: Option<Owner>| match found {
+            Some(other) if other != *owner => Err(ManagerError::OwnedByAnother {
+                backend: BACKEND.into(),
+                name: narrative.name.to_string(),
+            }),
+            _ => Ok(()),
+        };
+        let write = |state: &mut State| -> Result<Narrative, ManagerError> {
+            let stored = id
+                .and_then(|id| state.containers.get_mut(&id))
+                .ok_or_else(|| not_found(&narrative.name))?;
+            stored.owner = Some(owner.clone());
+            Ok(stored.clone())
+        };
+        let result = match self.mode {
+            AssignMode::Conditional => {
+                let mut state = self.state();
+                recorded(&state)
+                    .and_then(check)
+                    .and_then(|()| write(&mut state))
+            }
+            AssignMode::ReadThenRename => {
+                // As on Rancher: look at the description, then write it, whatever happened
+                // in between.
+                let looked = recorded(&self.state()).and_then(check);
+                if let Err(e) = looked {
+                    return self.end(call, Op::StampOwner, Err(e)).await;
+                }
+                let write_latency = {
+                    let mut state = self.state();
+                    self.latency(&mut state)
+                };
+                wait(call.back + write_latency / 2).await;
+                let result = write(&mut self.state());
+                let call = Call {
+                    fate: call.fate,
+                    back: write_latency - write_latency / 2,
+                };
+                return self.end(call, Op::StampOwner, result).await;
+            }
+        };
+        self.end(call, Op::StampOwner, result).await
+    }
+
+    fn conditional(&self) -> bool {
+        false
     }
 
     async fn remove(&self, narrative: &Narrative) -> Result<(), ManagerError> {

@@ -68,6 +68,7 @@ pub async fn narrative(
     req: HttpRequest,
     path: web::Path<String>,
 ) -> HttpResponse {
+    let received = std::time::Instant::now();
     if req.headers().contains_key(reply::POLL_HEADER) {
         return reply::waiting();
     }
@@ -159,6 +160,9 @@ pub async fn narrative(
                     "Your narrative could not be opened. Please try again in a minute.",
                 );
             }
+            state
+                .metrics
+                .new_user(connection.outcome, received.elapsed());
             response
         }
         Err(e) => connect_failed(&state, &user, &e),

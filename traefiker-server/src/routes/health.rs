@@ -33,6 +33,11 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 #[get("/metrics")]
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     state.metrics.pool(state.lifecycle.pool_waiting());
+    state.metrics.pool_state(
+        state.lifecycle.pool_target(),
+        state.lifecycle.pool_unready(),
+        state.lifecycle.pool_cost(),
+    );
     state
         .metrics
         .peers(state.lifecycle.peers().map(|peers| peers.len()));
