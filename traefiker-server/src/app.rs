@@ -222,10 +222,23 @@ pub fn image_source(config: &Config) -> Result<ImageSource, StartupError> {
     })
 }
 
+/// What the process is for: serving (a replica, with a pool of its own), or a one-off
+/// command beside the replicas (`traefiker reap`, `traefiker status`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// `traefiker serve`: a replica.
+    Serve,
+    /// A one-off command. It is no replica: it keeps no pool, goes by an id no replica has
+    /// (so it never takes a live replica's waiting narratives for its own), and removes
+    /// another replica's only where the orchestrator proves that replica gone; where the
+    /// peers cannot be proven (no membership), it keeps them and says so.
+    OneOff,
+}
+
 /// Builds the service from its configuration (SPEC §7): verifies the backend, opens the
 /// store, learns the current image and which replica this is, and starts tracking existing
 /// narratives.
-pub async fn build(config: Config) -> Result<(AppState, BuiltBackend), StartupError> {
+pub async fn build(config: Config, role: Role) -> Result<(AppState, BuiltBackend), StartupError> {
     if config.trusted_proxies.is_empty()
         && config.security.auth_failures_per_minute.is_some()
         && !matches!(config.backend, Backend::Local { .. })
@@ -237,22 +250,33 @@ pub async fn build(config: Config) -> Result<(AppState, BuiltBackend), StartupEr
         );
     }
     let backend = backend(&config).await?;
-    let state = build_with(config, backend.manager.clone(), backend.membership.clone()).await?;
+    let state = build_with(
+        config,
+        backend.manager.clone(),
+        backend.membership.clone(),
+        role,
+    )
+    .await?;
     Ok((state, backend))
 }
 
 /// [`build`] with a given backend and membership.
 pub async fn build_with(
-    config: Config,
+    mut config: Config,
     manager: Arc<dyn ContainerManager>,
     membership: Arc<dyn Membership>,
+    role: Role,
 ) -> Result<AppState, StartupError> {
-    let replica = Replica::resolve(
+    let mut replica = Replica::resolve(
         config.replica_id.clone(),
         membership,
         config.timeouts.rancher + Duration::from_secs(1),
     )
     .await?;
+    if role == Role::OneOff {
+        replica = replica.one_off(std::process::id());
+        config.num_prespawn = 0;
+    }
     tracing::info!(replica = %replica.id, "this replica");
     let store: Arc<dyn ActivityStore> = Arc::new(SqliteStore::open(&config.sqlite_reaperdb_path)?);
     let sources = sources(&config)?;

@@ -13,16 +13,17 @@ use traefiker_metrics::{
     read_page_from, MetricsError, PageActivity, PageVersion, TraefikMetricsConfig,
 };
 
-use crate::app::{self, StartupError};
+use crate::app::{self, Role, StartupError};
 use crate::cli::Command;
-use crate::config::Config;
+use crate::config::{Backend, Config};
 
 /// Runs `command` with `config`.
 pub async fn run(command: Command, config: Config) -> Result<ExitCode, StartupError> {
     match command {
         Command::Serve => serve(config).await,
         Command::Reap { dry_run } => {
-            let (state, _backend) = app::build(config).await?;
+            let local = matches!(config.backend, Backend::Local { .. });
+            let (state, _backend) = app::build(config, Role::OneOff).await?;
             let mode = if dry_run {
                 ReapMode::DryRun
             } else {
@@ -30,6 +31,11 @@ pub async fn run(command: Command, config: Config) -> Result<ExitCode, StartupEr
             };
             let report = state.reaper.run(mode).await?;
             print!("{}", render_report(&report));
+            if local {
+                println!("  the local backend's narratives are the serving process's children: this command sees none of them");
+            } else if state.lifecycle.peers().is_none() {
+                println!("  peers unknown (no orchestrator says which replicas run): other replicas' waiting narratives were kept");
+            }
             Ok(if report.activity_error().is_some() {
                 ExitCode::FAILURE
             } else {
@@ -37,7 +43,7 @@ pub async fn run(command: Command, config: Config) -> Result<ExitCode, StartupEr
             })
         }
         Command::Status { json } => {
-            let (state, _backend) = app::build(config).await?;
+            let (state, _backend) = app::build(config, Role::OneOff).await?;
             let entries = state.lifecycle.status();
             if json {
                 let prefix = state.config.naming.user_template().prefix();
@@ -84,7 +90,7 @@ pub async fn run(command: Command, config: Config) -> Result<ExitCode, StartupEr
 async fn serve(config: Config) -> Result<ExitCode, StartupError> {
     let listen = config.listen;
     let grace = config.shutdown_grace;
-    let (state, backend) = app::build(config).await?;
+    let (state, backend) = app::build(config, Role::Serve).await?;
     let listener = std::net::TcpListener::bind(listen).map_err(|e| {
         StartupError::Bind(format!(
             "cannot listen on {listen}: {e} (set listen or --listen)"

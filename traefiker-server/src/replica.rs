@@ -21,6 +21,9 @@ pub struct Replica {
     pub membership: Arc<dyn Membership>,
 }
 
+/// The longest replica id (a Docker or Rancher container name).
+const MAX_ID_LEN: usize = 63;
+
 /// Why this replica cannot tell who it is; each names the setting to fix.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -57,6 +60,23 @@ impl Replica {
         deadline: Duration,
     ) -> Result<Self, ReplicaError> {
         Self::resolve_with(configured, membership, deadline, host_name).await
+    }
+
+    /// The same orchestrator's view, for a one-off command run as process `pid`: an id no
+    /// replica has (this replica's id with `.oneoff.<pid>`, shortened to fit), so the
+    /// command never takes a live replica's waiting narratives for its own.
+    pub fn one_off(self, pid: u32) -> Self {
+        let suffix = format!(".oneoff.{pid}");
+        let keep = self
+            .id
+            .as_str()
+            .len()
+            .min(MAX_ID_LEN.saturating_sub(suffix.len()));
+        let base: String = self.id.as_str().chars().take(keep).collect();
+        let id = ReplicaId::new(format!("{base}{suffix}"))
+            .or_else(|_| ReplicaId::new(format!("oneoff{suffix}")))
+            .unwrap_or(self.id);
+        Self { id, ..self }
     }
 
     async fn resolve_with(

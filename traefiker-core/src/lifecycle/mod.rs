@@ -679,6 +679,11 @@ impl Lifecycle {
             .unwrap_or_else(|_| Err(late("peers", deadline)));
         let peers = match peers {
             Ok(p) => Some(p.into_iter().collect()),
+            // No membership at all (Solo): known from the start, not worth a warning a cycle.
+            Err(e @ ManagerError::Unsupported { .. }) => {
+                tracing::debug!(error = %e, "peers unknown: every replica is taken as alive");
+                None
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "peers unknown: every replica is taken as alive");
                 None
