@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use traefiker_core::{
     ActivitySource, ActivityStore, ContainerManager, Membership, Readiness, Solo, SqliteStore,
 };
-use traefiker_docker::{DockerConfig, DockerManager};
+use traefiker_docker::{DockerConfig, DockerManager, OwnContainer};
 use traefiker_local::{LocalConfig, LocalManager};
 use traefiker_metrics::{
     NarrativeStatus, NarrativeStatusConfig, TraefikMetrics, TraefikMetricsConfig,
@@ -118,11 +118,11 @@ pub async fn backend(config: &Config) -> Result<BuiltBackend, StartupError> {
             local = Some(manager.clone());
             manager
         }
-        Backend::Docker { url, network } => {
-            let mut dc = DockerConfig::new(url.clone(), network.clone());
-            dc.image_name = config.image_name.clone();
-            dc.naming = config.naming.clone();
-            Arc::new(DockerManager::connect(dc).await?)
+        Backend::Docker { .. } => {
+            let manager = DockerManager::connect(docker_config(config)).await?;
+            // The replicas are the running containers of traefiker's own Compose service.
+            membership = Arc::new(manager.membership(OwnContainer::Detect));
+            Arc::new(manager)
         }
     };
     let info = manager.verify().await.map_err(StartupError::Backend)?;
@@ -135,6 +135,24 @@ pub async fn backend(config: &Config) -> Result<BuiltBackend, StartupError> {
         membership,
         local,
     })
+}
+
+/// The Docker backend's settings: the engine and network, and the configured deadline of
+/// each backend operation (`rancher_timeout_secs`), every engine call in it, so that the
+/// backend gives up before the lifecycle stops waiting for it.
+pub fn docker_config(config: &Config) -> DockerConfig {
+    let (url, network) = match &config.backend {
+        Backend::Docker { url, network } => (url.clone(), network.clone()),
+        _ => (
+            traefiker_docker::DEFAULT_DOCKER_URL.to_owned(),
+            traefiker_docker::DEFAULT_NETWORK.to_owned(),
+        ),
+    };
+    let mut dc = DockerConfig::new(url, network);
+    dc.image_name = config.image_name.clone();
+    dc.naming = config.naming.clone();
+    dc.timeouts.request = config.timeouts.rancher;
+    dc
 }
 
 /// `ca_bundle`'s PEM for the backends that build their own clients.
@@ -480,5 +498,28 @@ pub fn configure(cfg: &mut web::ServiceConfig, provider: bool, front: bool) {
     }
     if front {
         routes::front::configure(cfg);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::config::Layer;
+
+    #[test]
+    fn the_docker_backend_gets_the_configured_deadline() {
+        let layer: Layer = [("backend", "docker"), ("rancher_timeout_secs", "3")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let config = Config::from_layers(&[layer]).unwrap();
+        let dc = docker_config(&config);
+        assert_eq!(dc.timeouts.request, Duration::from_secs(3));
+        assert!(
+            dc.timeouts.request < config.timeouts.rancher + Duration::from_secs(1),
+            "the backend gives up before the lifecycle's call deadline"
+        );
     }
 }

@@ -71,7 +71,7 @@ pub const KEYS: &[Key] = &[
     key("auth_cache_secs", Some("60"), "how long a validated token is trusted"),
     key("connect_timeout_secs", Some("5"), "connect timeout of every outbound call"),
     key("auth2_timeout_secs", Some("20"), "whole-request timeout of auth2 calls"),
-    key("rancher_timeout_secs", Some("20"), "deadline of each Rancher operation, every request and retry in it"),
+    key("rancher_timeout_secs", Some("20"), "deadline of each backend operation (Rancher, Docker), every request and retry in it; the lifecycle stops waiting 1 s after it"),
     key("rancher_list_timeout_secs", Some("60"), "deadline of a whole Rancher listing, every page and retry"),
     key("version_timeout_secs", Some("20"), "whole-request timeout of narrative_version_url"),
     key("metrics_timeout_secs", Some("10"), "whole-request timeout of the Traefik metrics page"),
