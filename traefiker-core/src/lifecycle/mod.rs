@@ -20,11 +20,14 @@
 //!
 //! # Timing
 //!
-//! Every backend call has a deadline (`call_timeout`, a listing `list_timeout`), every
-//! activity read `activity_timeout`. Operations on one narrative — a connect, a shutdown, a
-//! reaper removal — take its lane ([`Lanes`]) and never interleave; concurrent connects of
-//! one user share one operation ([`SingleFlight`]) that runs to its end even if every caller
-//! goes away.
+//! The lifecycle waits for each backend call at most `call_timeout` (a listing
+//! `list_timeout`), for each activity read `activity_timeout`. A call the lifecycle stopped
+//! waiting for may go on where the backend runs it elsewhere (the server runs every call on
+//! its main runtime): it ends at the backend's own deadline, which every backend has and the
+//! server sets a second shorter than `call_timeout`. Operations on one narrative — a connect,
+//! a shutdown, a reaper removal — take its lane ([`Lanes`]) and never interleave; concurrent
+//! connects of one user share one operation ([`SingleFlight`]), a task of the runtime that
+//! started it, which goes on when every caller goes away and ends with that runtime.
 
 mod connect;
 mod fill;
