@@ -16,6 +16,7 @@ use traefiker_core::{
     ActivitySource, ActivityStore, ContainerManager, Membership, Readiness, Solo, SqliteStore,
 };
 use traefiker_docker::{DockerConfig, DockerManager, OwnContainer};
+use traefiker_kube::{Cluster, KubeConfig, KubeManager};
 use traefiker_local::{LocalConfig, LocalManager};
 use traefiker_metrics::{
     NarrativeStatus, NarrativeStatusConfig, TraefikMetrics, TraefikMetricsConfig,
@@ -40,6 +41,9 @@ pub enum StartupError {
     /// The Docker backend could not be set up.
     #[error("Docker backend: {0}")]
     Docker(#[from] traefiker_docker::DockerError),
+    /// The Kubernetes backend could not be set up.
+    #[error("Kubernetes backend: {0}")]
+    Kubernetes(#[from] traefiker_kube::KubeError),
     /// The backend does not answer.
     #[error("container backend check failed: {0}")]
     Backend(traefiker_core::ManagerError),
@@ -117,6 +121,22 @@ pub async fn backend(config: &Config) -> Result<BuiltBackend, StartupError> {
             );
             local = Some(manager.clone());
             manager
+        }
+        Backend::Kubernetes {
+            namespace,
+            pod_name,
+        } => {
+            let mut kc = KubeConfig::new(Cluster::Infer);
+            kc.namespace = namespace.clone();
+            kc.pod_name = pod_name.clone();
+            kc.image_name = config.image_name.clone();
+            kc.naming = config.naming.clone();
+            kc.timeouts.connect = config.timeouts.connect;
+            kc.timeouts.request = config.timeouts.rancher;
+            kc.timeouts.list = config.timeouts.rancher_list;
+            let manager = KubeManager::connect(kc).await?;
+            membership = Arc::new(manager.membership());
+            Arc::new(manager)
         }
         Backend::Docker { .. } => {
             let manager = DockerManager::connect(docker_config(config)).await?;

@@ -14,7 +14,7 @@ use crate::background::{ImageSource, Reaper};
 use crate::config::Config;
 use crate::kept::Kept;
 use crate::replica::Replica;
-use crate::telemetry::{Metrics, Timed};
+use crate::telemetry::{Counted, Metrics, Timed, Watched};
 
 /// Everything a request handler or background task needs.
 #[derive(Clone, Debug)]
@@ -56,7 +56,19 @@ impl AppState {
     ) -> Self {
         let metrics = Arc::new(Metrics::new());
         metrics.replica(replica.id.as_str());
+        metrics.configured(
+            clock.now(),
+            config.reaper_interval,
+            config.security.max_narratives,
+        );
         let timed: Arc<dyn ContainerManager> = Arc::new(Timed::new(manager, metrics.clone()));
+        let sources: Vec<Arc<dyn ActivitySource>> = sources
+            .into_iter()
+            .map(|source| {
+                Arc::new(Watched::new(source, metrics.clone())) as Arc<dyn ActivitySource>
+            })
+            .collect();
+        let auth: Arc<dyn Authenticator> = Arc::new(Counted::new(auth, metrics.clone()));
         let lifecycle = Lifecycle::builder(
             timed,
             LifecycleConfig {

@@ -5,8 +5,9 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::auth::GateCounters;
+use crate::auth::{AuthError, Authenticator, GateCounters, Identity};
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -14,8 +15,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use traefiker_core::{
-    Assignment, BackendInfo, ConnectOutcome, ContainerManager, ManagerError, Narrative, Origin,
-    Owner, ReapReport, ServiceName, SpawnSpec,
+    ActivityError, ActivitySnapshot, ActivitySource, ActivityTarget, Assignment, BackendInfo,
+    ConnectOutcome, ContainerManager, ManagerError, Narrative, Origin, Owner, ReapReport,
+    ServiceName, SpawnSpec,
 };
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -54,6 +56,7 @@ pub struct Metrics {
     replica_info: Family<ReplicaLabel, Gauge>,
     peers: Gauge,
     peers_known: Gauge,
+    signals: Signals,
     pool_target: Gauge,
     pool_hits: Counter,
     cold_starts: Counter,
@@ -152,6 +155,7 @@ impl Metrics {
             "1 while the live replicas are known, 0 while not (then no replica's waiting narratives are removed for being gone)",
             peers_known.clone(),
         );
+        let signals = Signals::register(&mut registry, &connects);
         // The pool that follows demand (SPEC §14): what it aims at, what it saved, what it
         // costs. Alerts are written against these names (docs/operations.md).
         let pool_target = Gauge::default();
@@ -207,6 +211,7 @@ impl Metrics {
             replica_info,
             peers,
             peers_known,
+            signals,
             pool_target,
             pool_hits,
             cold_starts,
@@ -342,9 +347,9 @@ impl Timed {
 
 macro_rules! timed {
     ($self:ident, $op:literal, $call:expr) => {{
-        let started = Instant::now();
+        let call = Call::start(&$self.metrics, $op);
         let result = $call.await;
-        $self.metrics.observe($op, started);
+        call.answered(&result);
         result
     }};
 }
@@ -416,14 +421,618 @@ impl ContainerManager for Timed {
     }
 }
 
+// What the alerting rules of `deploy/prometheus/` watch (docs/observability.md): whether this
+// replica is ready, when the reaper last finished, whether each activity source answers, the
+// backend's and auth2's failures, and how close the users' narratives are to the cap.
+
+/// The backend operations a [`Timed`] manager counts failures of.
+const OPERATIONS: [&str; 9] = [
+    "verify",
+    "find",
+    "list",
+    "create",
+    "assign",
+    "mark_connected",
+    "stamp_owner",
+    "remove",
+    "zombies",
+];
+
+/// The backend failures an operator acts on; the other errors (not found, name taken, a
+/// compare-and-swap conflict, another user's name) are answers the lifecycle expects and acts
+/// on itself.
+const BACKEND_ERROR_KINDS: [&str; 3] = ["unavailable", "rejected", "deadline"];
+
+/// How a token validation ended.
+const AUTH_OUTCOMES: [&str; 3] = ["valid", "rejected", "unreachable"];
+
+/// How a connect ended, as [`Metrics::connect`] is told.
+const CONNECT_OUTCOMES: [&str; 4] = ["existing", "assigned", "created", "error"];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabel {
+    source: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReadLabels {
+    source: String,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BackendErrorLabels {
+    operation: &'static str,
+    kind: &'static str,
+}
+
+/// The metrics the alerting rules are written against. Every labelled series exists from the
+/// start at zero (Prometheus's advice for known label values), so that a rule over a family
+/// with no failure yet answers 0 rather than nothing.
+#[derive(Debug)]
+struct Signals {
+    start_time: Gauge,
+    ready: Gauge,
+    reaper_interval: Gauge,
+    reaper_last_cycle: Gauge,
+    user_narratives: Gauge,
+    max_narratives: Gauge,
+    activity_reads: Family<ReadLabels, Counter>,
+    activity_failing: Family<SourceLabel, Gauge>,
+    backend_errors: Family<BackendErrorLabels, Counter>,
+    auth_validations: Family<OutcomeLabel, Counter>,
+}
+
+impl Signals {
+    fn register(registry: &mut Registry, connects: &Family<OutcomeLabel, Counter>) -> Self {
+        for outcome in CONNECT_OUTCOMES {
+            connects.get_or_create(&OutcomeLabel { outcome }).inc_by(0);
+        }
+        let signals = Self {
+            start_time: Gauge::default(),
+            ready: Gauge::default(),
+            reaper_interval: Gauge::default(),
+            reaper_last_cycle: Gauge::default(),
+            user_narratives: Gauge::default(),
+            max_narratives: Gauge::default(),
+            activity_reads: Family::default(),
+            activity_failing: Family::default(),
+            backend_errors: Family::default(),
+            auth_validations: Family::default(),
+        };
+        for operation in OPERATIONS {
+            for kind in BACKEND_ERROR_KINDS {
+                signals
+                    .backend_errors
+                    .get_or_create(&BackendErrorLabels { operation, kind })
+                    .inc_by(0);
+            }
+        }
+        for outcome in AUTH_OUTCOMES {
+            signals
+                .auth_validations
+                .get_or_create(&OutcomeLabel { outcome })
+                .inc_by(0);
+        }
+        registry.register(
+            "start_time_seconds",
+            "When this process started, in seconds since the Unix epoch",
+            signals.start_time.clone(),
+        );
+        registry.register(
+            "ready",
+            "1 while /readyz answers 200 (the backend answered lately), else 0",
+            signals.ready.clone(),
+        );
+        registry.register(
+            "reaper_interval_seconds",
+            "reaper_interval_secs: the internal reaper's period; 0 = cycles only on GET /reaper/",
+            signals.reaper_interval.clone(),
+        );
+        registry.register(
+            "reaper_last_cycle_timestamp_seconds",
+            "When the last reaper cycle (not a dry run) finished, in seconds since the Unix epoch; 0 before the first",
+            signals.reaper_last_cycle.clone(),
+        );
+        registry.register(
+            "user_narratives",
+            "Users' narratives this replica knows of: what max_narratives is compared with",
+            signals.user_narratives.clone(),
+        );
+        registry.register(
+            "max_narratives",
+            "max_narratives: the cap on users' narratives; 0 = no cap",
+            signals.max_narratives.clone(),
+        );
+        registry.register(
+            "activity_reads",
+            "Reads of each activity source by outcome (ok, error: down, timing out, garbage)",
+            signals.activity_reads.clone(),
+        );
+        registry.register(
+            "activity_consecutive_failures",
+            "Reads of each activity source that failed in a row; while above 0 nothing is reaped for idleness",
+            signals.activity_failing.clone(),
+        );
+        registry.register(
+            "backend_errors",
+            "Failed container backend calls by operation and kind (unavailable, rejected, deadline: no answer within call_timeout)",
+            signals.backend_errors.clone(),
+        );
+        registry.register(
+            "auth_validations",
+            "Token validations asked of auth2 (or the static tokens) by outcome (valid, rejected, unreachable: no or no readable answer)",
+            signals.auth_validations.clone(),
+        );
+        signals
+    }
+}
+
+/// Seconds since the Unix epoch, as a gauge holds them.
+fn epoch_seconds(at: DateTime<Utc>) -> i64 {
+    at.timestamp()
+}
+
+/// What the `/metrics` handler reads from the rest of the process at each scrape.
+#[derive(Clone, Copy, Debug)]
+pub struct Standing {
+    /// Whether `/readyz` answers 200.
+    pub ready: bool,
+    /// Users' narratives this replica knows of.
+    pub user_narratives: usize,
+    /// When the last reaper cycle (not a dry run) finished.
+    pub last_cycle: Option<DateTime<Utc>>,
+}
+
+impl Metrics {
+    /// Records what is fixed for the process: when it started (by the lifecycle's clock), the
+    /// reaper's period and the cap on users' narratives.
+    pub fn configured(
+        &self,
+        started: DateTime<Utc>,
+        reaper_interval: Duration,
+        max_narratives: Option<usize>,
+    ) {
+        let s = &self.signals;
+        s.start_time.set(epoch_seconds(started));
+        s.reaper_interval
+            .set(i64::try_from(reaper_interval.as_secs()).unwrap_or(i64::MAX));
+        s.max_narratives
+            .set(max_narratives.map_or(0, |n| i64::try_from(n).unwrap_or(i64::MAX)));
+    }
+
+    /// Records the process's standing, at a scrape.
+    pub fn standing(&self, standing: Standing) {
+        let s = &self.signals;
+        s.ready.set(i64::from(standing.ready));
+        s.user_narratives
+            .set(i64::try_from(standing.user_narratives).unwrap_or(i64::MAX));
+        s.reaper_last_cycle
+            .set(standing.last_cycle.map_or(0, epoch_seconds));
+    }
+
+    /// Counts one failed backend call of `operation`.
+    fn backend_error(&self, operation: &'static str, kind: &'static str) {
+        self.signals
+            .backend_errors
+            .get_or_create(&BackendErrorLabels { operation, kind })
+            .inc();
+    }
+
+    /// Counts one read of the activity source `source`.
+    fn activity_read(&self, source: &str, ok: bool) {
+        let s = &self.signals;
+        let outcome = if ok { "ok" } else { "error" };
+        s.activity_reads
+            .get_or_create(&ReadLabels {
+                source: source.to_owned(),
+                outcome,
+            })
+            .inc();
+        let failing = s.activity_failing.get_or_create(&SourceLabel {
+            source: source.to_owned(),
+        });
+        if ok {
+            failing.set(0);
+        } else {
+            failing.inc();
+        }
+    }
+
+    /// Makes the series of source `source` exist at zero before its first read.
+    fn activity_source(&self, source: &str) {
+        let s = &self.signals;
+        for outcome in ["ok", "error"] {
+            s.activity_reads
+                .get_or_create(&ReadLabels {
+                    source: source.to_owned(),
+                    outcome,
+                })
+                .inc_by(0);
+        }
+        s.activity_failing
+            .get_or_create(&SourceLabel {
+                source: source.to_owned(),
+            })
+            .set(0);
+    }
+
+    /// Counts one token validation by how it ended.
+    fn auth_validated(&self, outcome: &'static str) {
+        self.signals
+            .auth_validations
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
+    }
+}
+
+/// One backend call being timed: recorded when it answers or, if it is dropped unanswered
+/// (the lifecycle's deadline gave up on it), as a `deadline` failure.
+struct Call<'a> {
+    metrics: &'a Metrics,
+    operation: &'static str,
+    started: Instant,
+    answered: bool,
+}
+
+impl<'a> Call<'a> {
+    fn start(metrics: &'a Metrics, operation: &'static str) -> Self {
+        Self {
+            metrics,
+            operation,
+            started: Instant::now(),
+            answered: false,
+        }
+    }
+
+    fn answered<T>(mut self, result: &Result<T, ManagerError>) {
+        self.answered = true;
+        self.metrics.observe(self.operation, self.started);
+        let kind = match result {
+            Err(ManagerError::Unavailable { .. }) => Some("unavailable"),
+            Err(ManagerError::Rejected { .. }) => Some("rejected"),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            self.metrics.backend_error(self.operation, kind);
+        }
+    }
+}
+
+impl Drop for Call<'_> {
+    fn drop(&mut self) {
+        if !self.answered {
+            self.metrics.observe(self.operation, self.started);
+            self.metrics.backend_error(self.operation, "deadline");
+        }
+    }
+}
+
+/// An [`ActivitySource`] that counts the reads of the one it wraps: how each ended, and how
+/// many failed in a row (a read dropped unanswered, when the reaper's deadline gave up on it,
+/// is a failure).
+#[derive(Debug)]
+pub struct Watched {
+    inner: Arc<dyn ActivitySource>,
+    metrics: Arc<Metrics>,
+}
+
+impl Watched {
+    /// Wraps `inner`, recording into `metrics`; its series exist from now.
+    pub fn new(inner: Arc<dyn ActivitySource>, metrics: Arc<Metrics>) -> Self {
+        metrics.activity_source(inner.name());
+        Self { inner, metrics }
+    }
+}
+
+/// A read in flight; a failure unless it answered.
+struct Read<'a> {
+    watched: &'a Watched,
+    answered: bool,
+}
+
+impl Drop for Read<'_> {
+    fn drop(&mut self) {
+        if !self.answered {
+            self.watched
+                .metrics
+                .activity_read(self.watched.inner.name(), false);
+        }
+    }
+}
+
+#[async_trait]
+impl ActivitySource for Watched {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    async fn snapshot(
+        &self,
+        targets: &[ActivityTarget],
+    ) -> Result<ActivitySnapshot, ActivityError> {
+        let mut read = Read {
+            watched: self,
+            answered: false,
+        };
+        let result = self.inner.snapshot(targets).await;
+        read.answered = true;
+        self.metrics
+            .activity_read(self.inner.name(), result.is_ok());
+        result
+    }
+}
+
+/// An [`Authenticator`] that counts the validations of the one it wraps by outcome.
+#[derive(Debug)]
+pub struct Counted {
+    inner: Arc<dyn Authenticator>,
+    metrics: Arc<Metrics>,
+}
+
+impl Counted {
+    /// Wraps `inner`, recording into `metrics`.
+    pub fn new(inner: Arc<dyn Authenticator>, metrics: Arc<Metrics>) -> Self {
+        Self { inner, metrics }
+    }
+}
+
+#[async_trait]
+impl Authenticator for Counted {
+    async fn validate(&self, token: &str) -> Result<Identity, AuthError> {
+        let result = self.inner.validate(token).await;
+        self.metrics.auth_validated(match &result {
+            Ok(_) => "valid",
+            // Throttling is the gate's answer, never an authenticator's; counted as what it
+            // stands for.
+            Err(AuthError::Rejected { .. } | AuthError::Throttled { .. }) => "rejected",
+            Err(AuthError::Unreachable { .. }) => "unreachable",
+        });
+        result
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use traefiker_core::{PoolReport, ReapMode, ServiceName};
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+    use std::sync::Mutex;
+    use traefiker_core::testing::{InMemoryManager, Op, ScriptedActivity};
+    use traefiker_core::Naming;
+
+    /// The value of the sample `series` (name and labels as encoded) in `text`.
+    fn sample(text: &str, series: &str) -> Option<f64> {
+        text.lines().find_map(|line| {
+            let value = line.strip_prefix(series)?.strip_prefix(' ')?;
+            value.split(' ').next()?.parse().ok()
+        })
+    }
+
+    fn unavailable() -> ManagerError {
+        ManagerError::Unavailable {
+            backend: "rancher".into(),
+            detail: "down".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn backend_failures_are_counted_by_operation_and_kind() {
+        let metrics = Arc::new(Metrics::new());
+        let text = metrics.encode();
+        for operation in OPERATIONS {
+            for kind in BACKEND_ERROR_KINDS {
+                let series = format!(
+                    "traefiker_backend_errors_total{{operation=\"{operation}\",kind=\"{kind}\"}}"
+                );
+                assert_eq!(sample(&text, &series), Some(0.0), "{series} in\n{text}");
+            }
+        }
+        let backend = Arc::new(InMemoryManager::new(Naming::default()));
+        let timed = Timed::new(backend.clone(), metrics.clone());
+        backend.fail_next(Op::List, unavailable());
+        assert!(timed.list().await.is_err());
+        backend.fail_next(
+            Op::Zombies,
+            ManagerError::Rejected {
+                backend: "rancher".into(),
+                detail: "forbidden".into(),
+            },
+        );
+        assert!(timed.zombies().await.is_err());
+        let name = ServiceName::new("narrative-x").unwrap();
+        // An answer the lifecycle expects is no failure.
+        backend.fail_next(
+            Op::Find,
+            ManagerError::NameTaken {
+                backend: "rancher".into(),
+                name: "narrative-x".into(),
+            },
+        );
+        assert!(timed.find(&name).await.is_err());
+        let text = metrics.encode();
+        let count = |operation: &str, kind: &str| {
+            sample(
+                &text,
+                &format!(
+                    "traefiker_backend_errors_total{{operation=\"{operation}\",kind=\"{kind}\"}}"
+                ),
+            )
+        };
+        assert_eq!(count("list", "unavailable"), Some(1.0), "{text}");
+        assert_eq!(count("zombies", "rejected"), Some(1.0), "{text}");
+        assert_eq!(count("find", "unavailable"), Some(0.0), "{text}");
+        assert_eq!(count("find", "rejected"), Some(0.0), "{text}");
+        assert_eq!(
+            sample(
+                &text,
+                "traefiker_backend_call_seconds_count{operation=\"find\"}"
+            ),
+            Some(1.0)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_backend_call_given_up_at_its_deadline_counts_as_a_deadline() {
+        let metrics = Arc::new(Metrics::new());
+        let backend =
+            Arc::new(InMemoryManager::new(Naming::default()).with_latency(Duration::from_secs(60)));
+        let timed = Timed::new(backend, metrics.clone());
+        let late = tokio::time::timeout(Duration::from_secs(20), timed.list()).await;
+        assert!(late.is_err(), "the call answered within its deadline");
+        let text = metrics.encode();
+        assert_eq!(
+            sample(
+                &text,
+                "traefiker_backend_errors_total{operation=\"list\",kind=\"deadline\"}"
+            ),
+            Some(1.0),
+            "{text}"
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "traefiker_backend_call_seconds_count{operation=\"list\"}"
+            ),
+            Some(1.0),
+            "the abandoned call's time is observed too"
+        );
+    }
+
+    #[derive(Debug)]
+    struct Hangs;
+
+    #[async_trait]
+    impl ActivitySource for Hangs {
+        fn name(&self) -> &str {
+            "narrative_status"
+        }
+
+        async fn snapshot(&self, _: &[ActivityTarget]) -> Result<ActivitySnapshot, ActivityError> {
+            std::future::pending().await
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn activity_reads_count_failures_in_a_row_until_one_answers() {
+        let metrics = Arc::new(Metrics::new());
+        let scripted = Arc::new(ScriptedActivity::new("traefik"));
+        let source = Watched::new(scripted.clone(), metrics.clone());
+        let hanging = Watched::new(Arc::new(Hangs), metrics.clone());
+        let failing = "traefiker_activity_consecutive_failures{source=\"traefik\"}";
+        let errors = "traefiker_activity_reads_total{source=\"traefik\",outcome=\"error\"}";
+        let oks = "traefiker_activity_reads_total{source=\"traefik\",outcome=\"ok\"}";
+        let text = metrics.encode();
+        assert_eq!(sample(&text, failing), Some(0.0), "{text}");
+        assert_eq!(sample(&text, errors), Some(0.0), "{text}");
+        for _ in 0..2 {
+            scripted.push(Err(ActivityError::new("traefik", "down")));
+        }
+        assert!(source.snapshot(&[]).await.is_err());
+        assert!(source.snapshot(&[]).await.is_err());
+        let text = metrics.encode();
+        assert_eq!(sample(&text, failing), Some(2.0), "{text}");
+        assert_eq!(sample(&text, errors), Some(2.0), "{text}");
+        assert!(source.snapshot(&[]).await.is_ok());
+        let text = metrics.encode();
+        assert_eq!(sample(&text, failing), Some(0.0), "{text}");
+        assert_eq!(sample(&text, oks), Some(1.0), "{text}");
+        assert_eq!(source.name(), "traefik");
+
+        let gave_up = tokio::time::timeout(Duration::from_secs(65), hanging.snapshot(&[])).await;
+        assert!(gave_up.is_err());
+        let text = metrics.encode();
+        assert_eq!(
+            sample(
+                &text,
+                "traefiker_activity_consecutive_failures{source=\"narrative_status\"}"
+            ),
+            Some(1.0),
+            "a read given up at its deadline is a failure\n{text}"
+        );
+    }
+
+    #[derive(Debug)]
+    struct Answers(Mutex<Vec<Result<Identity, AuthError>>>);
+
+    #[async_trait]
+    impl Authenticator for Answers {
+        async fn validate(&self, _token: &str) -> Result<Identity, AuthError> {
+            self.0.lock().unwrap().remove(0)
+        }
+    }
+
+    #[tokio::test]
+    async fn token_validations_are_counted_by_outcome() {
+        let metrics = Arc::new(Metrics::new());
+        let answers = vec![
+            Ok(Identity {
+                user: "alice".into(),
+                custom_roles: Vec::new(),
+            }),
+            Err(AuthError::Rejected {
+                url: "https://auth2".into(),
+                message: "invalid token".into(),
+            }),
+            Err(AuthError::Unreachable {
+                url: "https://auth2".into(),
+                detail: "timed out".into(),
+            }),
+            Err(AuthError::Unreachable {
+                url: "https://auth2".into(),
+                detail: "502".into(),
+            }),
+        ];
+        let auth = Counted::new(Arc::new(Answers(Mutex::new(answers))), metrics.clone());
+        for _ in 0..4 {
+            let _ = auth.validate("t").await;
+        }
+        let text = metrics.encode();
+        for (outcome, n) in [("valid", 1.0), ("rejected", 1.0), ("unreachable", 2.0)] {
+            let series = format!("traefiker_auth_validations_total{{outcome=\"{outcome}\"}}");
+            assert_eq!(sample(&text, &series), Some(n), "{series} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn configured_and_standing_values_are_exported() {
+        let metrics = Metrics::new();
+        let text = metrics.encode();
+        for series in [
+            "traefiker_ready",
+            "traefiker_reaper_last_cycle_timestamp_seconds",
+            "traefiker_max_narratives",
+            "traefiker_connects_total{outcome=\"error\"}",
+        ] {
+            assert_eq!(sample(&text, series), Some(0.0), "{series} in\n{text}");
+        }
+        let started = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        metrics.configured(started, Duration::from_secs(60), Some(400));
+        metrics.standing(Standing {
+            ready: true,
+            user_narratives: 7,
+            last_cycle: Some(started + chrono::Duration::seconds(90)),
+        });
+        let text = metrics.encode();
+        for (series, value) in [
+            ("traefiker_start_time_seconds", 1_700_000_000.0),
+            ("traefiker_reaper_interval_seconds", 60.0),
+            ("traefiker_max_narratives", 400.0),
+            ("traefiker_ready", 1.0),
+            ("traefiker_user_narratives", 7.0),
+            (
+                "traefiker_reaper_last_cycle_timestamp_seconds",
+                1_700_000_090.0,
+            ),
+        ] {
+            assert_eq!(sample(&text, series), Some(value), "{series} in\n{text}");
+        }
+    }
 
     #[test]
     fn narratives_reaped_while_unanswered_are_counted_apart() {
+        use traefiker_core::{PoolReport, ReapMode, ServiceName};
+
         let name = |n: &str| ServiceName::new(n).unwrap_or_else(|e| panic!("{e}"));
         let report = ReapReport {
             mode: ReapMode::Apply,

@@ -201,6 +201,40 @@ async fn static_tokens_with_a_real_backend_refuse_to_start_and_name_the_key() {
     assert!(!stderr.contains("demo-token"), "{stderr}");
 }
 
+/// `backend = kubernetes` outside a pod and without a kubeconfig: the process exits at once
+/// with a message saying both and what to do, not a panic or a retry loop.
+#[tokio::test]
+async fn kubernetes_without_a_service_account_or_kubeconfig_says_what_to_do() {
+    let home = std::env::temp_dir().join(format!("traefiker-kube-home-{}", std::process::id()));
+    std::fs::create_dir_all(&home).unwrap();
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_traefiker"))
+        .env_clear()
+        .env("HOME", &home)
+        .env("backend", "kubernetes")
+        .env("image_tag", "5.4.3")
+        .env("listen", "127.0.0.1:0")
+        .env("sqlite_reaperdb_path", home.join("reaper.db"))
+        .arg("serve")
+        .output();
+    let output = tokio::time::timeout(std::time::Duration::from_secs(30), run)
+        .await
+        .expect("it gives up at once")
+        .unwrap();
+    std::fs::remove_dir_all(&home).ok();
+    assert!(!output.status.success());
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(text.contains("no Kubernetes API configuration"), "{text}");
+    assert!(
+        text.contains("KUBECONFIG") && text.contains("service account"),
+        "{text}"
+    );
+    assert!(!text.contains("panicked"), "{text}");
+}
+
 /// `traefiker activity --file` with nothing configured: the report of a saved page, or
 /// "activity unknown" and exit status 1 for a page the reaper would refuse.
 #[test]

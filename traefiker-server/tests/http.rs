@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::{Harness, IMAGE};
 use reqwest::StatusCode;
 use traefiker_core::testing::Op;
-use traefiker_core::{ActivityError, ManagerError, NarrativeKind};
+use traefiker_core::{ActivityError, Clock, ManagerError, NarrativeKind};
 
 #[tokio::test]
 async fn no_cookie_redirects_to_login_with_the_python_nextrequest() {
@@ -405,6 +405,104 @@ async fn health_readiness_and_metrics() {
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body = r.text().await.unwrap();
     assert!(!body.contains("rancher.internal"), "{body}");
+    h.stop().await;
+}
+
+/// The value of the sample `series` (name and labels as encoded) in a `/metrics` page.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        let value = line.strip_prefix(series)?.strip_prefix(' ')?;
+        value.split(' ').next()?.parse().ok()
+    })
+}
+
+/// What the alerting rules of deploy/prometheus/ read follows the process: readiness, the
+/// last reaper cycle by the lifecycle's clock, the users' narratives against the cap, each
+/// activity source's failures in a row, auth2's answers.
+#[tokio::test]
+async fn operator_signals_follow_the_process() {
+    let h = Harness::start(&[("max_narratives", "5"), ("reaper_interval_secs", "0")]).await;
+    let metrics = || async {
+        let r = h.get("/metrics").send().await.unwrap();
+        r.text().await.unwrap()
+    };
+    let text = metrics().await;
+    assert_eq!(
+        sample(&text, "traefiker_reaper_last_cycle_timestamp_seconds"),
+        Some(0.0),
+        "no cycle yet\n{text}"
+    );
+    assert_eq!(
+        sample(&text, "traefiker_start_time_seconds"),
+        Some(h.clock.now().timestamp() as f64)
+    );
+    h.wait_ready().await;
+    assert_eq!(
+        h.open("/narrative/x", "alice-token").await.status(),
+        StatusCode::CREATED
+    );
+    h.clock.advance(Duration::from_secs(30));
+    assert_eq!(
+        h.get("/reaper/").send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    let text = metrics().await;
+    for (series, value) in [
+        ("traefiker_ready", 1.0),
+        ("traefiker_user_narratives", 1.0),
+        ("traefiker_max_narratives", 5.0),
+        ("traefiker_reaper_interval_seconds", 0.0),
+        (
+            "traefiker_reaper_last_cycle_timestamp_seconds",
+            h.clock.now().timestamp() as f64,
+        ),
+        ("traefiker_auth_validations_total{outcome=\"valid\"}", 1.0),
+        (
+            "traefiker_activity_reads_total{source=\"traefik\",outcome=\"ok\"}",
+            1.0,
+        ),
+        (
+            "traefiker_activity_consecutive_failures{source=\"traefik\"}",
+            0.0,
+        ),
+    ] {
+        assert_eq!(sample(&text, series), Some(value), "{series} in\n{text}");
+    }
+
+    h.traefik.set(Err(ActivityError::new("traefik", "down")));
+    for _ in 0..2 {
+        assert_eq!(
+            h.get("/reaper/").send().await.unwrap().status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
+    let text = metrics().await;
+    assert_eq!(
+        sample(
+            &text,
+            "traefiker_activity_consecutive_failures{source=\"traefik\"}"
+        ),
+        Some(2.0),
+        "{text}"
+    );
+    h.manager.fail_next(
+        Op::List,
+        ManagerError::Unavailable {
+            backend: "rancher".into(),
+            detail: "down".into(),
+        },
+    );
+    h.get("/reaper/").send().await.unwrap();
+    let text = metrics().await;
+    assert_eq!(sample(&text, "traefiker_ready"), Some(0.0), "{text}");
+    assert_eq!(
+        sample(
+            &text,
+            "traefiker_backend_errors_total{operation=\"list\",kind=\"unavailable\"}"
+        ),
+        Some(1.0),
+        "{text}"
+    );
     h.stop().await;
 }
 

@@ -43,8 +43,9 @@ pub fn login_then(path: &str) -> String {
     format!("/#login?nextrequest={encoded}")
 }
 
-/// Runs the demo until Ctrl-C (SIGINT) or SIGTERM; then stops everything it started.
-pub fn demo(docker: bool) -> Result<(), String> {
+/// Runs the demo until Ctrl-C (SIGINT) or SIGTERM; then stops everything it started. With
+/// `observe`, a Prometheus scrapes it with the project's rules.
+pub fn demo(docker: bool, observe: bool) -> Result<(), String> {
     if docker {
         return demo_docker();
     }
@@ -87,6 +88,11 @@ pub fn demo(docker: bool) -> Result<(), String> {
         stack.ports.metrics,
         stack.traefiker_url("/narrative_status/")
     );
+    let _prometheus = if observe {
+        Some(crate::observe::demo_prometheus(&stack)?)
+    } else {
+        None
+    };
     println!();
     println!("Press Ctrl-C to stop.");
     while !stop.load(Ordering::SeqCst) {

@@ -102,7 +102,7 @@ pub fn e2e_browser() -> Result<(), String> {
 }
 
 /// Chromium and chromedriver: on PATH, else installed from Debian's packages.
-fn browser() -> Result<(PathBuf, PathBuf), String> {
+pub fn browser() -> Result<(PathBuf, PathBuf), String> {
     let find = |names: &[&str]| names.iter().find_map(|n| on_path(n));
     let found = || {
         Some((

@@ -1,14 +1,22 @@
 //! `cargo xtask <command>`: the project's automation, in Rust so it runs wherever cargo does.
 //!
-//! - `ci`: formatting, lints, the container images, every test, the simulation, then the
-//!   end-to-end tests (local, in a browser, and Docker where an engine answers).
-//! - `demo [--docker]`: traefiker behind a real Traefik on this machine, until Ctrl-C; with
-//!   `--docker`, the compose stack with narratives as containers.
-//! - `e2e [--docker]`: one end-to-end test alone.
+//! - `ci`: formatting, lints, the alerting rules, the Kubernetes manifests, the container
+//!   images, every test, the simulation, then the end-to-end tests (local, observed by
+//!   Prometheus, in a browser, and Docker where an engine answers).
+//! - `demo [--docker | --observe]`: traefiker behind a real Traefik on this machine, until
+//!   Ctrl-C; with `--docker`, the compose stack with narratives as containers; with
+//!   `--observe`, a Prometheus beside it with the project's rules (its URL is printed).
+//! - `e2e [--docker | --observe [--docs]]`: one end-to-end test alone; `--observe` adds a real
+//!   Prometheus and checks the rules, the alerts and the dashboard against it (`--docs` also
+//!   writes its screenshot of the alerts page to `docs/img/`).
+//! - `rules`: `promtool check` and `promtool test rules` on `deploy/prometheus/`; installs
+//!   Debian's prometheus if missing.
 //! - `e2e-browser`: the demo in a real browser (Chromium over WebDriver), screenshots under
 //!   `target/e2e-browser/screenshots/`; installs Debian's chromium and chromium-driver if
 //!   missing.
 //! - `images`: the container images, built here with nothing pulled, and their sizes.
+//! - `validate-manifests`: `deploy/kubernetes/` against the Kubernetes schemas, offline, with
+//!   `kubernetes-validate` pinned by hash in a venv under `target/`.
 //! - `sim [--seeds N] [--from S] [--seed S] [--steps M] [--replicas R] [--trace]`: the
 //!   deterministic simulation of the lifecycle (`traefiker-sim`), in release mode.
 //! - `bench`: every speed and memory figure in one run (request path, reaper at 10,000,
@@ -27,6 +35,10 @@ mod demo;
 mod e2e;
 mod e2e_browser;
 mod images;
+mod manifests;
+mod observe;
+mod promql;
+mod rules;
 mod stack;
 mod traefik;
 
@@ -34,13 +46,20 @@ use std::process::{Command, ExitCode};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let docker = args.iter().skip(1).any(|a| a == "--docker");
+    let flag = |name: &str| args.iter().skip(1).any(|a| a == name);
+    let (docker, observe) = (flag("--docker"), flag("--observe"));
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
-        Some("demo") => demo::demo(docker),
+        Some("demo") if docker && observe => {
+            Err("demo --observe runs the local demo; --docker has no Prometheus beside it".into())
+        }
+        Some("demo") => demo::demo(docker, observe),
+        Some("e2e") if observe => observe::e2e(flag("--docs")),
         Some("e2e") => e2e::e2e(docker),
+        Some("rules") => rules::rules(),
         Some("e2e-browser") => e2e_browser::e2e_browser(),
         Some("images") => images::images(),
+        Some("validate-manifests") => manifests::validate_manifests(),
         Some("sim") => sim(&args[1..]),
         Some("bench-server") => run(
             "cargo",
@@ -58,7 +77,7 @@ fn main() -> ExitCode {
         Some("bench-activity") => bench_activity::bench_activity(),
         Some("bench") => bench::bench(),
         _ => {
-            eprintln!("usage: cargo xtask ci|demo [--docker]|e2e [--docker]|e2e-browser|images|sim|bench|bench-server|bench-docker|bench-activity");
+            eprintln!("usage: cargo xtask ci|demo [--docker|--observe]|e2e [--docker|--observe [--docs]]|e2e-browser|rules|images|validate-manifests|sim|bench|bench-server|bench-docker|bench-activity");
             return ExitCode::from(2);
         }
     };
@@ -87,6 +106,11 @@ fn ci() -> Result<(), String> {
             "warnings",
         ],
     )?;
+    // Seconds: the alerting rules and their unit tests, and the manifests against the
+    // Kubernetes schemas (about 25 s the first time), before anything slow.
+    eprintln!("==> cargo xtask rules");
+    rules::rules()?;
+    manifests::validate_manifests()?;
     let engine = images::engine_answers();
     let mut test = Command::new("cargo");
     test.args(["test", "--workspace"]);
@@ -103,6 +127,8 @@ fn ci() -> Result<(), String> {
     e2e_browser::e2e_browser()?;
     eprintln!("==> cargo xtask e2e");
     e2e::e2e(false)?;
+    eprintln!("==> cargo xtask e2e --observe");
+    observe::e2e(false)?;
     match engine {
         Ok(()) => {
             eprintln!("==> cargo xtask e2e --docker");
@@ -147,7 +173,7 @@ fn run(program: &str, args: &[&str]) -> Result<(), String> {
     run_command(&format!("{program} {}", args.join(" ")), cmd)
 }
 
-fn run_command(what: &str, mut cmd: Command) -> Result<(), String> {
+pub(crate) fn run_command(what: &str, mut cmd: Command) -> Result<(), String> {
     eprintln!("==> {what}");
     let status = cmd
         .status()

@@ -327,14 +327,19 @@ impl Stack {
     /// below) and Traefik, logging to `dir`; returns once both answer and Traefik routes
     /// to traefiker.
     pub fn start(dir: &Path, settings: &[(&str, &str)]) -> Result<Self, String> {
+        Self::start_on(dir, settings, TraefikPorts::free()?)
+    }
+
+    /// [`Stack::start`] on ports chosen beforehand (so something started before the stack can
+    /// know them).
+    pub fn start_on(
+        dir: &Path,
+        settings: &[(&str, &str)],
+        ports: TraefikPorts,
+    ) -> Result<Self, String> {
         build_binaries()?;
         let traefik_bin = traefik::find_or_install()?;
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let ports = TraefikPorts {
-            web: traefik::free_port()?,
-            metrics: traefik::free_port()?,
-            traefiker: traefik::free_port()?,
-        };
         let standin = traefik::target_dir().join("debug/narrative-standin");
         let mut all: Vec<(String, String)> = vec![
             ("listen".into(), format!("127.0.0.1:{}", ports.traefiker)),

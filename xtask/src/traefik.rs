@@ -123,6 +123,17 @@ pub struct TraefikPorts {
     pub traefiker: u16,
 }
 
+impl TraefikPorts {
+    /// Three free ports on 127.0.0.1.
+    pub fn free() -> Result<Self, String> {
+        Ok(Self {
+            web: free_port()?,
+            metrics: free_port()?,
+            traefiker: free_port()?,
+        })
+    }
+}
+
 /// Traefik's static configuration as command-line flags; also written to `file` so people
 /// can see (and reuse) what ran.
 pub fn static_args(ports: TraefikPorts, file: &Path) -> Result<Vec<String>, String> {

@@ -127,10 +127,10 @@ impl fmt::Debug for RawSettings {
 fn backend(r: &mut Reader<'_>) -> Backend {
     let chosen = r.opt("backend").map(|b| b.to_ascii_lowercase());
     let kind = match chosen.as_deref() {
-        Some(kind @ ("rancher" | "docker" | "local")) => kind,
+        Some(kind @ ("rancher" | "docker" | "local" | "kubernetes")) => kind,
         Some(other) => {
             r.problems.push(format!(
-                "backend: {other:?} is not rancher, docker or local"
+                "backend: {other:?} is not rancher, docker, kubernetes or local"
             ));
             "docker"
         }
@@ -173,6 +173,10 @@ fn backend(r: &mut Reader<'_>) -> Backend {
             };
             Backend::Local { command }
         }
+        "kubernetes" => Backend::Kubernetes {
+            namespace: r.opt("kube_namespace"),
+            pod_name: r.opt("POD_NAME"),
+        },
         _ => Backend::Docker {
             url: r.string("docker_url"),
             network: r.string("dock_net"),
@@ -447,8 +451,19 @@ mod tests {
             backend(&[("backend", "Local"), local]),
             Ok(Backend::Local { .. })
         ));
+        assert_eq!(
+            backend(&[
+                ("backend", "kubernetes"),
+                ("kube_namespace", "narratives"),
+                ("POD_NAME", "traefiker-5d8f-x2x4q")
+            ]),
+            Ok(Backend::Kubernetes {
+                namespace: Some("narratives".into()),
+                pod_name: Some("traefiker-5d8f-x2x4q".into()),
+            })
+        );
         for (pairs, key) in [
-            (vec![("backend", "kubernetes")], "backend"),
+            (vec![("backend", "openshift")], "backend"),
             (vec![("backend", "rancher")], "rancher_url"),
             (vec![("backend", "local")], "local_command"),
         ] {

@@ -158,6 +158,13 @@ pub enum Backend {
         /// `local_command`
         command: Vec<String>,
     },
+    /// Pods on Kubernetes (the API server found from the service account or a kubeconfig).
+    Kubernetes {
+        /// `kube_namespace`; `None` = the pod's own namespace.
+        namespace: Option<String>,
+        /// `POD_NAME`, from the downward API.
+        pod_name: Option<String>,
+    },
     /// Containers on a Docker engine.
     Docker {
         /// `docker_url`

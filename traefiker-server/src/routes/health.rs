@@ -7,6 +7,7 @@ use actix_web::{get, web, HttpResponse};
 use crate::render::reply::text;
 
 use crate::state::AppState;
+use crate::telemetry::Standing;
 
 #[get("/healthz")]
 async fn healthz() -> HttpResponse {
@@ -41,6 +42,11 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     state
         .metrics
         .peers(state.lifecycle.peers().map(|peers| peers.len()));
+    state.metrics.standing(Standing {
+        ready: state.kept.ready().is_ok(),
+        user_narratives: state.lifecycle.user_count(),
+        last_cycle: state.lifecycle.last_cycle().map(|cycle| cycle.at),
+    });
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
         .body(state.metrics.encode())
