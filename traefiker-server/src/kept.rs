@@ -287,9 +287,17 @@ impl Kept {
         loop {
             self.refresh().await;
             let since = Instant::now();
+            // Until the backend has answered once (the first listing is still on its way at
+            // start), look again soon: a new replica is ready, and taken into Traefik's or
+            // Kubernetes' rotation, within moments of its first listing, not an interval later.
+            let wait = if self.snapshot().last_ok.is_none() {
+                MIN_GAP
+            } else {
+                self.interval()
+            };
             tokio::select! {
                 _ = &mut shutdown => return,
-                _ = tokio::time::sleep(self.interval()) => {}
+                _ = tokio::time::sleep(wait) => {}
                 _ = self.inner.wake.notified() => {
                     let gap = MIN_GAP.saturating_sub(since.elapsed());
                     tokio::select! {
