@@ -3,7 +3,9 @@
 //! The reaper's one question is "has this narrative been used recently?". A source answers
 //! for the narratives it is given, or fails. A failure means *unknown*, which is never the
 //! same as *idle*: a narrative is idle only if every configured source answered and none saw
-//! it active.
+//! it active. One that some source saw idle while the others could not tell is *quiet*
+//! ([`Joined::Quiet`]): the reaper takes it as idle only after a bound, so a narrative whose
+//! Jupyter never answers again is not kept for ever. With no source, nothing is known.
 
 use std::collections::HashMap;
 
@@ -103,17 +105,36 @@ pub trait ActivitySource: Send + Sync + std::fmt::Debug {
         -> Result<ActivitySnapshot, ActivityError>;
 }
 
+/// What is known of one narrative once every source answered or failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Joined {
+    /// A source saw it in use.
+    Active,
+    /// Every source answered, and each saw it idle.
+    Idle,
+    /// Every source answered; none saw it in use; at least one looked and saw it idle (e.g.
+    /// Traefik shows no traffic), and the others could not tell (e.g. its Jupyter does not
+    /// answer: paused or hung). Not idle yet: the reaper waits a bound before it takes it
+    /// as idle ([`crate::reaper::plan_idle`]), so a narrative that stops answering is not
+    /// kept for ever.
+    Quiet,
+    /// Nothing can be said: a source failed (an outage never looks like idleness), no source
+    /// is configured, or none could tell.
+    Unknown,
+}
+
 /// Several sources' answers joined per target.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct JoinedActivity {
     /// What is known of each target's service.
-    pub per_service: HashMap<String, Activity>,
+    pub per_service: HashMap<String, Joined>,
     /// The sources that failed; non-empty means nobody may be reaped for idleness.
     pub failures: Vec<ActivityError>,
 }
 
-/// Joins sources' answers: a target is active if any source says so, idle only if every
-/// source answered and said idle, unknown otherwise.
+/// Joins sources' answers per target: active if any source says so; otherwise unknown while
+/// any source failed, or with no source at all; idle if every source said idle; quiet if
+/// some said idle and the others could not tell; unknown if none could tell.
 pub fn join_activity(
     targets: &[ActivityTarget],
     answers: Vec<Result<ActivitySnapshot, ActivityError>>,
@@ -130,14 +151,17 @@ pub fn join_activity(
         .iter()
         .map(|t| {
             let said: Vec<Activity> = snapshots.iter().map(|s| s.get(&t.service)).collect();
-            let activity = if said.contains(&Activity::Active) {
-                Activity::Active
-            } else if !failures.is_empty() || said.contains(&Activity::Unknown) {
-                Activity::Unknown
+            let idle = said.iter().filter(|a| **a == Activity::Idle).count();
+            let joined = if said.contains(&Activity::Active) {
+                Joined::Active
+            } else if !failures.is_empty() || idle == 0 {
+                Joined::Unknown
+            } else if idle == said.len() {
+                Joined::Idle
             } else {
-                Activity::Idle
+                Joined::Quiet
             };
-            (t.service.clone(), activity)
+            (t.service.clone(), joined)
         })
         .collect();
     JoinedActivity {
@@ -171,33 +195,57 @@ mod tests {
                 Err(ActivityError::new("traefik", "down")),
             ],
         );
-        assert_eq!(joined.per_service["a"], Activity::Active);
-        assert_eq!(joined.per_service["b"], Activity::Unknown);
+        assert_eq!(joined.per_service["a"], Joined::Active);
+        assert_eq!(joined.per_service["b"], Joined::Unknown);
         assert_eq!(joined.failures.len(), 1);
     }
 
     #[test]
     fn idle_only_when_every_source_answered_idle() {
-        let targets = [target("a"), target("b"), target("c")];
+        let targets = [target("a"), target("b"), target("c"), target("d")];
+        let joined = join_activity(
+            &targets,
+            vec![
+                Ok(snap(&[("a", Activity::Idle), ("d", Activity::Unknown)])),
+                Ok(snap(&[("b", Activity::Unknown), ("d", Activity::Unknown)])),
+            ],
+        );
+        assert_eq!(joined.per_service["a"], Joined::Idle);
+        assert_eq!(
+            joined.per_service["b"],
+            Joined::Quiet,
+            "one idle, one cannot tell"
+        );
+        assert_eq!(joined.per_service["c"], Joined::Idle);
+        assert_eq!(joined.per_service["d"], Joined::Unknown, "nobody can tell");
+        assert!(joined.failures.is_empty());
+    }
+
+    #[test]
+    fn a_source_down_is_unknown_even_where_another_says_idle() {
+        let targets = [target("a")];
         let joined = join_activity(
             &targets,
             vec![
                 Ok(snap(&[("a", Activity::Idle)])),
-                Ok(snap(&[("b", Activity::Unknown)])),
+                Err(ActivityError::new("narrative_status", "down")),
             ],
         );
-        assert_eq!(joined.per_service["a"], Activity::Idle);
-        assert_eq!(joined.per_service["b"], Activity::Unknown);
-        assert_eq!(joined.per_service["c"], Activity::Idle);
-        assert!(joined.failures.is_empty());
+        assert_eq!(joined.per_service["a"], Joined::Unknown);
     }
 
     #[test]
     fn an_empty_snapshot_is_not_a_failure_but_an_error_is() {
         let targets = [target("a")];
         let empty = join_activity(&targets, vec![Ok(ActivitySnapshot::new())]);
-        assert_eq!(empty.per_service["a"], Activity::Idle);
+        assert_eq!(empty.per_service["a"], Joined::Idle);
         let failed = join_activity(&targets, vec![Err(ActivityError::new("t", "x"))]);
-        assert_eq!(failed.per_service["a"], Activity::Unknown);
+        assert_eq!(failed.per_service["a"], Joined::Unknown);
+    }
+
+    #[test]
+    fn with_no_source_nothing_is_idle() {
+        let joined = join_activity(&[target("a")], Vec::new());
+        assert_eq!(joined.per_service["a"], Joined::Unknown);
     }
 }

@@ -48,46 +48,48 @@ impl ArrivalLog for MemoryStore {
 
 impl ArrivalLog for SqliteStore {
     fn arrivals_since(&self, since: DateTime<Utc>) -> Result<Vec<DateTime<Utc>>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn
-            .prepare_cached("SELECT at FROM pool_arrivals WHERE at >= ?1 ORDER BY at")
-            .map_err(|e| self.error(e))?;
-        let rows = stmt
-            .query_map(params![to_epoch(&since)], |row| row.get::<_, f64>(0))
-            .map_err(|e| self.error(e))?;
-        let mut out = Vec::new();
-        for row in rows {
-            // A value that is no instant (hand-edited) is no arrival.
-            if let Some(at) = from_epoch(row.map_err(|e| self.error(e))?) {
-                out.push(at);
+        let since = to_epoch(&since);
+        self.ask_writer(move |conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT at FROM pool_arrivals WHERE at >= ?1 ORDER BY at")?;
+            let rows = stmt.query_map(params![since], |row| row.get::<_, f64>(0))?;
+            let mut out = Vec::new();
+            for row in rows {
+                // A value that is no instant (hand-edited) is no arrival.
+                if let Some(at) = from_epoch(row?) {
+                    out.push(at);
+                }
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
+    /// Handed to the store's writer thread like every write (never waiting for the disk); a
+    /// failure is logged there, and costs only what the week learns from those arrivals.
     fn record_arrivals(
         &self,
         arrivals: &[DateTime<Utc>],
         before: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(|e| self.error(e))?;
-        {
-            let mut insert = tx
-                .prepare_cached("INSERT INTO pool_arrivals (at) VALUES (?1)")
-                .map_err(|e| self.error(e))?;
-            for at in arrivals {
-                insert
-                    .execute(params![to_epoch(at)])
-                    .map_err(|e| self.error(e))?;
+        let arrivals: Vec<f64> = arrivals.iter().map(to_epoch).collect();
+        let before = to_epoch(&before);
+        let location = self.location().to_owned();
+        self.on_writer(move |conn| {
+            let written = (|| {
+                let tx = conn.transaction()?;
+                {
+                    let mut insert = tx.prepare_cached("INSERT INTO pool_arrivals (at) VALUES (?1)")?;
+                    for at in &arrivals {
+                        insert.execute(params![at])?;
+                    }
+                    tx.execute("DELETE FROM pool_arrivals WHERE at < ?1", params![before])?;
+                }
+                tx.commit()
+            })();
+            if let Err(e) = written {
+                tracing::warn!(store = %location, error = %e, lost = arrivals.len(), "could not record new users' arrivals");
             }
-            tx.execute(
-                "DELETE FROM pool_arrivals WHERE at < ?1",
-                params![to_epoch(&before)],
-            )
-            .map_err(|e| self.error(e))?;
-        }
-        tx.commit().map_err(|e| self.error(e))
+        })
     }
 }
 
@@ -127,6 +129,7 @@ mod tests {
         store
             .record(&[("narrative-alice-522b27_narratives".into(), Utc::now())])
             .unwrap();
+        store.flush().unwrap();
         drop(store);
         let reopened = SqliteStore::open(&path).unwrap();
         assert_eq!(

@@ -1,9 +1,11 @@
 //! Per-name coordination of operations on one narrative.
 //!
 //! - [`SingleFlight`]: concurrent requests for one key share one operation and its answer
-//!   (a reload storm makes one container). The operation runs in a spawned task, so a caller
-//!   that goes away cannot leave it half done, and a drop guard removes its entry however it
-//!   ends — answer, panic or runtime shutdown — so one failure never blocks the key.
+//!   (a reload storm makes one container). The operation runs in a task spawned on the
+//!   runtime of the call that starts it, so a caller that goes away cannot leave it half
+//!   done (the runtime going away can: the server starts connects on its main runtime, which
+//!   outlives its HTTP workers'), and a drop guard removes its entry however it ends —
+//!   answer, panic or runtime shutdown — so one failure never blocks the key.
 //! - [`Lanes`]: an exclusive async lock per key, so a connect, a shutdown and a reaper
 //!   removal of one narrative never interleave.
 

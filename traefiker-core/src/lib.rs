@@ -67,7 +67,7 @@ pub mod store;
 pub mod testing;
 pub mod timeline;
 
-pub use activity::{Activity, ActivitySnapshot, ActivitySource, ActivityTarget};
+pub use activity::{Activity, ActivitySnapshot, ActivitySource, ActivityTarget, Joined};
 pub use arrivals::ArrivalLog;
 pub use clock::{Clock, SystemClock};
 pub use demand::{Demand, DemandSettings, Reason, Target};

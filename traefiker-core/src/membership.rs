@@ -24,8 +24,11 @@ pub trait Membership: Send + Sync + std::fmt::Debug {
     async fn peers(&self) -> Result<Vec<ReplicaId>, ManagerError>;
 }
 
-/// One replica alone: no identity from the orchestrator and no peers (the local backend, an
-/// embedder).
+/// No orchestrator to ask (an embedder, the tests, the local backend, whose narratives are
+/// children only their own process sees): no identity, and the peers are *unknown*, never
+/// "none". So no replica's waiting containers are ever removed as abandoned on its word: a
+/// second process over the same backend (a one-off `traefiker reap`) cannot take a live
+/// replica's pool for a dead one's.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Solo;
 
@@ -36,6 +39,9 @@ impl Membership for Solo {
     }
 
     async fn peers(&self) -> Result<Vec<ReplicaId>, ManagerError> {
-        Ok(Vec::new())
+        Err(ManagerError::Unsupported {
+            backend: "membership".into(),
+            operation: "peers (no orchestrator says which replicas run)",
+        })
     }
 }

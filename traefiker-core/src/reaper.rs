@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
-use crate::activity::Activity;
+use crate::activity::Joined;
 use crate::error::ActivityError;
 use crate::names::ServiceName;
 
@@ -49,10 +49,15 @@ pub struct IdlePlan {
     pub touch: Vec<String>,
     /// User narratives idle for longer than the timeout.
     pub reap: Vec<Tracked>,
+    /// Of `reap`, those no source could confirm idle: quiet for longer than the bound.
+    pub reap_quiet: Vec<ServiceName>,
     /// Records of services that no longer exist.
     pub prune: Vec<String>,
-    /// Narratives not judged because activity is unknown.
+    /// Narratives not judged because activity is unknown (or quiet, not for long enough).
     pub unknown: Vec<ServiceName>,
+    /// Every service quiet now, and since when it has been quiet without a break: what the
+    /// caller keeps for the next cycle.
+    pub quiet: Vec<(String, DateTime<Utc>)>,
 }
 
 /// Decides, for each user narrative, whether it is active, new, idle too long or unknown.
@@ -63,22 +68,46 @@ pub struct IdlePlan {
 /// is unknown keeps its clock and is not reaped; records of services that are not in `users`
 /// are pruned. Prespawned narratives must not be passed in: they are never
 /// reaped for idleness.
+///
+/// Unknown for ever is not a shield: a narrative that is [`Joined::Quiet`] (a source saw it
+/// idle, the others could not tell — its Jupyter is paused or hung) is idle once it has been
+/// quiet without a break for `quiet_bound` (since `quiet_since`, or from now if not quiet
+/// before) and its last-seen is older than `idle_timeout`. A narrative some source could not
+/// be read for at all ([`Joined::Unknown`]: a source down) is never judged.
 pub fn plan_idle(
     now: DateTime<Utc>,
     idle_timeout: chrono::Duration,
+    quiet_bound: chrono::Duration,
     users: &[Tracked],
     records: &HashMap<String, DateTime<Utc>>,
-    activity: &HashMap<String, Activity>,
+    activity: &HashMap<String, Joined>,
+    quiet_since: &HashMap<String, DateTime<Utc>>,
 ) -> IdlePlan {
     let mut plan = IdlePlan::default();
     for user in users {
         let seen = records
             .get(&user.service)
             .map(|record| user.mark.map_or(*record, |mark| mark.max(*record)));
-        match (activity.get(&user.service).copied(), seen) {
-            (Some(Activity::Active), _) | (_, None) => plan.touch.push(user.service.clone()),
-            (None | Some(Activity::Unknown), Some(_)) => plan.unknown.push(user.name.clone()),
-            (Some(Activity::Idle), Some(last)) => {
+        let joined = activity.get(&user.service).copied();
+        if joined == Some(Joined::Quiet) {
+            let since = quiet_since.get(&user.service).copied().unwrap_or(now);
+            plan.quiet.push((user.service.clone(), since));
+        }
+        match (joined, seen) {
+            (Some(Joined::Active), _) | (_, None) => plan.touch.push(user.service.clone()),
+            (None | Some(Joined::Unknown), Some(_)) => plan.unknown.push(user.name.clone()),
+            (Some(Joined::Quiet), Some(last)) => {
+                let since = quiet_since.get(&user.service).copied().unwrap_or(now);
+                if now.signed_duration_since(last) > idle_timeout
+                    && now.signed_duration_since(since) > quiet_bound
+                {
+                    plan.reap.push(user.clone());
+                    plan.reap_quiet.push(user.name.clone());
+                } else {
+                    plan.unknown.push(user.name.clone());
+                }
+            }
+            (Some(Joined::Idle), Some(last)) => {
                 if now.signed_duration_since(last) > idle_timeout {
                     plan.reap.push(user.clone());
                 }
@@ -119,6 +148,9 @@ pub struct ReapReport {
     pub mode: ReapMode,
     /// User narratives removed (or, dry, that would be) for idleness.
     pub idle: Vec<ServiceName>,
+    /// Of `idle`, those no source could confirm idle: quiet (their Jupyter not answering,
+    /// Traefik showing no traffic) for longer than the bound.
+    pub idle_quiet: Vec<ServiceName>,
     /// Narratives removed (or that would be) because they stopped after starting once.
     pub zombies: Vec<ServiceName>,
     /// What the pool step did (empty when dry).
@@ -142,6 +174,7 @@ impl ReapReport {
         Self {
             mode,
             idle: Vec::new(),
+            idle_quiet: Vec::new(),
             zombies: Vec::new(),
             pool: PoolReport::default(),
             skipped: Vec::new(),
@@ -188,6 +221,14 @@ mod tests {
         }
     }
 
+    fn at(pairs: &[(&str, DateTime<Utc>)]) -> HashMap<String, DateTime<Utc>> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
+    }
+
+    fn joined(pairs: &[(&str, Joined)]) -> HashMap<String, Joined> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
+    }
+
     #[test]
     fn decides_each_case() {
         let now = Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap();
@@ -202,30 +243,33 @@ mod tests {
         ];
         let old = now - chrono::Duration::seconds(601);
         let recent = now - chrono::Duration::seconds(599);
-        let records: HashMap<String, DateTime<Utc>> = [
+        let records = at(&[
             ("active_s", old),
             ("idle-long_s", old),
             ("idle-short_s", recent),
             ("unknown_s", old),
             ("unmentioned_s", old),
             ("gone_s", old),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-        let activity: HashMap<String, Activity> = [
-            ("active_s", Activity::Active),
-            ("new_s", Activity::Idle),
-            ("idle-long_s", Activity::Idle),
-            ("idle-short_s", Activity::Idle),
-            ("unknown_s", Activity::Unknown),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-        let plan = plan_idle(now, timeout, &users, &records, &activity);
+        ]);
+        let activity = joined(&[
+            ("active_s", Joined::Active),
+            ("new_s", Joined::Idle),
+            ("idle-long_s", Joined::Idle),
+            ("idle-short_s", Joined::Idle),
+            ("unknown_s", Joined::Unknown),
+        ]);
+        let plan = plan_idle(
+            now,
+            timeout,
+            timeout,
+            &users,
+            &records,
+            &activity,
+            &HashMap::new(),
+        );
         assert_eq!(plan.touch, ["active_s", "new_s"]);
         assert_eq!(plan.reap, [tracked("idle-long")]);
+        assert!(plan.reap_quiet.is_empty());
         assert_eq!(
             plan.unknown,
             [
@@ -234,5 +278,68 @@ mod tests {
             ]
         );
         assert_eq!(plan.prune, ["gone_s"]);
+    }
+
+    #[test]
+    fn quiet_for_longer_than_the_bound_is_idle_and_a_source_down_never_is() {
+        let now = Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap();
+        let timeout = chrono::Duration::seconds(600);
+        let bound = chrono::Duration::seconds(600);
+        let long_ago = now - chrono::Duration::days(7);
+        let users = [
+            tracked("hung"),
+            tracked("hung-lately"),
+            tracked("hung-seen-lately"),
+            tracked("quiet-first-time"),
+            tracked("down"),
+        ];
+        let records = at(&[
+            ("hung_s", long_ago),
+            ("hung-lately_s", long_ago),
+            ("hung-seen-lately_s", now - chrono::Duration::seconds(60)),
+            ("quiet-first-time_s", long_ago),
+            ("down_s", long_ago),
+        ]);
+        let activity = joined(&[
+            ("hung_s", Joined::Quiet),
+            ("hung-lately_s", Joined::Quiet),
+            ("hung-seen-lately_s", Joined::Quiet),
+            ("quiet-first-time_s", Joined::Quiet),
+            ("down_s", Joined::Unknown),
+        ]);
+        let since = at(&[
+            ("hung_s", now - chrono::Duration::seconds(601)),
+            ("hung-lately_s", now - chrono::Duration::seconds(599)),
+            ("hung-seen-lately_s", long_ago),
+            ("down_s", long_ago),
+        ]);
+        let plan = plan_idle(now, timeout, bound, &users, &records, &activity, &since);
+        assert_eq!(plan.reap, [tracked("hung")]);
+        assert_eq!(plan.reap_quiet, [ServiceName::new("hung").unwrap()]);
+        assert_eq!(
+            plan.unknown,
+            [
+                "hung-lately",
+                "hung-seen-lately",
+                "quiet-first-time",
+                "down"
+            ]
+            .map(|n| ServiceName::new(n).unwrap())
+        );
+        // The quiet ones, each since when; a first-time one from now; the one down is not.
+        let mut quiet = plan.quiet.clone();
+        quiet.sort();
+        assert_eq!(
+            quiet,
+            [
+                (
+                    "hung-lately_s".to_owned(),
+                    now - chrono::Duration::seconds(599)
+                ),
+                ("hung-seen-lately_s".to_owned(), long_ago),
+                ("hung_s".to_owned(), now - chrono::Duration::seconds(601)),
+                ("quiet-first-time_s".to_owned(), now),
+            ]
+        );
     }
 }

@@ -56,11 +56,17 @@ impl Default for DockerConfig {
 /// How long each call to the engine may take (SPEC §6a).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timeouts {
-    /// One API call, connecting included (default 20 s).
+    /// One operation of the contract, every engine call in it (connecting included, and a
+    /// removal's stop), default 20 s: past it the operation fails with `Unavailable` and
+    /// nothing of it goes on, but a pull it started (see `pull`). traefiker sets it from
+    /// `rancher_timeout_secs`.
     pub request: Duration,
-    /// Pulling a missing image (default 10 min: a narrative image is large).
+    /// Pulling a missing image (default 10 min: a narrative image is large). The pull runs
+    /// on its own: a create that needs it waits at most `request`, fails, and a later
+    /// create finds the image (or joins the same pull).
     pub pull: Duration,
-    /// Between SIGTERM and SIGKILL when a narrative is removed (default 10 s, Docker's own).
+    /// Between SIGTERM and SIGKILL when a narrative is removed (default 10 s, Docker's own),
+    /// at most half of `request`, which the stop and the removal share.
     pub stop_grace: Duration,
 }
 

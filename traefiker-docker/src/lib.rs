@@ -55,9 +55,13 @@
 mod config;
 mod error;
 mod manager;
+mod membership;
 mod owner;
 
 pub use config::{DockerConfig, Timeouts, DEFAULT_DOCKER_URL, DEFAULT_NETWORK};
 pub use error::DockerError;
 pub use manager::{DockerManager, IMAGE_LABEL, NARRATIVE_PORT, NETWORK_LABEL, ORIGIN_LABEL};
+pub use membership::{
+    container_id_in_mountinfo, DockerMembership, OwnContainer, COMPOSE_PROJECT, COMPOSE_SERVICE,
+};
 pub use owner::CLAIM_LABEL;

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -19,6 +19,7 @@ use bollard::query_parameters::{
 };
 use bollard::{Docker, API_DEFAULT_VERSION};
 use chrono::{DateTime, Utc};
+use futures::future::{BoxFuture, FutureExt, Shared};
 use futures::StreamExt;
 use traefiker_core::narrative::CAP_DROP;
 use traefiker_core::{
@@ -66,7 +67,12 @@ pub struct DockerManager {
     timeouts: Timeouts,
     /// Descriptions set by `assign`, by container id.
     origins: Mutex<HashMap<String, Origin>>,
+    /// Pulls in progress, by image.
+    pulls: Arc<Mutex<HashMap<String, Pull>>>,
 }
+
+/// A pull in progress, shared by every create that needs its image.
+type Pull = Shared<BoxFuture<'static, Result<(), String>>>;
 
 impl DockerManager {
     /// Connects to the engine at `config.url` and agrees on an API version with it (one
@@ -116,7 +122,14 @@ impl DockerManager {
             naming: config.naming,
             timeouts: t,
             origins: Mutex::new(HashMap::new()),
+            pulls: Arc::new(Mutex::new(HashMap::new())),
         })
+    }
+
+    /// Who else runs, from this engine (module `membership`): the running containers of
+    /// traefiker's own Compose service, over this manager's client.
+    pub fn membership(&self, own: crate::OwnContainer) -> crate::DockerMembership {
+        crate::DockerMembership::new(self.docker.clone(), own, self.timeouts.request)
     }
 
     /// The network narratives join (`dock_net`).
@@ -148,6 +161,22 @@ impl DockerManager {
         tokio::time::timeout(limit, fut)
             .await
             .map_err(|_| timed_out(call, subject, limit))
+    }
+
+    /// Runs one whole operation of the contract (every engine call it makes) within the
+    /// request timeout: the core's deadline on the call is then the backend's own, and
+    /// nothing of it goes on after its caller was told it failed (but a pull it started,
+    /// which has a deadline of its own: see [`Self::ensure_image`]).
+    async fn bounded<T>(
+        &self,
+        operation: &str,
+        subject: &str,
+        fut: impl Future<Output = Result<T, ManagerError>>,
+    ) -> Result<T, ManagerError> {
+        let limit = self.timeouts.request;
+        tokio::time::timeout(limit, fut)
+            .await
+            .unwrap_or_else(|_| Err(timed_out(operation, subject, limit)))
     }
 
     /// [`Self::within`] with the request timeout, every error classified.
@@ -362,32 +391,60 @@ impl DockerManager {
             Err(e) if status(&e) == Some(404) => {}
             Err(e) => return Err(classify("inspect image", image, e)),
         }
+        match self.pull(image).await {
+            Ok(()) => Ok(()),
+            Err(detail) => Err(ManagerError::Rejected {
+                backend: BACKEND.to_owned(),
+                detail: format!(
+                    "image {image} is not on the Docker engine at {} and pulling it failed: {detail}; \
+                     build or load it there (docker load), or check image_name and image_tag",
+                    self.url
+                ),
+            }),
+        }
+    }
+
+    /// The pull of `image`: one task per image, whoever asks, bounded by the pull timeout
+    /// alone. A create waiting for it stops waiting at its own deadline; the pull goes on,
+    /// so a large image arrives however short the operations' deadline is, and the next
+    /// create finds it (or joins the same pull).
+    fn pull(&self, image: &str) -> Pull {
+        let mut pulls = self.pulls.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(pull) = pulls.get(image) {
+            return pull.clone();
+        }
         tracing::info!(image, "pulling the narrative image");
         let (repo, tag) = split_image(image);
         let options = CreateImageOptionsBuilder::default()
             .from_image(repo)
             .tag(tag)
             .build();
-        let pull = async {
-            let mut progress = self.docker.create_image(Some(options), None, None);
-            while let Some(step) = progress.next().await {
-                step?;
-            }
-            Ok::<(), bollard::errors::Error>(())
-        };
-        let failed = |detail: String| ManagerError::Rejected {
-            backend: BACKEND.to_owned(),
-            detail: format!(
-                "image {image} is not on the Docker engine at {} and pulling it failed: {detail}; \
-                 build or load it there (docker load), or check image_name and image_tag",
-                self.url
-            ),
-        };
-        match tokio::time::timeout(self.timeouts.pull, pull).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(failed(e.to_string())),
-            Err(_) => Err(failed(format!("no result within {:?}", self.timeouts.pull))),
-        }
+        let docker = self.docker.clone();
+        let limit = self.timeouts.pull;
+        let all = self.pulls.clone();
+        let key = image.to_owned();
+        let task = tokio::spawn(async move {
+            let pull = async {
+                let mut progress = docker.create_image(Some(options), None, None);
+                while let Some(step) = progress.next().await {
+                    step?;
+                }
+                Ok::<(), bollard::errors::Error>(())
+            };
+            let result = match tokio::time::timeout(limit, pull).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!("no result within {limit:?}")),
+            };
+            all.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+            result
+        });
+        let pull: Pull = task
+            .map(|joined| joined.unwrap_or_else(|e| Err(format!("the pull stopped: {e}"))))
+            .boxed()
+            .shared();
+        pulls.insert(image.to_owned(), pull.clone());
+        pull
     }
 
     /// The error naming `dock_net` if the engine has no such network (`None` if it has, or
@@ -591,127 +648,142 @@ impl Seen {
 #[async_trait]
 impl ContainerManager for DockerManager {
     async fn verify(&self) -> Result<BackendInfo, ManagerError> {
-        let version = self
-            .request("version", "of the engine", self.docker.version())
-            .await?;
-        if let Some(missing) = self.network_missing().await {
-            return Err(missing);
-        }
-        Ok(BackendInfo {
-            backend: BACKEND.to_owned(),
-            location: format!(
-                "{} network {} (Docker {}, API {})",
-                self.url,
-                self.network,
-                version.version.as_deref().unwrap_or("?"),
-                self.docker.client_version()
-            ),
+        self.bounded("verify", "of the engine", async {
+            let version = self
+                .request("version", "of the engine", self.docker.version())
+                .await?;
+            if let Some(missing) = self.network_missing().await {
+                return Err(missing);
+            }
+            Ok(BackendInfo {
+                backend: BACKEND.to_owned(),
+                location: format!(
+                    "{} network {} (Docker {}, API {})",
+                    self.url,
+                    self.network,
+                    version.version.as_deref().unwrap_or("?"),
+                    self.docker.client_version()
+                ),
+            })
         })
+        .await
     }
 
     async fn find(&self, name: &ServiceName) -> Result<Option<Narrative>, ManagerError> {
-        let Some(seen) = self.inspect(name.as_str()).await? else {
-            return Ok(None);
-        };
-        // Inspecting by name also matches an id prefix; only the exact name is this one.
-        if seen.name != name.as_str() || seen.state == NarrativeState::Removing {
-            return Ok(None);
-        }
-        let mut narrative = self
-            .narrative(&seen)
-            .map_err(|why| ManagerError::Rejected {
-                backend: BACKEND.to_owned(),
-                detail: format!(
-                    "container {name} ({}) is not a usable narrative of this deployment: {why}; \
-                 remove or rename it",
-                    seen.id
-                ),
-            })?;
-        if narrative.kind == NarrativeKind::User && narrative.owner.is_none() {
-            narrative.owner = self.claimed_owner(&narrative.id).await?;
-        }
-        Ok(Some(narrative))
+        self.bounded("find", name.as_str(), async {
+            let Some(seen) = self.inspect(name.as_str()).await? else {
+                return Ok(None);
+            };
+            // Inspecting by name also matches an id prefix; only the exact name is this one.
+            if seen.name != name.as_str() || seen.state == NarrativeState::Removing {
+                return Ok(None);
+            }
+            let mut narrative = self
+                .narrative(&seen)
+                .map_err(|why| ManagerError::Rejected {
+                    backend: BACKEND.to_owned(),
+                    detail: format!(
+                        "container {name} ({}) is not a usable narrative of this deployment: {why}; \
+                     remove or rename it",
+                        seen.id
+                    ),
+                })?;
+            if narrative.kind == NarrativeKind::User && narrative.owner.is_none() {
+                narrative.owner = self.claimed_owner(&narrative.id).await?;
+            }
+            Ok(Some(narrative))
+        })
+        .await
     }
 
     async fn list(&self) -> Result<Vec<Narrative>, ManagerError> {
-        // Claims first: one made after this listing of claims belongs to a container that
-        // existed before it, so the listing of containers below shows it (module `owner`).
-        let claims = self.claims().await?;
-        let containers = self.list_labelled("narratives", &[]).await?;
-        let live: std::collections::HashSet<String> =
-            containers.iter().filter_map(|c| c.id.clone()).collect();
-        self.drop_orphans(&claims, |id| live.contains(id)).await;
-        let mut all = self.narratives(containers);
-        for n in &mut all {
-            if n.kind == NarrativeKind::User && n.owner.is_none() {
-                n.owner = claims.get(&n.id).cloned();
+        self.bounded("list", "narratives", async {
+            // Claims first: one made after this listing of claims belongs to a container that
+            // existed before it, so the listing of containers below shows it (module `owner`).
+            let claims = self.claims().await?;
+            let containers = self.list_labelled("narratives", &[]).await?;
+            let live: std::collections::HashSet<String> =
+                containers.iter().filter_map(|c| c.id.clone()).collect();
+            self.drop_orphans(&claims, |id| live.contains(id)).await;
+            let mut all = self.narratives(containers);
+            for n in &mut all {
+                if n.kind == NarrativeKind::User && n.owner.is_none() {
+                    n.owner = claims.get(&n.id).cloned();
+                }
             }
-        }
-        // Forget the descriptions of containers that are gone, so the map stays as small as
-        // the set of live narratives.
-        self.origins()
-            .retain(|id, _| all.iter().any(|n| &n.id == id));
-        Ok(all)
+            // Forget the descriptions of containers that are gone, so the map stays as small as
+            // the set of live narratives.
+            self.origins()
+                .retain(|id, _| all.iter().any(|n| &n.id == id));
+            Ok(all)
+        })
+        .await
     }
 
     async fn create(&self, spec: &SpawnSpec) -> Result<Narrative, ManagerError> {
-        let body = self.container_body(spec);
-        let id = match self.create_stopped(spec, body.clone()).await? {
-            Some(id) => id,
-            None => {
-                self.ensure_image(&spec.image, &spec.name).await?;
-                self.create_stopped(spec, body)
-                    .await?
-                    .ok_or_else(|| ManagerError::Rejected {
+        self.bounded("create", spec.name.as_str(), async {
+            let body = self.container_body(spec);
+            let id = match self.create_stopped(spec, body.clone()).await? {
+                Some(id) => id,
+                None => {
+                    self.ensure_image(&spec.image, &spec.name).await?;
+                    self.create_stopped(spec, body).await?.ok_or_else(|| {
+                        ManagerError::Rejected {
+                            backend: BACKEND.to_owned(),
+                            detail: format!(
+                                "cannot create {}: the engine still lacks image {} or network {}",
+                                spec.name, spec.image, self.network
+                            ),
+                        }
+                    })?
+                }
+            };
+            let started = self
+                .within(
+                    "start",
+                    spec.name.as_str(),
+                    self.timeouts.request,
+                    self.docker.start_container(&id, None),
+                )
+                .await
+                .and_then(|answer| match answer {
+                    Ok(()) => Ok(()),
+                    Err(e) if status(&e) == Some(404) => Err(ManagerError::Unavailable {
                         backend: BACKEND.to_owned(),
                         detail: format!(
-                            "cannot create {}: the engine still lacks image {} or network {}",
-                            spec.name, spec.image, self.network
+                            "{} vanished, or its network did, while starting",
+                            spec.name
                         ),
-                    })?
+                    }),
+                    Err(e) => Err(classify("start", spec.name.as_str(), e)),
+                });
+            if let Err(e) = started {
+                self.discard(&id, &spec.name).await;
+                // Engines check the network only when a container starts.
+                return Err(match self.network_missing().await {
+                    Some(missing) => missing,
+                    None => e,
+                });
             }
-        };
-        let started = self
-            .within(
-                "start",
-                spec.name.as_str(),
-                self.timeouts.request,
-                self.docker.start_container(&id, None),
-            )
-            .await
-            .and_then(|answer| match answer {
-                Ok(()) => Ok(()),
-                Err(e) if status(&e) == Some(404) => Err(ManagerError::Unavailable {
+            tracing::info!(name = %spec.name, container_id = %id, "created narrative container");
+            let seen = self
+                .inspect(&id)
+                .await?
+                .ok_or_else(|| ManagerError::Unavailable {
                     backend: BACKEND.to_owned(),
-                    detail: format!("{} vanished, or its network did, while starting", spec.name),
-                }),
-                Err(e) => Err(classify("start", spec.name.as_str(), e)),
-            });
-        if let Err(e) = started {
-            self.discard(&id, &spec.name).await;
-            // Engines check the network only when a container starts.
-            return Err(match self.network_missing().await {
-                Some(missing) => missing,
-                None => e,
-            });
-        }
-        tracing::info!(name = %spec.name, container_id = %id, "created narrative container");
-        let seen = self
-            .inspect(&id)
-            .await?
-            .ok_or_else(|| ManagerError::Unavailable {
+                    detail: format!("{} was removed right after it started", spec.name),
+                })?;
+            self.narrative(&seen).map_err(|why| ManagerError::Rejected {
                 backend: BACKEND.to_owned(),
-                detail: format!("{} was removed right after it started", spec.name),
-            })?;
-        self.narrative(&seen).map_err(|why| ManagerError::Rejected {
-            backend: BACKEND.to_owned(),
-            detail: format!(
-                "created container {} ({id}) does not read back as a narrative: {why} (is \
-                 image_name {:?} the image being started?)",
-                spec.name,
-                self.image_prefix.trim_end_matches(':')
-            ),
+                detail: format!(
+                    "created container {} ({id}) does not read back as a narrative: {why} (is \
+                     image_name {:?} the image being started?)",
+                    spec.name,
+                    self.image_prefix.trim_end_matches(':')
+                ),
+            })
         })
+        .await
     }
 
     async fn assign(
@@ -719,76 +791,79 @@ impl ContainerManager for DockerManager {
         narrative: &Narrative,
         assignment: &Assignment,
     ) -> Result<Narrative, ManagerError> {
-        let gone = || ManagerError::NotFound {
-            backend: BACKEND.to_owned(),
-            name: narrative.name.to_string(),
-        };
-        // Read first: a rename is not conditional in Docker, and this read is the only guard
-        // against giving one container to two users (another request or replica may have
-        // renamed it since it was listed).
-        let seen = self.inspect(&narrative.id).await?.ok_or_else(gone)?;
-        if seen.name != narrative.name.as_str() || seen.state == NarrativeState::Removing {
-            return Err(gone());
-        }
-        // The owner record before the name: no listing shows the user's name without it. A
-        // claim left by an earlier attempt on this still-waiting container is replaced.
-        if self.claim(&narrative.id, &assignment.owner).await? != assignment.owner {
-            self.drop_claim(&narrative.id).await;
-            if self.claim(&narrative.id, &assignment.owner).await? != assignment.owner {
-                return Err(ManagerError::Unavailable {
-                    backend: BACKEND.to_owned(),
-                    detail: format!(
-                        "could not replace the owner record of waiting container {}",
-                        narrative.name
-                    ),
-                });
-            }
-        }
-        let options = RenameContainerOptionsBuilder::default()
-            .name(assignment.name.as_str())
-            .build();
-        let renamed = self
-            .within(
-                "rename",
-                assignment.name.as_str(),
-                self.timeouts.request,
-                self.docker.rename_container(&narrative.id, options),
-            )
-            .await?;
-        match renamed {
-            Ok(()) => {}
-            // The container is still waiting under its name: it has no owner.
-            Err(e) if status(&e) == Some(404) => {
-                self.drop_claim(&narrative.id).await;
+        self.bounded("assign", assignment.name.as_str(), async {
+            let gone = || ManagerError::NotFound {
+                backend: BACKEND.to_owned(),
+                name: narrative.name.to_string(),
+            };
+            // Read first: a rename is not conditional in Docker, and this read is the only guard
+            // against giving one container to two users (another request or replica may have
+            // renamed it since it was listed).
+            let seen = self.inspect(&narrative.id).await?.ok_or_else(gone)?;
+            if seen.name != narrative.name.as_str() || seen.state == NarrativeState::Removing {
                 return Err(gone());
             }
-            Err(e) if status(&e) == Some(409) => {
+            // The owner record before the name: no listing shows the user's name without it. A
+            // claim left by an earlier attempt on this still-waiting container is replaced.
+            if self.claim(&narrative.id, &assignment.owner).await? != assignment.owner {
                 self.drop_claim(&narrative.id).await;
-                return Err(classify("rename", assignment.name.as_str(), e));
+                if self.claim(&narrative.id, &assignment.owner).await? != assignment.owner {
+                    return Err(ManagerError::Unavailable {
+                        backend: BACKEND.to_owned(),
+                        detail: format!(
+                            "could not replace the owner record of waiting container {}",
+                            narrative.name
+                        ),
+                    });
+                }
             }
-            // Anything else may have renamed it after all: the claim stays with it.
-            Err(e) => return Err(classify("rename", assignment.name.as_str(), e)),
-        }
-        self.origins()
-            .insert(narrative.id.clone(), assignment.origin.clone());
-        tracing::info!(from = %narrative.name, to = %assignment.name, container_id = %narrative.id,
-            "assigned a waiting narrative");
-        let renamed = Seen {
-            name: assignment.name.to_string(),
-            ..seen
-        };
-        self.narrative(&renamed)
-            .map(|n| Narrative {
-                owner: Some(assignment.owner.clone()),
-                ..n
-            })
-            .map_err(|why| ManagerError::Rejected {
-                backend: BACKEND.to_owned(),
-                detail: format!(
-                    "renamed container {} does not read back as a narrative: {why}",
-                    narrative.id
-                ),
-            })
+            let options = RenameContainerOptionsBuilder::default()
+                .name(assignment.name.as_str())
+                .build();
+            let renamed = self
+                .within(
+                    "rename",
+                    assignment.name.as_str(),
+                    self.timeouts.request,
+                    self.docker.rename_container(&narrative.id, options),
+                )
+                .await?;
+            match renamed {
+                Ok(()) => {}
+                // The container is still waiting under its name: it has no owner.
+                Err(e) if status(&e) == Some(404) => {
+                    self.drop_claim(&narrative.id).await;
+                    return Err(gone());
+                }
+                Err(e) if status(&e) == Some(409) => {
+                    self.drop_claim(&narrative.id).await;
+                    return Err(classify("rename", assignment.name.as_str(), e));
+                }
+                // Anything else may have renamed it after all: the claim stays with it.
+                Err(e) => return Err(classify("rename", assignment.name.as_str(), e)),
+            }
+            self.origins()
+                .insert(narrative.id.clone(), assignment.origin.clone());
+            tracing::info!(from = %narrative.name, to = %assignment.name, container_id = %narrative.id,
+                "assigned a waiting narrative");
+            let renamed = Seen {
+                name: assignment.name.to_string(),
+                ..seen
+            };
+            self.narrative(&renamed)
+                .map(|n| Narrative {
+                    owner: Some(assignment.owner.clone()),
+                    ..n
+                })
+                .map_err(|why| ManagerError::Rejected {
+                    backend: BACKEND.to_owned(),
+                    detail: format!(
+                        "renamed container {} does not read back as a narrative: {why}",
+                        narrative.id
+                    ),
+                })
+        })
+        .await
     }
 
     async fn mark_connected(
@@ -808,34 +883,37 @@ impl ContainerManager for DockerManager {
         narrative: &Narrative,
         owner: &Owner,
     ) -> Result<Narrative, ManagerError> {
-        let gone = || ManagerError::NotFound {
-            backend: BACKEND.to_owned(),
-            name: narrative.name.to_string(),
-        };
-        let theirs = || ManagerError::OwnedByAnother {
-            backend: BACKEND.to_owned(),
-            name: narrative.name.to_string(),
-        };
-        let seen = self.inspect(&narrative.id).await?.ok_or_else(gone)?;
-        if seen.name != narrative.name.as_str() || seen.state == NarrativeState::Removing {
-            return Err(gone());
-        }
-        let found = self.narrative(&seen).map_err(|_| gone())?;
-        match &found.owner {
-            Some(recorded) if recorded != owner => return Err(theirs()),
-            Some(_) => return Ok(found),
-            None => {}
-        }
-        // Create-or-get: if another replica claimed it first, its claim is the answer.
-        if self.claim(&narrative.id, owner).await? != *owner {
-            return Err(theirs());
-        }
-        tracing::info!(name = %narrative.name, container_id = %narrative.id,
-            "recorded the owner of a narrative made without one");
-        Ok(Narrative {
-            owner: Some(owner.clone()),
-            ..found
+        self.bounded("stamp owner", narrative.name.as_str(), async {
+            let gone = || ManagerError::NotFound {
+                backend: BACKEND.to_owned(),
+                name: narrative.name.to_string(),
+            };
+            let theirs = || ManagerError::OwnedByAnother {
+                backend: BACKEND.to_owned(),
+                name: narrative.name.to_string(),
+            };
+            let seen = self.inspect(&narrative.id).await?.ok_or_else(gone)?;
+            if seen.name != narrative.name.as_str() || seen.state == NarrativeState::Removing {
+                return Err(gone());
+            }
+            let found = self.narrative(&seen).map_err(|_| gone())?;
+            match &found.owner {
+                Some(recorded) if recorded != owner => return Err(theirs()),
+                Some(_) => return Ok(found),
+                None => {}
+            }
+            // Create-or-get: if another replica claimed it first, its claim is the answer.
+            if self.claim(&narrative.id, owner).await? != *owner {
+                return Err(theirs());
+            }
+            tracing::info!(name = %narrative.name, container_id = %narrative.id,
+                "recorded the owner of a narrative made without one");
+            Ok(Narrative {
+                owner: Some(owner.clone()),
+                ..found
+            })
         })
+        .await
     }
 
     fn conditional(&self) -> bool {
@@ -843,60 +921,68 @@ impl ContainerManager for DockerManager {
     }
 
     async fn remove(&self, narrative: &Narrative) -> Result<(), ManagerError> {
-        let subject = narrative.name.as_str();
-        let grace = self.timeouts.stop_grace;
-        let options = StopContainerOptionsBuilder::default()
-            .t(i32::try_from(grace.as_secs()).unwrap_or(i32::MAX))
-            .build();
-        let stopped = self
-            .within(
-                "stop",
-                subject,
-                grace + self.timeouts.request,
-                self.docker.stop_container(&narrative.id, Some(options)),
-            )
-            .await?;
-        match stopped {
-            // 304 (already stopped) arrives as success.
-            Ok(()) => {}
-            Err(e) if status(&e) == Some(404) => {
-                self.origins().remove(&narrative.id);
-                self.drop_claim(&narrative.id).await;
-                return Ok(());
+        self.bounded("remove", narrative.name.as_str(), async {
+            let subject = narrative.name.as_str();
+            // The stop and the removal share the operation's deadline: the grace leaves half of
+            // it for the calls.
+            let grace = self.timeouts.stop_grace.min(self.timeouts.request / 2);
+            let options = StopContainerOptionsBuilder::default()
+                .t(i32::try_from(grace.as_secs()).unwrap_or(i32::MAX))
+                .build();
+            let stopped = self
+                .within(
+                    "stop",
+                    subject,
+                    grace + self.timeouts.request,
+                    self.docker.stop_container(&narrative.id, Some(options)),
+                )
+                .await?;
+            match stopped {
+                // 304 (already stopped) arrives as success.
+                Ok(()) => {}
+                Err(e) if status(&e) == Some(404) => {
+                    self.origins().remove(&narrative.id);
+                    self.drop_claim(&narrative.id).await;
+                    return Ok(());
+                }
+                Err(e) => return Err(classify("stop", subject, e)),
             }
-            Err(e) => return Err(classify("stop", subject, e)),
-        }
-        let options = RemoveContainerOptionsBuilder::default()
-            .force(true)
-            .v(true)
-            .build();
-        let removed = self
-            .within(
-                "remove",
-                subject,
-                self.timeouts.request,
-                self.docker.remove_container(&narrative.id, Some(options)),
-            )
-            .await?;
-        match removed {
-            // 404: gone already; 409: another caller's removal is in progress.
-            Err(e) if !matches!(status(&e), Some(404 | 409)) => {
-                return Err(classify("remove", subject, e))
+            let options = RemoveContainerOptionsBuilder::default()
+                .force(true)
+                .v(true)
+                .build();
+            let removed = self
+                .within(
+                    "remove",
+                    subject,
+                    self.timeouts.request,
+                    self.docker.remove_container(&narrative.id, Some(options)),
+                )
+                .await?;
+            match removed {
+                // 404: gone already; 409: another caller's removal is in progress.
+                Err(e) if !matches!(status(&e), Some(404 | 409)) => {
+                    return Err(classify("remove", subject, e))
+                }
+                _ => {}
             }
-            _ => {}
-        }
-        self.origins().remove(&narrative.id);
-        self.drop_claim(&narrative.id).await;
-        tracing::info!(name = %narrative.name, container_id = %narrative.id,
-            "removed narrative container");
-        Ok(())
+            self.origins().remove(&narrative.id);
+            self.drop_claim(&narrative.id).await;
+            tracing::info!(name = %narrative.name, container_id = %narrative.id,
+                "removed narrative container");
+            Ok(())
+        })
+        .await
     }
 
     async fn zombies(&self) -> Result<Vec<Narrative>, ManagerError> {
-        let containers = self
-            .list_labelled("exited narratives", &[("status", &["exited", "dead"])])
-            .await?;
-        Ok(self.narratives(containers))
+        self.bounded("zombies", "exited narratives", async {
+            let containers = self
+                .list_labelled("exited narratives", &[("status", &["exited", "dead"])])
+                .await?;
+            Ok(self.narratives(containers))
+        })
+        .await
     }
 
     fn traefik_service(&self, narrative_name: &ServiceName) -> String {

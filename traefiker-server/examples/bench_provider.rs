@@ -121,7 +121,7 @@ async fn main() {
     let listed = state.lifecycle.narratives().await.unwrap();
     let listing = started.elapsed();
     let started = Instant::now();
-    let doc = traefiker_server::routes::dynamic::dynamic_config(
+    let doc = traefiker_server::render::dynamic::dynamic_config(
         &state.config.routing,
         state.lifecycle.manager().as_ref(),
         &state.config.traefik_self_url,

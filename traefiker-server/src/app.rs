@@ -13,7 +13,7 @@ use actix_web::middleware::DefaultHeaders;
 use actix_web::{web, App, HttpServer};
 use tokio::sync::watch;
 use traefiker_core::{ActivitySource, ContainerManager, Membership, Readiness, Solo, SqliteStore};
-use traefiker_docker::{DockerConfig, DockerManager};
+use traefiker_docker::{DockerConfig, DockerManager, OwnContainer};
 use traefiker_kube::{Cluster, KubeConfig, KubeManager};
 use traefiker_local::{LocalConfig, LocalManager};
 use traefiker_metrics::{
@@ -27,7 +27,7 @@ use crate::config::{Backend, Config, ReadyCheck, SourceKind};
 use crate::replica::{self, Replica, ReplicaError};
 use crate::runtime::OnRuntime;
 use crate::state::AppState;
-use crate::{outbound, routes};
+use crate::{outbound, render, routes};
 
 /// Why the service cannot start; each names the setting to fix.
 #[derive(Debug, thiserror::Error)]
@@ -136,11 +136,11 @@ pub async fn backend(config: &Config) -> Result<BuiltBackend, StartupError> {
             membership = Arc::new(manager.membership());
             Arc::new(manager)
         }
-        Backend::Docker { url, network } => {
-            let mut dc = DockerConfig::new(url.clone(), network.clone());
-            dc.image_name = config.image_name.clone();
-            dc.naming = config.naming.clone();
-            Arc::new(DockerManager::connect(dc).await?)
+        Backend::Docker { .. } => {
+            let manager = DockerManager::connect(docker_config(config)).await?;
+            // The replicas are the running containers of traefiker's own Compose service.
+            membership = Arc::new(manager.membership(OwnContainer::Detect));
+            Arc::new(manager)
         }
     };
     let info = manager.verify().await.map_err(StartupError::Backend)?;
@@ -153,6 +153,24 @@ pub async fn backend(config: &Config) -> Result<BuiltBackend, StartupError> {
         membership,
         local,
     })
+}
+
+/// The Docker backend's settings: the engine and network, and the configured deadline of
+/// each backend operation (`rancher_timeout_secs`), every engine call in it, so that the
+/// backend gives up before the lifecycle stops waiting for it.
+pub fn docker_config(config: &Config) -> DockerConfig {
+    let (url, network) = match &config.backend {
+        Backend::Docker { url, network } => (url.clone(), network.clone()),
+        _ => (
+            traefiker_docker::DEFAULT_DOCKER_URL.to_owned(),
+            traefiker_docker::DEFAULT_NETWORK.to_owned(),
+        ),
+    };
+    let mut dc = DockerConfig::new(url, network);
+    dc.image_name = config.image_name.clone();
+    dc.naming = config.naming.clone();
+    dc.timeouts.request = config.timeouts.rancher;
+    dc
 }
 
 /// `ca_bundle`'s PEM for the backends that build their own clients.
@@ -240,36 +258,64 @@ pub fn image_source(config: &Config) -> Result<ImageSource, StartupError> {
     })
 }
 
+/// What the process is for: serving (a replica, with a pool of its own), or a one-off
+/// command beside the replicas (`traefiker reap`, `traefiker status`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// `traefiker serve`: a replica.
+    Serve,
+    /// A one-off command. It is no replica: it keeps no pool, goes by an id no replica has
+    /// (so it never takes a live replica's waiting narratives for its own), and removes
+    /// another replica's only where the orchestrator proves that replica gone; where the
+    /// peers cannot be proven (no membership), it keeps them and says so.
+    OneOff,
+}
+
 /// Builds the service from its configuration (SPEC §7): verifies the backend, opens the
 /// store, learns the current image and which replica this is, and starts tracking existing
 /// narratives.
-pub async fn build(config: Config) -> Result<(AppState, BuiltBackend), StartupError> {
+pub async fn build(config: Config, role: Role) -> Result<(AppState, BuiltBackend), StartupError> {
     if config.trusted_proxies.is_empty()
         && config.security.auth_failures_per_minute.is_some()
-        && matches!(config.backend, Backend::Rancher { .. })
+        && !matches!(config.backend, Backend::Local { .. })
     {
         tracing::warn!(
             "trusted_proxies is empty: behind Traefik every request has Traefik's address, so \
-             auth_failures_per_minute limits everyone together; set trusted_proxies to Traefik's address"
+             failed logins cannot be limited per client (only rejected tokens are remembered); \
+             set trusted_proxies to Traefik's network"
         );
     }
     let backend = backend(&config).await?;
-    let state = build_with(config, backend.manager.clone(), backend.membership.clone()).await?;
+    let state = build_with(
+        config,
+        backend.manager.clone(),
+        backend.membership.clone(),
+        role,
+    )
+    .await?;
     Ok((state, backend))
 }
 
 /// [`build`] with a given backend and membership.
 pub async fn build_with(
-    config: Config,
+    mut config: Config,
     manager: Arc<dyn ContainerManager>,
     membership: Arc<dyn Membership>,
+    role: Role,
 ) -> Result<AppState, StartupError> {
-    let replica = Replica::resolve(
+    let mut replica = Replica::resolve(
         config.replica_id.clone(),
         membership,
         config.timeouts.rancher + Duration::from_secs(1),
     )
     .await?;
+    if role == Role::OneOff {
+        replica = replica.one_off(std::process::id());
+        // No pool at all: neither demand nor a schedule's floor may start one.
+        config.num_prespawn = 0;
+        config.pool_max = None;
+        config.pool_schedule = traefiker_core::Schedule::default();
+    }
     tracing::info!(replica = %replica.id, "this replica");
     let store = Arc::new(SqliteStore::open(&config.sqlite_reaperdb_path)?);
     let sources = sources(&config)?;
@@ -300,9 +346,9 @@ pub async fn build_with(
     Ok(state)
 }
 
-/// Serves HTTP on `listener` until `shutdown` completes, then stops accepting, lets requests
-/// in flight finish, stops the background tasks, and removes this replica's waiting
-/// narratives.
+/// Serves HTTP on `listener` until `shutdown` completes, then, within `shutdown_grace_secs`
+/// whatever the dependencies do: stops accepting, stops the background tasks, and lets
+/// requests in flight finish while it removes this replica's waiting narratives.
 pub async fn run(
     listener: std::net::TcpListener,
     state: AppState,
@@ -356,38 +402,98 @@ pub async fn run(
     state.lifecycle.request_pool_fill();
 
     let provider = state.config.security.provider.enabled;
-    let front = state.config.static_tokens.is_some();
+    let front = state.config.front_door();
+    let grace = state.config.shutdown_grace;
     let lifecycle = state.lifecycle.clone();
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
-            .wrap(DefaultHeaders::new().add((routes::reply::MARKER, "1")))
+            .wrap(DefaultHeaders::new().add((render::reply::MARKER, "1")))
             .app_data(data.clone())
             .configure(|cfg| configure(cfg, provider, front))
     })
     .disable_signals()
-    .shutdown_timeout(30)
+    .shutdown_timeout(grace.as_secs())
     .listen(listener)?
     .run();
     let handle = server.handle();
-    let server_task = tokio::spawn(server);
+    let mut server_task = tokio::spawn(server);
     shutdown.await;
-    tracing::info!("shutting down: finishing requests in flight");
-    handle.stop(true).await;
+    // One budget for everything from here (SPEC §11): what misses it is left as a crash
+    // would leave it, for the next start or another replica to converge.
+    let deadline = tokio::time::Instant::now() + grace;
+    tracing::info!(
+        grace_secs = grace.as_secs_f64(),
+        "shutting down: finishing requests in flight and removing this replica's waiting narratives"
+    );
     let _ = stop_tx.send(true);
-    for task in tasks {
-        let _ = task.await;
+    // The loops stop at once (a cycle or a fill in flight is dropped: it holds the pool's
+    // lock that retiring needs).
+    stop_all(
+        tasks,
+        deadline.min(tokio::time::Instant::now() + LOOPS_STOP),
+    )
+    .await;
+    let drain = async {
+        if tokio::time::timeout_at(deadline, handle.stop(true))
+            .await
+            .is_err()
+        {
+            tracing::warn!("requests still in flight at the end of shutdown_grace_secs: dropped");
+        }
+    };
+    // Beside the drain: the pool filler has stopped, and a connect in flight that finds the
+    // pool retiring starts a narrative of its own.
+    tokio::join!(drain, replica::retire(&lifecycle, deadline));
+    // The activity store writes on a thread of its own: what it still holds is committed now,
+    // within the budget (a moment more if the budget is spent).
+    let store = lifecycle.store().clone();
+    let until = deadline.max(tokio::time::Instant::now() + STORE_FLUSH);
+    match tokio::time::timeout_at(until, tokio::task::spawn_blocking(move || store.flush())).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => {
+            tracing::error!(error = %e, "could not write the activity store at shutdown")
+        }
+        _ => {
+            tracing::warn!("the activity store was still writing at the end of shutdown_grace_secs")
+        }
     }
-    // After the pool filler stopped, so nothing refills what this removes.
-    replica::retire(&lifecycle).await;
-    match server_task.await {
-        Ok(result) => result,
-        Err(e) => Err(std::io::Error::other(e)),
+    match tokio::time::timeout(SERVER_STOP, &mut server_task).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(e)) => Err(std::io::Error::other(e)),
+        Err(_) => {
+            server_task.abort();
+            tracing::warn!("the HTTP server did not stop in time: abandoned");
+            Ok(())
+        }
+    }
+}
+
+/// How long the background loops get to stop on their own before they are dropped.
+const LOOPS_STOP: Duration = Duration::from_millis(200);
+
+/// How long the activity store gets to commit at shutdown when the budget is spent already.
+const STORE_FLUSH: Duration = Duration::from_millis(500);
+
+/// How long the HTTP server may take to stop once its workers were told to (at the latest at
+/// the end of the budget, when actix's own `shutdown_timeout` forces them).
+const SERVER_STOP: Duration = Duration::from_secs(1);
+
+/// Waits until `until` for `tasks` to end, then drops those that have not.
+async fn stop_all(tasks: Vec<tokio::task::JoinHandle<()>>, until: tokio::time::Instant) {
+    let aborts: Vec<_> = tasks.iter().map(|t| t.abort_handle()).collect();
+    if tokio::time::timeout_at(until, futures::future::join_all(tasks))
+        .await
+        .is_err()
+    {
+        for abort in aborts {
+            abort.abort();
+        }
     }
 }
 
 /// Registers every endpoint; `/traefik/dynamic` only with `provider` on, the demo's front
-/// door (login page, loader) only with `front` (static tokens).
+/// door (login page, loader) only with `front` ([`Config::front_door`]).
 pub fn configure(cfg: &mut web::ServiceConfig, provider: bool, front: bool) {
     cfg.route(
         "/narrative/{path:.*}",
@@ -413,5 +519,28 @@ pub fn configure(cfg: &mut web::ServiceConfig, provider: bool, front: bool) {
     }
     if front {
         routes::front::configure(cfg);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::config::Layer;
+
+    #[test]
+    fn the_docker_backend_gets_the_configured_deadline() {
+        let layer: Layer = [("backend", "docker"), ("rancher_timeout_secs", "3")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let config = Config::from_layers(&[layer]).unwrap();
+        let dc = docker_config(&config);
+        assert_eq!(dc.timeouts.request, Duration::from_secs(3));
+        assert!(
+            dc.timeouts.request < config.timeouts.rancher + Duration::from_secs(1),
+            "the backend gives up before the lifecycle's call deadline"
+        );
     }
 }

@@ -137,6 +137,7 @@ impl Reaper {
                 tracing::info!(
                     removed = report.removed(),
                     idle = report.idle.len(),
+                    unanswered = report.idle_quiet.len(),
                     zombies = report.zombies.len(),
                     pool_created = report.pool.created,
                     skipped = report.skipped.len(),

@@ -2,25 +2,28 @@
 
 use std::fmt::Write as _;
 use std::fs::File;
+use std::future::Future;
 use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::{Arc, OnceLock};
 
 use traefiker_core::{NarrativeKind, ReapMode, ReapReport};
 use traefiker_metrics::{
     read_page_from, MetricsError, PageActivity, PageVersion, TraefikMetricsConfig,
 };
 
-use crate::app::{self, StartupError};
+use crate::app::{self, Role, StartupError};
 use crate::cli::Command;
-use crate::config::Config;
+use crate::config::{Backend, Config};
 
 /// Runs `command` with `config`.
 pub async fn run(command: Command, config: Config) -> Result<ExitCode, StartupError> {
     match command {
         Command::Serve => serve(config).await,
         Command::Reap { dry_run } => {
-            let (state, _backend) = app::build(config).await?;
+            let local = matches!(config.backend, Backend::Local { .. });
+            let (state, _backend) = app::build(config, Role::OneOff).await?;
             let mode = if dry_run {
                 ReapMode::DryRun
             } else {
@@ -28,6 +31,11 @@ pub async fn run(command: Command, config: Config) -> Result<ExitCode, StartupEr
             };
             let report = state.reaper.run(mode).await?;
             print!("{}", render_report(&report));
+            if local {
+                println!("  the local backend's narratives are the serving process's children: this command sees none of them");
+            } else if state.lifecycle.peers().is_none() {
+                println!("  peers unknown (no orchestrator says which replicas run): other replicas' waiting narratives were kept");
+            }
             Ok(if report.activity_error().is_some() {
                 ExitCode::FAILURE
             } else {
@@ -35,14 +43,14 @@ pub async fn run(command: Command, config: Config) -> Result<ExitCode, StartupEr
             })
         }
         Command::Status { json } => {
-            let (state, _backend) = app::build(config).await?;
+            let (state, _backend) = app::build(config, Role::OneOff).await?;
             let entries = state.lifecycle.status();
             if json {
                 let prefix = state.config.naming.user_template().prefix();
                 let now = chrono::Utc::now();
                 let doc: Vec<serde_json::Value> = entries
                     .iter()
-                    .map(|e| crate::routes::status::describe(e, prefix, now))
+                    .map(|e| crate::render::status::describe(e, prefix, now))
                     .collect();
                 println!("{}", serde_json::Value::from(doc));
             } else {
@@ -81,42 +89,108 @@ pub async fn run(command: Command, config: Config) -> Result<ExitCode, StartupEr
 
 async fn serve(config: Config) -> Result<ExitCode, StartupError> {
     let listen = config.listen;
-    let (state, backend) = app::build(config).await?;
+    let grace = config.shutdown_grace;
+    let (state, backend) = app::build(config, Role::Serve).await?;
     let listener = std::net::TcpListener::bind(listen).map_err(|e| {
         StartupError::Bind(format!(
             "cannot listen on {listen}: {e} (set listen or --listen)"
         ))
     })?;
     tracing::info!(listen = %listen, "traefiker serving");
-    app::run(listener, state, shutdown_signal())
+    let signalled = Arc::new(OnceLock::new());
+    let first = {
+        let signalled = signalled.clone();
+        async move {
+            signals().await;
+            let _ = signalled.set(tokio::time::Instant::now());
+        }
+    };
+    app::run(listener, state, first)
         .await
         .map_err(|e| StartupError::Bind(e.to_string()))?;
     if let Some(local) = backend.local {
-        match local.shutdown_all().await {
-            Ok(n) => tracing::info!(stopped = n, "local narratives stopped"),
-            Err(e) => tracing::error!(error = %e, "could not stop every local narrative"),
+        // What is left of the budget; children still running after it are killed when the
+        // manager is dropped, and by their parent-death signal when the process exits.
+        let deadline = signalled
+            .get()
+            .map_or_else(tokio::time::Instant::now, |at| *at + grace);
+        match tokio::time::timeout_at(deadline, local.shutdown_all()).await {
+            Ok(Ok(n)) => tracing::info!(stopped = n, "local narratives stopped"),
+            Ok(Err(e)) => tracing::error!(error = %e, "could not stop every local narrative"),
+            Err(_) => tracing::warn!(
+                "local narratives still stopping at the end of shutdown_grace_secs: killed"
+            ),
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Completes on SIGTERM or SIGINT (Ctrl-C).
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Completes on the first SIGTERM or SIGINT (Ctrl-C); a second one ends the process at once
+/// (SPEC §11), whatever the graceful shutdown is waiting for.
+pub fn signals() -> impl Future<Output = ()> {
+    let (first, heard) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let mut signals = Signals::new();
+        signals.next().await;
+        let _ = first.send(());
+        signals.next().await;
+        tracing::warn!("a second signal: exiting now, without finishing the shutdown");
+        std::process::exit(1);
+    });
+    async move {
+        let _ = heard.await;
+    }
+}
+
+/// SIGTERM and SIGINT, listened to once for the whole life of the process, so that a signal
+/// between two waits is not missed.
+struct Signals {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Self {
+                term: signal(SignalKind::terminate()).ok(),
+                int: signal(SignalKind::interrupt()).ok(),
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+        #[cfg(not(unix))]
+        Self {}
+    }
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        {
+            let term = async {
+                match &mut self.term {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            let int = async {
+                match &mut self.int {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! { _ = term => {}, _ = int => {} }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 /// The report of a cycle, for people.
@@ -131,6 +205,12 @@ pub fn render_report(report: &ReapReport) -> String {
     };
     let mut out = format!("{verb} {} narrative(s)\n", report.removed());
     out.push_str(&format!("  idle:    {}\n", names(&report.idle)));
+    if !report.idle_quiet.is_empty() {
+        out.push_str(&format!(
+            "    of which unanswered (quiet for the timeout, their Jupyter not answering): {}\n",
+            names(&report.idle_quiet)
+        ));
+    }
     out.push_str(&format!("  zombies: {}\n", names(&report.zombies)));
     if let Some(e) = report.activity_error() {
         out.push_str(&format!(

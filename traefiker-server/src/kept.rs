@@ -18,9 +18,9 @@ use tokio::sync::{Mutex, Notify};
 use traefiker_core::{Lifecycle, Narrative};
 
 use crate::config::Config;
-use crate::routes::dynamic::dynamic_config;
-use crate::routes::reply::Reference;
-use crate::routes::status::render_services;
+use crate::render::dynamic::dynamic_config;
+use crate::render::reply::Reference;
+use crate::render::status::render_services;
 
 /// How often the provider's listing is refreshed.
 pub const PROVIDER_INTERVAL: Duration = Duration::from_secs(2);
@@ -272,7 +272,7 @@ impl Kept {
                 manager.as_ref(),
                 &config.traefik_self_url,
                 &narratives,
-                config.static_tokens.is_some(),
+                config.front_door(),
             )
             .map(Bytes::from)
             .map_err(|e| format!("rendering the Traefik configuration: {e}"))
@@ -287,9 +287,17 @@ impl Kept {
         loop {
             self.refresh().await;
             let since = Instant::now();
+            // Until the backend has answered once (the first listing is still on its way at
+            // start), look again soon: a new replica is ready, and taken into Traefik's or
+            // Kubernetes' rotation, within moments of its first listing, not an interval later.
+            let wait = if self.snapshot().last_ok.is_none() {
+                MIN_GAP
+            } else {
+                self.interval()
+            };
             tokio::select! {
                 _ = &mut shutdown => return,
-                _ = tokio::time::sleep(self.interval()) => {}
+                _ = tokio::time::sleep(wait) => {}
                 _ = self.inner.wake.notified() => {
                     let gap = MIN_GAP.saturating_sub(since.elapsed());
                     tokio::select! {

@@ -17,6 +17,8 @@
 //!   shutdown.
 //! - [`pages`] renders the HTML pages: the reload page that waits for a narrative, the demo's
 //!   login page, the administrators' status page.
+//! - [`render`] renders from the core's values and the configuration only: answers to people,
+//!   the status JSON, Traefik's dynamic configuration.
 //! - [`outbound`] builds the server's HTTP clients (timeouts, trusted roots, `ca_bundle`).
 //! - [`cli`] is the command line; `main.rs` only parses it, sets up logging and calls in.
 
@@ -30,6 +32,7 @@ pub mod kept;
 pub mod logging;
 pub mod outbound;
 pub mod pages;
+pub mod render;
 pub mod replica;
 pub mod routes;
 pub mod runtime;

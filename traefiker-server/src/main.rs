@@ -39,7 +39,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(commands::run(command, config)) {
+    let outcome = runtime.block_on(commands::run(command, config));
+    // Calls still running (a backend that hangs, a task past the shutdown's budget) are
+    // abandoned rather than waited for: the process must exit in time (SPEC §11).
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    match outcome {
         Ok(code) => code,
         Err(e) => {
             tracing::error!(error = %e, "traefiker stopped");

@@ -21,6 +21,9 @@ pub struct Replica {
     pub membership: Arc<dyn Membership>,
 }
 
+/// The longest replica id (a Docker or Rancher container name).
+const MAX_ID_LEN: usize = 63;
+
 /// Why this replica cannot tell who it is; each names the setting to fix.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -57,6 +60,23 @@ impl Replica {
         deadline: Duration,
     ) -> Result<Self, ReplicaError> {
         Self::resolve_with(configured, membership, deadline, host_name).await
+    }
+
+    /// The same orchestrator's view, for a one-off command run as process `pid`: an id no
+    /// replica has (this replica's id with `.oneoff.<pid>`, shortened to fit), so the
+    /// command never takes a live replica's waiting narratives for its own.
+    pub fn one_off(self, pid: u32) -> Self {
+        let suffix = format!(".oneoff.{pid}");
+        let keep = self
+            .id
+            .as_str()
+            .len()
+            .min(MAX_ID_LEN.saturating_sub(suffix.len()));
+        let base: String = self.id.as_str().chars().take(keep).collect();
+        let id = ReplicaId::new(format!("{base}{suffix}"))
+            .or_else(|_| ReplicaId::new(format!("oneoff{suffix}")))
+            .unwrap_or(self.id);
+        Self { id, ..self }
     }
 
     async fn resolve_with(
@@ -120,18 +140,16 @@ pub fn reconciler(
 }
 
 /// Removes this replica's waiting narratives at graceful shutdown, once the pool filler has
-/// stopped. Bounded by two backend call deadlines (waiting for assignments in flight, then
-/// the removals): a replica must stop in time, and what it leaves behind is removed by
-/// another replica's reaper once the orchestrator no longer lists this one.
-pub async fn retire(lifecycle: &Lifecycle) {
-    let deadline = lifecycle.config().call_timeout * 2;
-    if tokio::time::timeout(deadline, lifecycle.retire())
+/// stopped, by `deadline` (what is left of the shutdown's budget): a replica must stop in
+/// time, and what it leaves behind is removed by another replica's reaper once the
+/// orchestrator no longer lists this one, or by this replica's next start.
+pub async fn retire(lifecycle: &Lifecycle, deadline: tokio::time::Instant) {
+    if tokio::time::timeout_at(deadline, lifecycle.retire())
         .await
         .is_err()
     {
         tracing::warn!(
-            deadline_secs = deadline.as_secs(),
-            "could not remove every waiting narrative in time: another replica's reaper removes the rest once this replica is gone"
+            "could not remove every waiting narrative within shutdown_grace_secs: another replica's reaper, or this replica's next start, removes the rest"
         );
     }
 }

@@ -32,12 +32,17 @@ pub struct AppState {
     pub reaper: Reaper,
     /// The last listing and backend check, kept by a background loop.
     pub kept: Kept,
+    /// The runtime the state was made on, which outlives the HTTP server: work a request
+    /// starts that must go on without it (a connect's flight, a `/reaper/` cycle) runs here,
+    /// not on an actix worker's runtime, which dies when the server stops.
+    pub runtime: tokio::runtime::Handle,
 }
 
 impl AppState {
-    /// Assembles the state from parts (tests pass fakes). Without `readiness`, a waiting
-    /// narrative is handed out as soon as the backend reports it running. `store` keeps the
-    /// last-seen instants and the arrivals of new users.
+    /// Assembles the state from parts (tests pass fakes), on the runtime that will outlive the
+    /// HTTP server. Without `readiness`, a waiting narrative is handed out as soon as the
+    /// backend reports it running. `store` keeps the last-seen instants and the arrivals of
+    /// new users.
     #[allow(clippy::too_many_arguments)]
     pub fn new<S: ActivityStore + ArrivalLog + 'static>(
         config: Config,
@@ -124,6 +129,7 @@ impl AppState {
             metrics,
             reaper,
             kept,
+            runtime: tokio::runtime::Handle::current(),
         }
     }
 }

@@ -289,7 +289,13 @@ impl Metrics {
     pub fn reaped(&self, report: &ReapReport, seconds: f64) {
         self.reaper_cycle_seconds.observe(seconds);
         for (reason, n) in [
-            ("idle", report.idle.len()),
+            // A narrative some source saw idle while the others could not tell (its Jupyter
+            // not answering), reaped once that lasted the bound: apart, so a monitor sees it.
+            (
+                "idle",
+                report.idle.len().saturating_sub(report.idle_quiet.len()),
+            ),
+            ("unanswered", report.idle_quiet.len()),
             ("zombie", report.zombies.len()),
             ("outdated_prespawn", report.pool.outdated_removed),
             ("excess_prespawn", report.pool.excess_removed),
@@ -1021,5 +1027,36 @@ mod tests {
         ] {
             assert_eq!(sample(&text, series), Some(value), "{series} in\n{text}");
         }
+    }
+
+    #[test]
+    fn narratives_reaped_while_unanswered_are_counted_apart() {
+        use traefiker_core::{PoolReport, ReapMode, ServiceName};
+
+        let name = |n: &str| ServiceName::new(n).unwrap_or_else(|e| panic!("{e}"));
+        let report = ReapReport {
+            mode: ReapMode::Apply,
+            idle: vec![name("narrative-a"), name("narrative-b")],
+            idle_quiet: vec![name("narrative-b")],
+            zombies: Vec::new(),
+            pool: PoolReport::default(),
+            skipped: Vec::new(),
+            abandoned: Vec::new(),
+            duplicates: Vec::new(),
+            pruned: 0,
+            activity_failures: Vec::new(),
+            failures: Vec::new(),
+        };
+        let metrics = Metrics::new();
+        metrics.reaped(&report, 0.1);
+        let text = metrics.encode();
+        assert!(
+            text.contains("traefiker_reaps_total{reason=\"idle\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("traefiker_reaps_total{reason=\"unanswered\"} 1"),
+            "{text}"
+        );
     }
 }

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use tokio::sync::oneshot;
 use traefiker_kube::testing::{FakeCluster, Kind};
 use traefiker_kube::{Cluster, KubeConfig, KubeManager};
-use traefiker_server::app::{build_with, run};
+use traefiker_server::app::{build_with, run, Role};
 use traefiker_server::config::{Config, Layer};
 
 const NS: &str = "narratives";
@@ -60,7 +60,7 @@ async fn replica(fake: &FakeCluster, pod: &str, dir: &std::path::Path) -> Replic
     kc.pod_name = Some(pod.into());
     let manager = KubeManager::connect(kc).await.unwrap();
     let membership = Arc::new(manager.membership());
-    let state = build_with(config, Arc::new(manager), membership)
+    let state = build_with(config, Arc::new(manager), membership, Role::Serve)
         .await
         .unwrap();
     assert_eq!(

@@ -158,12 +158,12 @@ async fn without_static_tokens_there_is_no_login_page() {
     h.stop().await;
 }
 
+/// The demo: the local backend's settings (the harness runs the in-memory backend whatever
+/// the configuration names), static tokens, and so the front door.
+const LOCAL: (&str, &str) = ("local_command", "narrative-standin --port {port}");
+
 async fn demo() -> Harness {
-    Harness::start(&[
-        ("auth_tokens", DEMO_TOKENS),
-        ("allow_static_tokens", "true"),
-    ])
-    .await
+    Harness::start(&[LOCAL, ("auth_tokens", DEMO_TOKENS)]).await
 }
 
 #[tokio::test]
@@ -439,8 +439,13 @@ async fn a_narrative_is_shut_down_from_the_page_only_by_an_administrator_who_con
 
 #[tokio::test]
 async fn traefik_routes_the_demos_front_door_only_where_there_is_one() {
-    for (tokens, front) in [(true, true), (false, false)] {
-        let mut settings = vec![("traefik_provider", "true")];
+    let rancher = ("rancher_url", "http://rancher.invalid/v2-beta");
+    for (backend, tokens, front) in [
+        (LOCAL, true, true),
+        (LOCAL, false, false),
+        (rancher, true, false),
+    ] {
+        let mut settings = vec![("traefik_provider", "true"), backend];
         if tokens {
             settings.extend([
                 ("auth_tokens", DEMO_TOKENS),

@@ -17,8 +17,8 @@ use proptest::prelude::*;
 use serde_json::{json, Value};
 use traefiker_core::{Naming, Routing, RuleSyntax, SessionId, UserId};
 use traefiker_rancher::{RancherConfig, RancherManager};
+use traefiker_server::render::dynamic::dynamic_config;
 use traefiker_server::routes::caller_ip;
-use traefiker_server::routes::dynamic::dynamic_config;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -104,7 +104,7 @@ proptest! {
     ) {
         let trusted: Vec<IpNetwork> = vec!["10.0.0.0/8".parse().unwrap()];
         let peer = IpAddr::from(peer);
-        let caller = caller_ip(peer, Some(&chain), &trusted);
+        let caller = caller_ip(peer, &[chain.as_str()], &trusted);
         if trusted[0].contains(peer) {
             let hops: Vec<IpAddr> = chain.split(',').filter_map(|h| h.trim().parse().ok()).collect();
             prop_assert!(caller == peer || hops.contains(&caller));

@@ -120,7 +120,10 @@ impl World {
             ))
             .mount(&metrics)
             .await;
-        let dir = std::env::temp_dir().join(format!("traefiker-replicas-{}", std::process::id()));
+        // Under the target directory, and kept when the test fails (see `KeptOnFailure`).
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join("replicas-logs")
+            .join(std::process::id().to_string());
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let mut tokens: Vec<String> = (0..USERS + RESTARTS * BURST)
@@ -310,6 +313,20 @@ impl Replica {
     }
 }
 
+/// Says where the replicas' logs are when the test fails (a passing run removes them).
+struct KeptOnFailure(PathBuf);
+
+impl Drop for KeptOnFailure {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "the replicas' logs (<id>.log, <id>.err) are kept in {}",
+                self.0.display()
+            );
+        }
+    }
+}
+
 /// What the streams of returning users saw.
 #[derive(Default)]
 struct Tally {
@@ -321,6 +338,7 @@ struct Tally {
 async fn replicas_share_only_rancher_and_survive_a_kill_and_a_rolling_restart() {
     let started = Instant::now();
     let world = Arc::new(World::start().await);
+    let _logs = KeptOnFailure(world.dir.clone());
     let naming = Naming::default();
     let container = |u: usize| {
         naming

@@ -128,10 +128,17 @@ fn demo_docker() -> Result<(), String> {
     );
     println!();
     println!("  Open:   {web}");
-    println!("          in a browser: the login page offers the demo users; choose alice.");
     println!(
-        "  Admin:  {}   (log in as kbadmin)",
-        stack.web_url(&login_then("/narrative_status/"))
+        "          in a browser: the demo's login page is the local backend's only, so set the"
+    );
+    println!(
+        "          cookie KBase would set, in the devtools console of a page of {}:",
+        stack.web_url("/")
+    );
+    println!("            document.cookie = \"kbase_session=demo-token; path=/\"");
+    println!(
+        "  Admin:  {}   (with kbase_session=admin-token)",
+        stack.web_url("/narrative_status/")
     );
     println!("  Tokens: demo-token (alice), admin-token (kbadmin, KBASE_ADMIN)");
     println!();

@@ -20,11 +20,14 @@
 //!
 //! # Timing
 //!
-//! Every backend call has a deadline (`call_timeout`, a listing `list_timeout`), every
-//! activity read `activity_timeout`. Operations on one narrative — a connect, a shutdown, a
-//! reaper removal — take its lane ([`Lanes`]) and never interleave; concurrent connects of
-//! one user share one operation ([`SingleFlight`]) that runs to its end even if every caller
-//! goes away.
+//! The lifecycle waits for each backend call at most `call_timeout` (a listing
+//! `list_timeout`), for each activity read `activity_timeout`. A call the lifecycle stopped
+//! waiting for may go on where the backend runs it elsewhere (the server runs every call on
+//! its main runtime): it ends at the backend's own deadline, which every backend has and the
+//! server sets a second shorter than `call_timeout`. Operations on one narrative — a connect,
+//! a shutdown, a reaper removal — take its lane ([`Lanes`]) and never interleave; concurrent
+//! connects of one user share one operation ([`SingleFlight`]), a task of the runtime that
+//! started it, which goes on when every caller goes away and ends with that runtime.
 
 mod connect;
 mod demand;
@@ -227,6 +230,10 @@ struct Known {
     records: HashMap<String, DateTime<Utc>>,
     /// Whether `records` was loaded from the store yet.
     records_loaded: bool,
+    /// Narratives quiet at the last cycle (a source saw them idle, the others could not
+    /// tell), since when without a break. In memory only: a restart starts the bound again
+    /// (it errs toward keeping).
+    quiet_since: HashMap<String, DateTime<Utc>>,
     /// The replicas alive, `None` while unknown.
     peers: Option<BTreeSet<ReplicaId>>,
     last_listing: Option<DateTime<Utc>>,
@@ -256,6 +263,7 @@ impl Known {
             foreign: Vec::new(),
             records: HashMap::new(),
             records_loaded: false,
+            quiet_since: HashMap::new(),
             peers: None,
             last_listing: None,
             last_listing_error: None,
@@ -398,7 +406,8 @@ pub struct LifecycleBuilder {
 }
 
 impl LifecycleBuilder {
-    /// Reads activity from every source (default: none, so nothing is ever idle).
+    /// Reads activity from every source (default: none, so activity is never known and
+    /// nothing is ever reaped for idleness).
     pub fn sources(mut self, sources: Vec<Arc<dyn ActivitySource>>) -> Self {
         self.sources = sources;
         self
@@ -558,6 +567,11 @@ impl Lifecycle {
     /// The backend.
     pub fn manager(&self) -> &Arc<dyn ContainerManager> {
         &self.inner.manager
+    }
+
+    /// The activity store (graceful shutdown flushes it).
+    pub fn store(&self) -> &Arc<dyn ActivityStore> {
+        &self.inner.store
     }
 
     /// The image new narratives start from, if known.
@@ -762,6 +776,11 @@ impl Lifecycle {
             .unwrap_or_else(|_| Err(late("peers", deadline)));
         let peers = match peers {
             Ok(p) => Some(p.into_iter().collect()),
+            // No membership at all (Solo): known from the start, not worth a warning a cycle.
+            Err(e @ ManagerError::Unsupported { .. }) => {
+                tracing::debug!(error = %e, "peers unknown: every replica is taken as alive");
+                None
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "peers unknown: every replica is taken as alive");
                 None

@@ -7,6 +7,11 @@
 //! connect by any replica). It is reaped only when that is older than the idle timeout plus
 //! the mark interval, decided again under its lane just before the removal, so a connect that
 //! lands after the activity read — on this replica — always wins.
+//!
+//! A narrative that a source sees idle while the others cannot tell (its Jupyter paused or
+//! hung: `Joined::Quiet`) is not kept for ever: it counts as idle once it has been quiet
+//! without a break for the idle timeout too. One that a source cannot be read for at all (a
+//! source down) is never judged.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -87,13 +92,18 @@ impl Lifecycle {
         let grace = self.grace();
         // Pure and quick (milliseconds at 10,000): decided under the lock rather than over a
         // copy of every record.
-        let plan = plan_idle(
-            now,
-            grace,
-            &tracked,
-            &lock(&self.inner.known).records,
-            &joined.per_service,
-        );
+        let plan = {
+            let known = lock(&self.inner.known);
+            plan_idle(
+                now,
+                grace,
+                self.quiet_bound(),
+                &tracked,
+                &known.records,
+                &joined.per_service,
+                &known.quiet_since,
+            )
+        };
         report.skipped = plan
             .unknown
             .iter()
@@ -102,9 +112,9 @@ impl Lifecycle {
         let touch: Vec<(String, DateTime<Utc>)> =
             plan.touch.iter().map(|s| (s.clone(), now)).collect();
         if apply {
-            lock(&self.inner.known)
-                .records
-                .extend(touch.iter().cloned());
+            let mut known = lock(&self.inner.known);
+            known.records.extend(touch.iter().cloned());
+            known.quiet_since = plan.quiet.iter().cloned().collect();
         }
 
         let mut forget = plan.prune.clone();
@@ -131,6 +141,9 @@ impl Lifecycle {
                     Ok(true) => {
                         forget.push(tracked.service.clone());
                         report.idle.push(tracked.name.clone());
+                        if plan.reap_quiet.contains(&tracked.name) {
+                            report.idle_quiet.push(tracked.name.clone());
+                        }
                     }
                     Ok(false) => report
                         .skipped
@@ -143,8 +156,10 @@ impl Lifecycle {
             }
         } else {
             report.idle = idle.iter().map(|(_, t)| t.name.clone()).collect();
+            report.idle_quiet = plan.reap_quiet.clone();
         }
         report.idle.sort();
+        report.idle_quiet.sort();
 
         match self.call("zombies", manager.zombies()).await {
             Ok(zombies) => {
@@ -199,6 +214,13 @@ impl Lifecycle {
             });
         }
         Ok(report)
+    }
+
+    /// How long a narrative must have been quiet without a break (a source sees it idle, the
+    /// others cannot tell: its Jupyter paused or hung) before it counts as idle: the idle
+    /// timeout, on top of its last-seen being older than the timeout plus the mark interval.
+    fn quiet_bound(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.inner.config.idle_timeout).unwrap_or(chrono::Duration::MAX)
     }
 
     /// How much longer than the idle timeout a record or mark protects its narrative: the

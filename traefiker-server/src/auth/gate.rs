@@ -6,6 +6,12 @@
 //! - Failed validations are limited per client address (`auth_failures_per_minute`, a GCRA
 //!   limit from `governor`); past it the address gets 429 for new tokens, without auth2
 //!   being asked. IPv6 addresses count per /64, the smallest block a client is given.
+//! - A request whose client cannot be told (it comes through a proxy that is not in
+//!   `trusted_proxies`: every client behind it has the proxy's address) is counted against
+//!   nobody: limiting the proxy would lock out everyone behind it. What bounds a guesser
+//!   there is the memory of rejected tokens (each bad token reaches auth2 once a minute at
+//!   most) and auth2's own limits; `trusted_proxies` set to the proxy's network gives each
+//!   client its own limit again (SPEC §10).
 //! - A token auth2 accepted lately (within [`KNOWN_GOOD_MEMORY`]) is never held back by the
 //!   limit, so a guesser behind the same address (a NAT, a campus proxy) does not lock out
 //!   users who were logged in; it is still validated as usual.
@@ -177,8 +183,9 @@ impl Gate {
         }
     }
 
-    /// The identity behind `token`, presented from `client`.
-    pub async fn check(&self, token: &str, client: IpAddr) -> Result<Identity, AuthError> {
+    /// The identity behind `token`, presented by `client`: the address its failures count
+    /// against, or `None` when it cannot be told from other clients (see the module doc).
+    pub async fn check(&self, token: &str, client: Option<IpAddr>) -> Result<Identity, AuthError> {
         let key: Digest32 = Sha256::digest(token.as_bytes()).into();
         if let Some(identity) = self.remembered_valid(&key).await {
             self.counters.cache_hits.inc();
@@ -188,8 +195,9 @@ impl Gate {
             self.counters.rejections_remembered.inc();
             return Err(rejection);
         }
-        let address = limit_key(client);
-        if let Some(limit) = &self.limit {
+        let address = client.map(limit_key);
+        let limit = self.limit.as_ref().zip(address);
+        if let Some((limit, address)) = limit {
             if !self.known_good.contains_key(&key) {
                 if let Some(retry_after) = limit.blocked_for(address).await {
                     self.counters.throttled.inc();
@@ -207,8 +215,8 @@ impl Gate {
             }
             Err(rejection @ AuthError::Rejected { .. }) => {
                 self.rejected.insert(key, rejection.clone()).await;
-                match &self.limit {
-                    Some(limit) => match limit.failed(address).await {
+                match limit {
+                    Some((limit, address)) => match limit.failed(address).await {
                         Some(retry_after) => {
                             self.counters.throttled.inc();
                             Err(AuthError::Throttled { retry_after })

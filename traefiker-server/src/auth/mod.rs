@@ -24,7 +24,7 @@ pub struct Identity {
 }
 
 /// Why a token was not accepted. The texts are for the log (they name auth2's URL); what a
-/// user sees is written by [`crate::routes::reply`].
+/// user sees is written by [`crate::render::reply`].
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuthError {

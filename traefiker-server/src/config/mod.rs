@@ -110,6 +110,8 @@ pub struct Config {
     pub replica_id: Option<ReplicaId>,
     /// `reconcile_interval_secs`; zero = never.
     pub reconcile_interval: Duration,
+    /// `shutdown_grace_secs`: the whole graceful shutdown's budget (SPEC §11).
+    pub shutdown_grace: Duration,
     raw: RawSettings,
 }
 
@@ -369,6 +371,7 @@ impl Config {
                     .ok()
             }),
             reconcile_interval: r.secs("reconcile_interval_secs"),
+            shutdown_grace: r.secs("shutdown_grace_secs"),
             raw: RawSettings(raw.clone()),
         };
         let mut config = config;
@@ -407,6 +410,15 @@ impl Config {
             out.push_str(&format!("{k} = {shown}\n"));
         }
         out
+    }
+
+    /// Whether the demo's front door (the login page, the loader) is served: only with the
+    /// local backend and its static tokens (SPEC §10). With any other backend those paths
+    /// are nobody's, even where `allow_static_tokens` lets static tokens in: a real site's
+    /// front end is KBase's, and a login page that hands out a configured user's token
+    /// without a secret must never face it.
+    pub fn front_door(&self) -> bool {
+        self.static_tokens.is_some() && matches!(self.backend, Backend::Local { .. })
     }
 
     /// The image to start narratives from, if fixed by `image_tag`.

@@ -17,7 +17,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::HttpResponse;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
-use crate::routes::reply;
+use crate::render::reply;
 
 /// The style sheet every page carries: readable on a phone, visible keyboard focus.
 const STYLE: &str = include_str!("style.css");

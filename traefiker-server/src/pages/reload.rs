@@ -18,7 +18,7 @@ use maud::{html, Markup, PreEscaped};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use super::{page, policy, Allow, Nonce};
-use crate::routes::reply;
+use crate::render::reply;
 
 /// Python's `quote_plus` with `/` kept: everything but `A-Za-z0-9_.-~/` is escaped.
 const PATH_IN_QUERY: &AsciiSet = &NON_ALPHANUMERIC

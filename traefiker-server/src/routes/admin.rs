@@ -14,7 +14,7 @@ use crate::auth::{AuthError, Identity};
 use crate::config::SourceKind;
 use crate::pages::admin::{admin_policy, confirm_page, status_page, Overview, PoolView};
 use crate::pages::{respond, Nonce};
-use crate::routes::reply::{self, text};
+use crate::render::reply::{self, text};
 use crate::routes::{form_token, form_token_ok, from_this_site, identify, refused};
 use crate::state::AppState;
 

@@ -10,7 +10,7 @@ use traefiker_core::{ConnectOutcome, Error, SessionId, UserId, Visit};
 
 use crate::pages::reload::{reload_page, reload_policy, Waiting};
 use crate::pages::{self, Nonce};
-use crate::routes::reply::{self, Reference};
+use crate::render::reply::{self, Reference};
 use crate::routes::{client_ip_header, identify, refused};
 use crate::state::AppState;
 
@@ -103,7 +103,23 @@ pub async fn narrative(
             .cookie(&state.config.session_cookie)
             .and_then(|c| SessionId::parse(c.value()).ok()),
     };
-    match state.lifecycle.connect(&user, visit).await {
+    // On the runtime that outlives the HTTP server: the connect's flight is spawned by the
+    // task that starts it, and one started on an actix worker's runtime died with it when
+    // the server stopped, leaving an assignment half done.
+    let lifecycle = state.lifecycle.clone();
+    let connecting = {
+        let user = user.clone();
+        state
+            .runtime
+            .spawn(async move { lifecycle.connect(&user, visit).await })
+    };
+    let outcome = connecting.await.unwrap_or_else(|stopped| {
+        Err(Error::Backend(traefiker_core::ManagerError::Unavailable {
+            backend: "traefiker".into(),
+            detail: format!("the connect stopped before answering: {stopped}"),
+        }))
+    });
+    match outcome {
         Ok(connection) => {
             state.metrics.connect(connection.outcome.as_str());
             if connection.outcome != ConnectOutcome::Existing {

@@ -1,5 +1,6 @@
-//! The demo's front door, mounted only where static tokens replace auth2 (`auth_tokens`):
-//! what KBase's own front end does for a browser, so the demo works in one.
+//! The demo's front door, mounted only with the local backend and its static tokens
+//! ([`crate::config::Config::front_door`], SPEC §10): what KBase's own front end does for a
+//! browser, so the demo works in one.
 //!
 //! - `GET /`: the login page ([`crate::pages::login`]); the login redirect sends browsers to
 //!   `/#login?nextrequest=…`.
@@ -8,9 +9,8 @@
 //! - `GET /load-narrative.html?n=<path>`: where the reload page goes on to; KBase's front end
 //!   loads the narrative there, the demo sends the browser to `/narrative/<path>`.
 //!
-//! Never with auth2: a real site's front end is KBase's.
-
-use std::net::IpAddr;
+//! Never with auth2 nor with an orchestrator: a real site's front end is KBase's, and this
+//! page hands out a configured user's token to whoever names the user.
 
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::{header, StatusCode};
@@ -22,8 +22,8 @@ use crate::auth::AuthError;
 use crate::config::StaticToken;
 use crate::pages::login::{login_page, login_policy, safe_next, DemoUser};
 use crate::pages::{respond, Nonce};
-use crate::routes::reply::{self, text};
-use crate::routes::{client_address, from_this_site, refused};
+use crate::render::reply::{self, text};
+use crate::routes::{from_this_site, limited_as, refused};
 use crate::state::AppState;
 
 /// A path's characters that may stay as they are in a redirect.
@@ -33,14 +33,6 @@ const PATH: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'~')
     .remove(b'/');
-
-/// The paths of the demo's front door that Traefik sends to traefiker (with the local backend,
-/// by the route of `/traefik/dynamic`): these, and everything under [`PATH_PREFIXES`].
-pub const EXACT_PATHS: &[&str] = &["/", "/login", "/load-narrative.html"];
-
-/// The status page and its form, so an administrator's browser reaches them on the same
-/// origin as the login.
-pub const PATH_PREFIXES: &[&str] = &["/narrative_status/"];
 
 /// Registers the demo's front door.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -115,9 +107,8 @@ pub async fn login(
             Some("Choose a user or enter a token."),
         );
     };
-    let client =
-        client_address(&req, &state.config.trusted_proxies).unwrap_or(IpAddr::from([0, 0, 0, 0]));
-    match state.auth.check(&token, client).await {
+    let limited_as = limited_as(&req, &state.config.trusted_proxies);
+    match state.auth.check(&token, limited_as).await {
         Ok(identity) => {
             tracing::info!(user = %identity.user, "demo login");
             let cookie = Cookie::build(state.config.kbase_cookie.clone(), token)

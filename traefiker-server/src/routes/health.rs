@@ -4,7 +4,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{get, web, HttpResponse};
 
-use crate::routes::reply::text;
+use crate::render::reply::text;
 
 use crate::state::AppState;
 use crate::telemetry::Standing;

@@ -1,5 +1,5 @@
-//! The HTTP contract (SPEC §3): one module per endpoint, sharing [`crate::state::AppState`],
-//! and [`reply`], how answers to people are written.
+//! The HTTP contract (SPEC §3): one module per endpoint, sharing [`crate::state::AppState`];
+//! how answers to people are written is [`crate::render::reply`]'s.
 
 pub mod admin;
 pub mod connect;
@@ -7,7 +7,6 @@ pub mod dynamic;
 pub mod front;
 pub mod health;
 pub mod reaper;
-pub mod reply;
 pub mod shutdown;
 pub mod status;
 
@@ -20,21 +19,32 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::auth::{AuthError, Identity};
+use crate::render::reply::{self, Reference};
 use crate::state::AppState;
-use reply::Reference;
 
-/// The caller's address: the peer, or — only when the peer is a trusted proxy — the nearest
-/// untrusted address of `X-Forwarded-For`.
-pub fn caller_ip(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[IpNetwork]) -> IpAddr {
+/// Who sent a request, as far as traefiker can tell (SPEC §10).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Client {
+    /// The client's address: the peer, or — only when the peer is a trusted proxy — the
+    /// rightmost untrusted address of the `X-Forwarded-For` chain.
+    pub address: IpAddr,
+    /// The peer is a proxy traefiker cannot see through: it is not trusted, yet it says it
+    /// forwards for someone (`X-Forwarded-For`). `address` is then the proxy's, shared by
+    /// every client behind it, so it must never be limited as one client.
+    pub opaque_proxy: bool,
+}
+
+/// The caller's address: the peer, or — only when the peer is a trusted proxy — the rightmost
+/// address of the `X-Forwarded-For` chain that is not trusted. `chain` is every header line in
+/// the order received: each proxy appends, whether to the last line or as a line of its own,
+/// so only the right end was written by proxies traefiker trusts.
+pub fn caller_ip(peer: IpAddr, chain: &[&str], trusted: &[IpNetwork]) -> IpAddr {
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(*ip));
     if !is_trusted(&peer) {
         return peer;
     }
-    let Some(chain) = forwarded_for else {
-        return peer;
-    };
     let mut caller = peer;
-    for hop in chain.rsplit(',') {
+    for hop in chain.iter().rev().flat_map(|line| line.rsplit(',')) {
         match hop.trim().parse::<IpAddr>() {
             Ok(ip) => {
                 caller = ip;
@@ -48,18 +58,43 @@ pub fn caller_ip(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[IpNetwork
     caller
 }
 
-/// The request's client address as [`caller_ip`] decides it, IPv4-mapped IPv6 as IPv4;
-/// `None` only when the connection has no peer address.
-pub(crate) fn client_address(req: &HttpRequest, trusted: &[IpNetwork]) -> Option<IpAddr> {
+/// Who sent `req`, as [`caller_ip`] decides it, IPv4-mapped IPv6 as IPv4; `None` only when
+/// the connection has no peer address.
+pub fn client(req: &HttpRequest, trusted: &[IpNetwork]) -> Option<Client> {
     let peer = req.peer_addr()?.ip();
-    let forwarded = req
+    let chain: Vec<&str> = req
         .headers()
-        .get("X-Forwarded-For")
-        .and_then(|v| v.to_str().ok());
-    Some(match caller_ip(peer, forwarded, trusted) {
+        .get_all("X-Forwarded-For")
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let address = match caller_ip(peer, &chain, trusted) {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
         v4 => v4,
+    };
+    let opaque_proxy = !chain.is_empty() && !trusted.iter().any(|n| n.contains(peer));
+    Some(Client {
+        address,
+        opaque_proxy,
     })
+}
+
+/// The request's client address (see [`client`]): what `/reaper/`, the provider endpoint and
+/// the limit of failed logins go by.
+pub(crate) fn client_address(req: &HttpRequest, trusted: &[IpNetwork]) -> Option<IpAddr> {
+    client(req, trusted).map(|c| c.address)
+}
+
+/// Who the limit of failed logins counts a request against: its client, or nobody when the
+/// client is behind a proxy traefiker cannot see through (see [`Client::opaque_proxy`]). A
+/// connection without a peer address (not TCP) shares one count with its kind.
+pub(crate) fn limited_as(req: &HttpRequest, trusted: &[IpNetwork]) -> Option<IpAddr> {
+    match client(req, trusted) {
+        Some(Client {
+            opaque_proxy: true, ..
+        }) => None,
+        Some(c) => Some(c.address),
+        None => Some(IpAddr::from([0, 0, 0, 0])),
+    }
 }
 
 /// Validates the request's auth cookie: `None` when there is no cookie.
@@ -72,10 +107,8 @@ pub(crate) async fn identify(
     if token.is_empty() {
         return None;
     }
-    // A connection without a peer address (not TCP) shares one limit with its kind.
-    let client =
-        client_address(req, &state.config.trusted_proxies).unwrap_or(IpAddr::from([0, 0, 0, 0]));
-    Some(state.auth.check(token, client).await)
+    let limited_as = limited_as(req, &state.config.trusted_proxies);
+    Some(state.auth.check(token, limited_as).await)
 }
 
 /// The answer to a refused token: what the user can do about it; auth2's URL and answer go to
@@ -248,25 +281,38 @@ mod tests {
             .parse()
             .unwrap_or_else(|_| IpNetwork::from(ip("10.0.0.0")))];
         assert_eq!(
-            caller_ip(ip("192.0.2.1"), Some("127.0.0.1"), &trusted),
+            caller_ip(ip("192.0.2.1"), &["127.0.0.1"], &trusted),
             ip("192.0.2.1")
         );
         assert_eq!(
-            caller_ip(ip("10.1.1.1"), Some("127.0.0.1"), &trusted),
+            caller_ip(ip("10.1.1.1"), &["127.0.0.1"], &trusted),
             ip("127.0.0.1")
         );
         assert_eq!(
             caller_ip(
                 ip("10.1.1.1"),
-                Some("127.0.0.1, 198.51.100.7, 10.2.2.2"),
+                &["127.0.0.1, 198.51.100.7, 10.2.2.2"],
                 &trusted
             ),
             ip("198.51.100.7")
         );
-        assert_eq!(caller_ip(ip("10.1.1.1"), None, &trusted), ip("10.1.1.1"));
+        assert_eq!(caller_ip(ip("10.1.1.1"), &[], &trusted), ip("10.1.1.1"));
         assert_eq!(
-            caller_ip(ip("10.1.1.1"), Some("garbage"), &trusted),
+            caller_ip(ip("10.1.1.1"), &["garbage"], &trusted),
             ip("10.1.1.1")
+        );
+        // A forged first line does not decide: the proxy's own line, appended after it, does.
+        assert_eq!(
+            caller_ip(ip("10.1.1.1"), &["198.51.100.66", "203.0.113.5"], &trusted),
+            ip("203.0.113.5")
+        );
+        assert_eq!(
+            caller_ip(
+                ip("10.1.1.1"),
+                &["198.51.100.66, 203.0.113.5", "10.3.3.3"],
+                &trusted
+            ),
+            ip("203.0.113.5")
         );
     }
 }

@@ -4,8 +4,8 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use traefiker_core::ReapMode;
 
+use crate::render::reply::text;
 use crate::routes::client_address;
-use crate::routes::reply::text;
 use crate::state::AppState;
 
 /// The handler.
@@ -22,10 +22,13 @@ pub async fn reaper(state: web::Data<AppState>, req: HttpRequest) -> HttpRespons
             format!("Reaper error: access denied from IP {ip}"),
         );
     }
-    // The cycle runs as a task of its own: a caller that gives up, or this answer's deadline,
-    // never leaves a cycle half done.
+    // The cycle runs as a task of its own on the runtime that outlives the HTTP server: a
+    // caller that gives up, this answer's deadline or the server stopping never leaves a
+    // cycle half done (only the process's exit does).
     let reaper = state.reaper.clone();
-    let cycle = tokio::spawn(async move { reaper.run(ReapMode::Apply).await });
+    let cycle = state
+        .runtime
+        .spawn(async move { reaper.run(ReapMode::Apply).await });
     let deadline = state.config.reaper_call_timeout;
     let outcome = match tokio::time::timeout(deadline, cycle).await {
         Ok(Ok(outcome)) => outcome,

@@ -6,7 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use traefiker_core::UserId;
 
 use crate::auth::AuthError;
-use crate::routes::reply::{self, text};
+use crate::render::reply::{self, text};
 use crate::routes::{identify, refused};
 use crate::state::AppState;
 

@@ -12,7 +12,7 @@ use reqwest::redirect::Policy;
 use tokio::sync::oneshot;
 use traefiker_core::testing::{InMemoryManager, ManualClock, ScriptedActivity};
 use traefiker_core::ReplicaId;
-use traefiker_core::{MemoryStore, NarrativeKind};
+use traefiker_core::{ActivityStore, ArrivalLog, MemoryStore, NarrativeKind};
 use traefiker_server::app::run;
 use traefiker_server::auth::{Auth2, Authenticator};
 use traefiker_server::background::ImageSource;
@@ -78,6 +78,23 @@ pub struct Harness {
 
 impl Harness {
     pub async fn start(settings: &[(&str, &str)]) -> Self {
+        Self::start_with(settings, InMemoryManager::new).await
+    }
+
+    /// [`Harness::start`] over the in-memory backend `backend` makes from the naming.
+    pub async fn start_with(
+        settings: &[(&str, &str)],
+        backend: impl FnOnce(traefiker_core::Naming) -> InMemoryManager,
+    ) -> Self {
+        Self::start_full(settings, backend, Arc::new(MemoryStore::new())).await
+    }
+
+    /// [`Harness::start_with`] keeping last-seen instants (and arrivals) in `store`.
+    pub async fn start_full<S: ActivityStore + ArrivalLog + 'static>(
+        settings: &[(&str, &str)],
+        backend: impl FnOnce(traefiker_core::Naming) -> InMemoryManager,
+        store: Arc<S>,
+    ) -> Self {
         LOGGING.call_once(|| {
             let _ = tracing_subscriber::fmt()
                 .json()
@@ -128,7 +145,7 @@ impl Harness {
         }
         let config = Config::from_layers(&[layer]).unwrap();
         let pool = config.num_prespawn;
-        let manager = Arc::new(InMemoryManager::new(config.naming.clone()));
+        let manager = Arc::new(backend(config.naming.clone()));
         let traefik = Arc::new(ScriptedActivity::new("traefik"));
         let clock = Arc::new(ManualClock::default());
         // Static tokens where configured, as the binary does; else auth2 with short timeouts.
@@ -145,7 +162,7 @@ impl Harness {
             manager.clone(),
             vec![traefik.clone()],
             readiness,
-            Arc::new(MemoryStore::new()),
+            store,
             auth,
             clock.clone(),
             ImageSource::Fixed(IMAGE.into()),
