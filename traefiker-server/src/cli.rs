@@ -1,4 +1,5 @@
-//! The command line: `traefiker [serve]`, `reap`, `status`, `config`, `check`, `activity`.
+//! The command line: `traefiker [serve]`, `reap`, `status`, `config`, `check`, `activity`,
+//! `probe`.
 
 use std::path::PathBuf;
 
@@ -64,6 +65,12 @@ pub enum Command {
         /// Read this saved metrics page.
         #[arg(long)]
         file: Option<PathBuf>,
+    },
+    /// Exit 0 if this container's server answers 200 on `path` (a health check).
+    Probe {
+        /// The path asked for on the `listen` port.
+        #[arg(long, default_value = "/readyz")]
+        path: String,
     },
 }
 

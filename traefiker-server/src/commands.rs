@@ -84,6 +84,19 @@ pub async fn run(command: Command, config: Config) -> Result<ExitCode, StartupEr
             file: Some(path), ..
         } => Ok(activity_file(&config, &path)),
         Command::Activity { url, file: None } => Ok(activity_url(&config, url).await),
+        Command::Probe { path } => Ok(probe(&config, &path)),
+    }
+}
+
+/// `traefiker probe`: whether the server of this configuration answers 200 on `path`.
+pub fn probe(config: &Config, path: &str) -> ExitCode {
+    let addr = crate::probe::probe_addr(config.listen);
+    match crate::probe::probe(addr, path, crate::probe::PROBE_TIMEOUT) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("traefiker: probe failed: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -20,6 +20,7 @@
 //! - [`render`] renders from the core's values and the configuration only: answers to people,
 //!   the status JSON, Traefik's dynamic configuration.
 //! - [`outbound`] builds the server's HTTP clients (timeouts, trusted roots, `ca_bundle`).
+//! - [`probe`] is the container health check (`traefiker probe`), with no runtime.
 //! - [`cli`] is the command line; `main.rs` only parses it, sets up logging and calls in.
 
 pub mod app;
@@ -32,6 +33,7 @@ pub mod kept;
 pub mod logging;
 pub mod outbound;
 pub mod pages;
+pub mod probe;
 pub mod render;
 pub mod replica;
 pub mod routes;

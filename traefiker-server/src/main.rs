@@ -24,6 +24,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Before logging: a health check runs every few seconds and must print only its failure.
+    if let Command::Probe { path } = &command {
+        return commands::probe(&config, path);
+    }
     traefiker_server::logging::init(config.log_level);
     // Reading a saved page is plain synchronous work: no runtime and its threads for it.
     if let Command::Activity {

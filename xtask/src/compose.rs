@@ -305,7 +305,7 @@ pub fn docker(args: &[&str]) -> Result<String, String> {
 
 /// `docker args`: its standard output and error (`docker logs` writes a container's stderr
 /// to its own).
-fn docker_output(args: &[&str]) -> Result<String, String> {
+pub(crate) fn docker_output(args: &[&str]) -> Result<String, String> {
     docker_run(args).map(|out| {
         format!(
             "{}{}",
@@ -331,7 +331,7 @@ fn docker_run(args: &[&str]) -> Result<Output, String> {
 }
 
 /// Runs `cmd` (no stdin) to completion, or kills it after `limit`.
-fn bounded(mut cmd: Command, limit: Duration) -> Result<Output, String> {
+pub(crate) fn bounded(mut cmd: Command, limit: Duration) -> Result<Output, String> {
     let what = format!("{:?}", cmd.get_program());
     let child = cmd
         .stdin(Stdio::null())
@@ -356,7 +356,7 @@ fn bounded(mut cmd: Command, limit: Duration) -> Result<Output, String> {
 }
 
 /// `value` as a double-quoted YAML string that compose does not interpolate.
-fn yaml_string(value: &str) -> String {
+pub(crate) fn yaml_string(value: &str) -> String {
     let escaped = value
         .replace('\\', "\\\\")
         .replace('"', "\\\"")

@@ -166,3 +166,80 @@ fn demo_docker() -> Result<(), String> {
     eprintln!("stopped.");
     Ok(())
 }
+
+/// `demo --swarm`: builds the images, makes a single-node swarm if none is active, deploys
+/// the Swarm stack as `traefiker-demo-swarm` (three replicas), prints what to try, and on
+/// Ctrl-C removes the stack, its narratives and networks, and the swarm if it made it.
+pub fn demo_swarm() -> Result<(), String> {
+    let stop = stop_flag()?;
+    let swarm = crate::swarm::SwarmGuard::ensure()?;
+    crate::images::images()?;
+    let dir = workspace_root().join("target").join("demo-swarm");
+    let settings = [
+        ("auth_tokens", TOKENS),
+        ("reaper_interval_secs", "30"),
+        ("reaper_timeout_secs", "300"),
+    ];
+    let stack = crate::swarm::SwarmStack::up(
+        "traefiker-demo-swarm",
+        &dir,
+        "traefiker-demo-swarm",
+        &settings,
+    )?;
+    let web = stack.web_url("/narrative/");
+    let jar = dir.join("cookies.txt");
+    let jar = jar.display();
+    println!();
+    println!(
+        "traefiker (swarm backend, 3 replicas) is running behind Traefik's Swarm provider: stack {}, network {}.",
+        stack.name(),
+        stack.network()
+    );
+    println!();
+    println!("  Open:   {web}");
+    println!(
+        "          in a browser: set the cookie KBase would set, in the devtools console of a"
+    );
+    println!("          page of {}:", stack.web_url("/"));
+    println!("            document.cookie = \"kbase_session=demo-token; path=/\"");
+    println!(
+        "  Admin:  {}   (with kbase_session=admin-token; \"replica\" says which one answered)",
+        stack.web_url("/narrative_status/")
+    );
+    println!("  Tokens: demo-token (alice), bob-token (bob), admin-token (kbadmin, KBASE_ADMIN)");
+    println!();
+    println!("  The first request with a token gives alice a waiting narrative service (any");
+    println!("  replica may assign it); the second is routed by Traefik to that service:");
+    println!("    curl -s -c {jar} -b kbase_session=demo-token -o /dev/null -w '%{{http_code}}\\n' {web}");
+    println!("    sleep 3; curl -s -b {jar} {web}");
+    println!(
+        "    docker service ls --filter label=traefik.swarm.network={}",
+        stack.network()
+    );
+    println!();
+    println!("  Try a replica's death and a rolling update; users keep their narratives:");
+    println!(
+        "    docker kill $(docker ps -q --filter label=com.docker.swarm.service.name={} | head -n 1)",
+        stack.traefiker_service()
+    );
+    println!(
+        "    docker service update --force {}",
+        stack.traefiker_service()
+    );
+    println!();
+    println!(
+        "  traefiker: {}   logs: docker service logs -f {}",
+        stack.traefiker_url("/narrative_status/"),
+        stack.traefiker_service()
+    );
+    println!();
+    println!("Press Ctrl-C to stop.");
+    while !stop.load(Ordering::SeqCst) {
+        sleep(Duration::from_millis(200));
+    }
+    eprintln!("\nremoving the stack, its narratives and its networks...");
+    drop(stack);
+    drop(swarm);
+    eprintln!("stopped.");
+    Ok(())
+}

@@ -206,7 +206,7 @@ impl Target for ComposeStack {
 }
 
 /// The settings both stacks run traefiker with, for `timing`.
-fn settings(timing: Timing) -> Vec<(&'static str, String)> {
+pub(crate) fn settings(timing: Timing) -> Vec<(&'static str, String)> {
     vec![
         ("auth_tokens", TOKENS.to_owned()),
         ("num_prespawn", "2".to_owned()),
@@ -257,7 +257,7 @@ pub fn e2e(docker: bool) -> Result<(), String> {
 }
 
 /// Runs the six steps on `target`, printing one line per step with its time.
-fn run(label: &'static str, target: &mut dyn Target, started: Instant) -> Result<(), String> {
+pub(crate) fn run(label: &'static str, target: &mut dyn Target, started: Instant) -> Result<(), String> {
     let mut run = Run {
         label,
         timing: target.timing(),

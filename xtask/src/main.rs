@@ -2,13 +2,18 @@
 //!
 //! - `ci`: formatting, lints, the alerting rules, the Kubernetes manifests, the container
 //!   images, every test, the simulation, then the end-to-end tests (local, observed by
-//!   Prometheus, in a browser, and Docker where an engine answers).
-//! - `demo [--docker | --observe]`: traefiker behind a real Traefik on this machine, until
-//!   Ctrl-C; with `--docker`, the compose stack with narratives as containers; with
-//!   `--observe`, a Prometheus beside it with the project's rules (its URL is printed).
-//! - `e2e [--docker | --observe [--docs]]`: one end-to-end test alone; `--observe` adds a real
-//!   Prometheus and checks the rules, the alerts and the dashboard against it (`--docs` also
-//!   writes its screenshot of the alerts page to `docs/img/`).
+//!   Prometheus, in a browser, and Docker and Swarm where an engine answers; a swarm is made
+//!   for the Swarm conformance test and the Swarm e2e if none is active, and left after).
+//! - `demo [--docker | --swarm | --observe]`: traefiker behind a real Traefik on this
+//!   machine, until Ctrl-C; with `--docker`, the compose stack with narratives as containers;
+//!   with `--swarm`, the Swarm stack (three replicas, narratives as services) on a swarm made
+//!   for it if none is active; with `--observe`, a Prometheus beside it with the project's
+//!   rules (its URL is printed).
+//! - `e2e [--docker | --swarm | --observe [--docs]]`: one end-to-end test alone; `--swarm`
+//!   adds the checks of several replicas (a burst of new users, a replica killed, a rolling
+//!   update); `--observe` adds a real Prometheus and checks the rules, the alerts and the
+//!   dashboard against it (`--docs` also writes its screenshot of the alerts page to
+//!   `docs/img/`).
 //! - `rules`: `promtool check` and `promtool test rules` on `deploy/prometheus/`; installs
 //!   Debian's prometheus if missing.
 //! - `e2e-browser`: the demo in a real browser (Chromium over WebDriver), screenshots under
@@ -25,6 +30,8 @@
 //!   calls per request, RSS), from `traefiker-server/examples/bench_server.rs` in release mode.
 //! - `bench-docker`: a warm-pool assignment against a cold create on the real Docker engine,
 //!   from `traefiker-docker/examples/assign_vs_create.rs`.
+//! - `bench-swarm`: on the Swarm stack, a new user's 201 with a warm pool against a cold
+//!   start (pool 0), and what a rolling update of traefiker costs users.
 //! - `bench-activity`: `traefiker activity --file` on a 50 MB page: `read_page` against a
 //!   `memchr` scan in process, and the whole process against the Python version's loop.
 //! - `bench-burst`: the workshop trace of issue 22 (40 new users in 20 s, creates taking 3 s)
@@ -34,16 +41,19 @@
 
 mod bench;
 mod bench_activity;
+mod bench_swarm;
 mod compose;
 mod demo;
 mod e2e;
 mod e2e_browser;
+mod e2e_swarm;
 mod images;
 mod manifests;
 mod observe;
 mod promql;
 mod rules;
 mod stack;
+mod swarm;
 mod traefik;
 
 use std::process::{Command, ExitCode};
@@ -51,13 +61,19 @@ use std::process::{Command, ExitCode};
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let flag = |name: &str| args.iter().skip(1).any(|a| a == name);
-    let (docker, observe) = (flag("--docker"), flag("--observe"));
+    let (docker, swarm, observe) = (flag("--docker"), flag("--swarm"), flag("--observe"));
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("demo") if docker && observe => {
             Err("demo --observe runs the local demo; --docker has no Prometheus beside it".into())
         }
+        Some("demo" | "e2e") if docker && swarm => Err("--docker and --swarm: choose one".into()),
+        Some("demo") if swarm && observe => {
+            Err("demo --observe runs the local demo; --swarm has no Prometheus beside it".into())
+        }
+        Some("demo") if swarm => demo::demo_swarm(),
         Some("demo") => demo::demo(docker, observe),
+        Some("e2e") if swarm => e2e_swarm::e2e(),
         Some("e2e") if observe => observe::e2e(flag("--docs")),
         Some("e2e") => e2e::e2e(docker),
         Some("rules") => rules::rules(),
@@ -78,6 +94,7 @@ fn main() -> ExitCode {
             ],
         ),
         Some("bench-docker") => bench_docker(),
+        Some("bench-swarm") => bench_swarm::bench_swarm(),
         Some("bench-activity") => bench_activity::bench_activity(),
         Some("bench-burst") => run(
             "cargo",
@@ -93,7 +110,7 @@ fn main() -> ExitCode {
         ),
         Some("bench") => bench::bench(),
         _ => {
-            eprintln!("usage: cargo xtask ci|demo [--docker|--observe]|e2e [--docker|--observe [--docs]]|e2e-browser|rules|images|validate-manifests|sim|bench|bench-server|bench-docker|bench-activity|bench-burst");
+            eprintln!("usage: cargo xtask ci|demo [--docker|--swarm|--observe]|e2e [--docker|--swarm|--observe [--docs]]|e2e-browser|rules|images|validate-manifests|sim|bench|bench-server|bench-docker|bench-swarm|bench-activity|bench-burst");
             return ExitCode::from(2);
         }
     };
@@ -130,11 +147,16 @@ fn ci() -> Result<(), String> {
     let engine = images::engine_answers();
     let mut test = Command::new("cargo");
     test.args(["test", "--workspace"]);
+    // Held from the tests to the Swarm e2e: the Swarm conformance test needs an active
+    // swarm, and one this run made is left when the guard drops (also on failure).
+    let mut swarm = None;
     if engine.is_ok() {
         eprintln!("==> cargo xtask images");
         images::images()?;
         // The Docker tests must run, not skip, on a machine with an engine.
         test.env("TRAEFIKER_REQUIRE_DOCKER", "1");
+        swarm = Some(swarm::SwarmGuard::ensure()?);
+        test.env("TRAEFIKER_SWARM_TEST", "1");
     }
     run_command("cargo test --workspace", test)?;
     sim(&["--seeds".to_owned(), "300".to_owned()])?;
@@ -149,10 +171,15 @@ fn ci() -> Result<(), String> {
         Ok(()) => {
             eprintln!("==> cargo xtask e2e --docker");
             e2e::e2e(true)?;
-            println!("ci: every step passed, the Docker tests and e2e --docker included");
+            eprintln!("==> cargo xtask e2e --swarm");
+            let from = std::time::Instant::now();
+            e2e_swarm::e2e()?;
+            eprintln!("==> e2e --swarm took {:.1?}", from.elapsed());
+            drop(swarm);
+            println!("ci: every step passed, the Docker and Swarm tests and e2e --docker and --swarm included");
         }
         Err(why) => println!(
-            "ci: every step passed, but the Docker tests and e2e --docker were SKIPPED: {why}"
+            "ci: every step passed, but the Docker and Swarm tests and e2e --docker and --swarm were SKIPPED: {why}"
         ),
     }
     Ok(())

@@ -218,9 +218,15 @@ pub fn build_binaries() -> Result<(), String> {
 /// An HTTP client that never follows redirects and sends `localhost` to 127.0.0.1 (Traefik
 /// and traefiker listen on 127.0.0.1 only; the routes match `Host(`localhost`)`).
 pub fn agent() -> ureq::Agent {
+    agent_within(Duration::from_secs(5))
+}
+
+/// [`agent`] with requests bounded by `limit` instead (a cold start under a burst takes
+/// longer than 5 s).
+pub fn agent_within(limit: Duration) -> ureq::Agent {
     ureq::AgentBuilder::new()
         .redirects(0)
-        .timeout(Duration::from_secs(5))
+        .timeout(limit)
         .resolver(|addr: &str| -> std::io::Result<Vec<SocketAddr>> {
             let port = addr
                 .rsplit_once(':')
