@@ -257,7 +257,11 @@ pub fn e2e(docker: bool) -> Result<(), String> {
 }
 
 /// Runs the six steps on `target`, printing one line per step with its time.
-pub(crate) fn run(label: &'static str, target: &mut dyn Target, started: Instant) -> Result<(), String> {
+pub(crate) fn run(
+    label: &'static str,
+    target: &mut dyn Target,
+    started: Instant,
+) -> Result<(), String> {
     let mut run = Run {
         label,
         timing: target.timing(),

@@ -227,7 +227,11 @@ impl Arrival {
 /// failure a reload may cure (a transport error or a 5xx) starts with "retryable".
 fn log_in(http: &ureq::Agent, stack: &SwarmStack, user: &str) -> Result<String, String> {
     let token = format!("{user}-token");
-    match get(http, &stack.web_url("/narrative/"), &[("kbase_session", &token)]) {
+    match get(
+        http,
+        &stack.web_url("/narrative/"),
+        &[("kbase_session", &token)],
+    ) {
         Ok(r) if r.status == 201 => r
             .cookie("narrative_session")
             .ok_or_else(|| format!("{user}: 201 without a narrative_session cookie")),
@@ -337,10 +341,7 @@ fn connects_per_task(stack: &SwarmStack) -> Result<BTreeMap<String, usize>, Stri
     let mut counts = BTreeMap::new();
     for (id, slot) in stack.traefiker_containers()? {
         let logs = docker_output(&["logs", &id])?;
-        let n = logs
-            .lines()
-            .filter(|l| l.contains("\"connected\""))
-            .count();
+        let n = logs.lines().filter(|l| l.contains("\"connected\"")).count();
         counts.insert(format!("slot {slot} ({id})"), n);
     }
     Ok(counts)
@@ -540,7 +541,9 @@ pub(crate) fn rolling_update(stack: &mut SwarmStack) -> Result<String, String> {
     };
     let (took, completed) = update_took;
     if !completed {
-        return Err(format!("the rolling update did not complete within {took:.1?}"));
+        return Err(format!(
+            "the rolling update did not complete within {took:.1?}"
+        ));
     }
     stack.wait_converged(Duration::from_secs(60))?;
     latencies.sort();
@@ -553,7 +556,9 @@ pub(crate) fn rolling_update(stack: &mut SwarmStack) -> Result<String, String> {
         latencies.last().copied().unwrap_or_default()
     );
     if !failures.is_empty() || !lost.is_empty() {
-        return Err(format!("{figures}\n  failed: {failures:?}\n  lost: {lost:?}"));
+        return Err(format!(
+            "{figures}\n  failed: {failures:?}\n  lost: {lost:?}"
+        ));
     }
     Ok(figures)
 }

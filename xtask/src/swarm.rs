@@ -349,8 +349,14 @@ impl SwarmStack {
             .iter()
             .map(|s| {
                 let service = format!("{}_{s}", self.down.stack);
-                crate::compose::docker_output(&["service", "logs", "--tail", &n.to_string(), &service])
-                    .unwrap_or_else(|e| format!("(no logs of {service}: {e})"))
+                crate::compose::docker_output(&[
+                    "service",
+                    "logs",
+                    "--tail",
+                    &n.to_string(),
+                    &service,
+                ])
+                .unwrap_or_else(|e| format!("(no logs of {service}: {e})"))
             })
             .collect::<Vec<_>>()
             .join("\n")
@@ -373,7 +379,15 @@ impl Teardown {
     fn deploy(&self) -> Result<(), String> {
         let mut cmd = Command::new("flock");
         cmd.arg(LOCK)
-            .args(["docker", "stack", "deploy", "--resolve-image", "never", "--prune", "-c"])
+            .args([
+                "docker",
+                "stack",
+                "deploy",
+                "--resolve-image",
+                "never",
+                "--prune",
+                "-c",
+            ])
             .arg(workspace_root().join(STACK_FILE))
             .arg("-c")
             .arg(self.override_file())
@@ -417,8 +431,7 @@ impl Teardown {
             if update == "updating" || update == "rollback_started" {
                 return Ok(Some(format!("{name}: update {update}")));
             }
-            if update == "paused" || update == "rollback_completed" || update == "rollback_paused"
-            {
+            if update == "paused" || update == "rollback_completed" || update == "rollback_paused" {
                 return Err(format!("{name}: its update ended {update}"));
             }
         }
@@ -430,9 +443,13 @@ impl Teardown {
     fn run(&self) {
         for s in ["traefiker", "traefik"] {
             let service = format!("{}_{s}", self.stack);
-            if let Ok(logs) =
-                crate::compose::docker_output(&["service", "logs", "--raw", "--timestamps", &service])
-            {
+            if let Ok(logs) = crate::compose::docker_output(&[
+                "service",
+                "logs",
+                "--raw",
+                "--timestamps",
+                &service,
+            ]) {
                 if !logs.trim().is_empty() {
                     let _ = std::fs::write(self.dir.join(format!("{s}.log")), logs);
                 }
@@ -451,10 +468,16 @@ impl Teardown {
         }
         let steps: [(&str, Step); 3] = [
             ("the stack's containers to stop", &|| {
-                Ok(docker(&["ps", "-aq", "--filter", &in_stack])?.trim().is_empty())
+                Ok(docker(&["ps", "-aq", "--filter", &in_stack])?
+                    .trim()
+                    .is_empty())
             }),
-            ("the narratives to be removed", &|| remove_narratives(&self.network)),
-            ("the networks and volumes to be removed", &|| self.remove_leftovers()),
+            ("the narratives to be removed", &|| {
+                remove_narratives(&self.network)
+            }),
+            ("the networks and volumes to be removed", &|| {
+                self.remove_leftovers()
+            }),
         ];
         for (what, step) in steps {
             let deadline = Instant::now() + Duration::from_secs(60);
