@@ -182,6 +182,14 @@ impl SwarmManager {
         .await
     }
 
+    /// Every narrative of this deployment, those being removed included.
+    async fn all(&self) -> Result<Vec<Narrative>, ManagerError> {
+        let services = self.services(SESSION_LABEL.to_owned()).await?;
+        let tasks = self.tasks(None).await?;
+        let network_id = self.network_id().await;
+        Ok(self.narratives(services, &tasks, network_id.as_deref()))
+    }
+
     /// The service `id` with its tasks, or `None` if it is gone.
     pub(crate) async fn inspect(&self, id: &str) -> Result<Option<Seen>, ManagerError> {
         let Some(service) = self.service(id).await? else {
@@ -496,10 +504,9 @@ impl ContainerManager for SwarmManager {
 
     async fn list(&self) -> Result<Vec<Narrative>, ManagerError> {
         self.bounded("list", "narratives", async {
-            let services = self.services(SESSION_LABEL.to_owned()).await?;
-            let tasks = self.tasks(None).await?;
-            let network_id = self.network_id().await;
-            Ok(self.narratives(services, &tasks, network_id.as_deref()))
+            let mut all = self.all().await?;
+            all.retain(|n| n.state != NarrativeState::Removing);
+            Ok(all)
         })
         .await
     }
@@ -687,13 +694,13 @@ impl ContainerManager for SwarmManager {
     async fn zombies(&self) -> Result<Vec<Narrative>, ManagerError> {
         // Swarm restarts a narrative that stops; one with no task Swarm wants running (its
         // replicas set to 0, or its update paused) or left claimed by a removal that did not
-        // finish is a zombie.
-        Ok(self
-            .list()
-            .await?
-            .into_iter()
-            .filter(|n| matches!(n.state, NarrativeState::Stopped | NarrativeState::Removing))
-            .collect())
+        // finish (listed by nothing else) is a zombie.
+        self.bounded("zombies", "narratives", async {
+            let mut all = self.all().await?;
+            all.retain(|n| matches!(n.state, NarrativeState::Stopped | NarrativeState::Removing));
+            Ok(all)
+        })
+        .await
     }
 
     fn traefik_service(&self, narrative_name: &ServiceName) -> String {

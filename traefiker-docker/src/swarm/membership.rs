@@ -1,5 +1,5 @@
-//! Who else runs, on Swarm (SPEC §12): the replicas are the running tasks of traefiker's own
-//! service.
+//! Who else runs, on Swarm (SPEC §12): the replicas are the tasks of traefiker's own service
+//! that Swarm wants running and has not ended (one still starting counts).
 //!
 //! traefiker finds its own container as on a plain engine (the container id in
 //! `/proc/self/mountinfo`, or its host name), and reads the labels Swarm puts on a task's
@@ -147,11 +147,26 @@ impl Membership for SwarmMembership {
             .map_err(|e| classify_as(BACKEND, "list tasks", "traefiker's replicas", e))?;
         Ok(tasks
             .into_iter()
-            .filter(|t| t.status.as_ref().and_then(|s| s.state) == Some(TaskState::RUNNING))
+            // A task still starting (its health check pending) may already make waiting
+            // narratives: it counts, as long as Swarm has not ended it.
+            .filter(|t| !t.status.as_ref().and_then(|s| s.state).is_some_and(ended))
             .filter_map(|t| Some(task_container_name(&service_name, t.slot?, &t.id?)))
             .filter_map(|name| ReplicaId::new(name).ok())
             .collect())
     }
+}
+
+/// Whether a task in `state` is over: it will not run again.
+fn ended(state: TaskState) -> bool {
+    matches!(
+        state,
+        TaskState::COMPLETE
+            | TaskState::SHUTDOWN
+            | TaskState::FAILED
+            | TaskState::REJECTED
+            | TaskState::REMOVE
+            | TaskState::ORPHANED
+    )
 }
 
 /// The name Swarm gives a replicated task's container: `<service>.<slot>.<task id>`.
