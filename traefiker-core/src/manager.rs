@@ -34,7 +34,8 @@ pub struct BackendInfo {
 ///   with [`ManagerError::NotFound`]. Whether the rename is conditional (compare-and-rename) or
 ///   a read followed by an unconditional rename, as on Rancher and Docker, is the backend's
 ///   [`crate::testing::conformance::Caps::conditional_assign`]; on a non-conditional backend
-///   the lifecycle stays safe because only one replica ever assigns a given waiting container.
+///   the lifecycle stays safe because only one replica ever assigns a given waiting container,
+///   on a conditional one because the assignment carries the version it listed.
 /// - Owners (SPEC §10): every narrative made by `create` with [`SpawnSpec::owner`] or given by
 ///   `assign` records its owner, and `find` and `list` report it as [`Narrative::owner`]; the
 ///   record is in place before the user's name is (so no listing shows the name without it).
@@ -49,7 +50,11 @@ pub struct BackendInfo {
 /// - Where [`ContainerManager::conditional`] is true, `assign`, `mark_connected`,
 ///   `stamp_owner` and `remove` act only on the [`Narrative::version`] they are given: a
 ///   narrative changed since fails with [`ManagerError::Conflict`] and is left as it is
-///   (`remove` of a narrative without a version is unconditional).
+///   (`remove` of a narrative without a version is unconditional). Every successful write
+///   makes a new version. A narrative being removed is not found nor listed, a write to it
+///   fails with `NotFound` (or `Conflict`), and its name stays taken until it is gone: the
+///   lifecycle relies on these to share one pool among replicas and to keep a reaper's
+///   removal from overtaking a connect.
 /// - A `create` that fails with [`ManagerError::Unavailable`] may have happened all the same
 ///   (its answer was lost): the caller looks the name up and adopts or removes what it finds.
 ///   A container the backend did create but cannot report as a narrative, it removes before

@@ -27,7 +27,9 @@ pub struct Narrative {
     /// ([`crate::ContainerManager::mark_connected`] refreshes it).
     pub origin: Option<Origin>,
     /// The replica that made it, from its [`crate::rules::REPLICA_LABEL`]; only that replica
-    /// assigns a waiting container (SPEC §9). `None` for containers made by the Python version.
+    /// assigns a waiting container (SPEC §9), unless writes are conditional (SPEC §12), and
+    /// only that one keeps it counted in its pool. `None` for containers made by the Python
+    /// version.
     pub replica: Option<ReplicaId>,
     /// Whose it is, as recorded in the orchestrator (SPEC §10). `None` for a waiting
     /// narrative, and for a user's narrative made by the Python version until the first user

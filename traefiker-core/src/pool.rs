@@ -1,6 +1,11 @@
 //! The prespawn pool as this replica knows it: every waiting container it made is in exactly
 //! one [`Slot`], and the methods of [`Pool`] are the only transitions (SPEC §5, §9).
 //!
+//! Where the backend's writes are conditional (SPEC §12: Swarm, Kubernetes), the pool is
+//! shared: other replicas' waiting containers are in it too, as candidates this replica may
+//! claim (after its own), with the same slots and rules. They never count towards this
+//! replica's target, and only their maker replaces or removes them.
+//!
 //! Two rules keep a waiting container from reaching two users, whatever the timing of
 //! listings, creates and assignments:
 //!
@@ -64,6 +69,8 @@ struct Entry {
     since: u64,
     /// When this replica first knew it, for the readiness bound.
     known_at: DateTime<Utc>,
+    /// Made by this replica: counted towards its target, replaced and removed by it.
+    own: bool,
 }
 
 /// What the pool step should do now, decided by [`Pool::plan`].
@@ -81,7 +88,8 @@ pub struct PoolPlan {
     pub missing: usize,
 }
 
-/// This replica's waiting containers, one [`Slot`] each.
+/// This replica's waiting containers (and, on a shared pool, the others' it may claim), one
+/// [`Slot`] each.
 #[derive(Clone, Debug, Default)]
 pub struct Pool {
     entries: BTreeMap<String, Entry>,
@@ -104,23 +112,27 @@ impl Pool {
         self.entries.get(id).map(|e| e.slot)
     }
 
-    /// Containers in the pool (waiting, ready or not) of `image`.
+    /// This replica's containers in the pool (waiting, ready or not) of `image`.
     pub fn waiting(&self, image: &str) -> usize {
         self.entries
             .values()
-            .filter(|e| matches!(e.slot, Slot::Waiting { .. }) && e.narrative.image == image)
+            .filter(|e| {
+                e.own && matches!(e.slot, Slot::Waiting { .. }) && e.narrative.image == image
+            })
             .count()
     }
 
-    /// Containers in the pool (waiting, ready or not) of any image: what the pool costs now.
+    /// This replica's containers in the pool (waiting, ready or not) of any image: what its
+    /// pool costs now.
     pub fn waiting_any(&self) -> usize {
         self.entries
             .values()
-            .filter(|e| matches!(e.slot, Slot::Waiting { .. }))
+            .filter(|e| e.own && matches!(e.slot, Slot::Waiting { .. }))
             .count()
     }
 
-    /// Ready containers of `image`: what a new user can be given now.
+    /// Ready containers of `image`, this replica's and the others' it may claim: what a new
+    /// user can be given now.
     pub fn ready(&self, image: &str) -> usize {
         self.entries
             .values()
@@ -133,12 +145,16 @@ impl Pool {
         self.creating.len()
     }
 
-    /// Every container in a slot, with it.
+    /// Every container of this replica in a slot, with it.
     pub fn entries(&self) -> impl Iterator<Item = (&Narrative, Slot)> {
-        self.entries.values().map(|e| (&e.narrative, e.slot))
+        self.entries
+            .values()
+            .filter(|e| e.own)
+            .map(|e| (&e.narrative, e.slot))
     }
 
-    /// Waiting containers that have not answered yet.
+    /// Waiting containers that have not answered yet, this replica's and the others' it may
+    /// claim.
     pub fn unready(&self) -> Vec<Narrative> {
         self.entries
             .values()
@@ -147,18 +163,28 @@ impl Pool {
             .collect()
     }
 
+    /// This replica's waiting containers that have not answered yet.
+    pub fn unready_own(&self) -> usize {
+        self.entries
+            .values()
+            .filter(|e| e.own && e.slot == Slot::Waiting { ready: false })
+            .count()
+    }
+
     fn forget(&mut self, id: &str, gen: u64) {
         self.entries.remove(id);
         self.forgotten.insert(id.to_owned(), gen);
     }
 
     /// Applies a listing that started at generation `started`: `own` are the waiting
-    /// containers of this replica it shows. With `instant_ready`, a container the backend
+    /// containers of this replica it shows, `shared` those of other replicas this one may
+    /// claim (none unless the pool is shared). With `instant_ready`, a container the backend
     /// reports running counts as answering (no readiness check is configured). Returns false
     /// (and changes nothing) for a listing older than one already applied.
     pub fn observe(
         &mut self,
         own: &[Narrative],
+        shared: &[Narrative],
         started: u64,
         gen: u64,
         now: DateTime<Utc>,
@@ -168,7 +194,12 @@ impl Pool {
             return false;
         }
         self.listed = Some(started);
-        let shown: BTreeMap<&str, &Narrative> = own.iter().map(|n| (n.id.as_str(), n)).collect();
+        let listed = || {
+            own.iter()
+                .map(|n| (n, true))
+                .chain(shared.iter().map(|n| (n, false)))
+        };
+        let shown: BTreeMap<&str, &Narrative> = listed().map(|(n, _)| (n.id.as_str(), n)).collect();
 
         let ids: Vec<String> = self.entries.keys().cloned().collect();
         for id in ids {
@@ -202,13 +233,15 @@ impl Pool {
                 (None, _) => self.forget(&id, gen),
             }
         }
-        for n in own {
+        for (n, own) in listed() {
             if self.entries.contains_key(&n.id)
                 || self.forgotten.get(&n.id).is_some_and(|at| *at > started)
             {
                 continue;
             }
-            self.creating.remove(&n.name);
+            if own {
+                self.creating.remove(&n.name);
+            }
             self.entries.insert(
                 n.id.clone(),
                 Entry {
@@ -218,6 +251,7 @@ impl Pool {
                     },
                     since: gen,
                     known_at: now,
+                    own,
                 },
             );
         }
@@ -247,6 +281,7 @@ impl Pool {
                 slot: Slot::Waiting { ready },
                 since: gen,
                 known_at: now,
+                own: true,
             },
         );
     }
@@ -256,20 +291,31 @@ impl Pool {
         self.creating.remove(name);
     }
 
-    /// Takes a ready waiting container of `image` out of the pool for an assignment;
-    /// `pick(n)` chooses among the `n` candidates (randomly, so replicas' requests spread).
+    /// Takes a ready waiting container of `image` out of the pool for an assignment, this
+    /// replica's own first (on a shared pool, the others' are claimed by their makers first,
+    /// so replicas rarely race for one); `pick(n)` chooses among the `n` candidates
+    /// (randomly, so concurrent requests spread).
     pub fn claim(
         &mut self,
         image: &str,
         pick: impl FnOnce(usize) -> usize,
         gen: u64,
     ) -> Option<Narrative> {
-        let candidates: Vec<&String> = self
-            .entries
-            .iter()
-            .filter(|(_, e)| e.slot == Slot::Waiting { ready: true } && e.narrative.image == image)
-            .map(|(id, _)| id)
-            .collect();
+        let ready = |own: bool| {
+            self.entries
+                .iter()
+                .filter(move |(_, e)| {
+                    e.own == own
+                        && e.slot == Slot::Waiting { ready: true }
+                        && e.narrative.image == image
+                })
+                .map(|(id, _)| id)
+                .collect::<Vec<&String>>()
+        };
+        let mut candidates = ready(true);
+        if candidates.is_empty() {
+            candidates = ready(false);
+        }
         if candidates.is_empty() {
             return None;
         }
@@ -324,6 +370,7 @@ impl Pool {
         let mut order: Vec<(bool, DateTime<Utc>, String)> = self
             .entries
             .iter()
+            .filter(|(_, e)| e.own)
             .filter_map(|(id, e)| match e.slot {
                 Slot::Waiting { ready } => Some((!ready, e.known_at, id.clone())),
                 _ => None,
@@ -354,7 +401,7 @@ impl Pool {
         plan.retry = self
             .entries
             .values()
-            .filter(|e| e.slot == Slot::Removing && e.since < gen)
+            .filter(|e| e.own && e.slot == Slot::Removing && e.since < gen)
             .map(|e| e.narrative.clone())
             .collect();
         // A claim in flight may come back (the user had a container after all): its
@@ -362,7 +409,7 @@ impl Pool {
         let claimed = self
             .entries
             .values()
-            .filter(|e| e.slot == Slot::Claimed && e.narrative.image == image)
+            .filter(|e| e.own && e.slot == Slot::Claimed && e.narrative.image == image)
             .count();
         plan.missing = target.saturating_sub(kept + claimed + self.creating.len());
         plan
@@ -383,7 +430,7 @@ impl Pool {
     /// down gracefully (SPEC §9).
     pub fn retire(&mut self, gen: u64) -> Vec<Narrative> {
         let mut out = Vec::new();
-        for entry in self.entries.values_mut() {
+        for entry in self.entries.values_mut().filter(|e| e.own) {
             if matches!(entry.slot, Slot::Waiting { .. } | Slot::Removing) {
                 entry.slot = Slot::Removing;
                 entry.since = gen;
@@ -393,7 +440,7 @@ impl Pool {
         out
     }
 
-    /// Claims not settled yet.
+    /// Claims not settled yet (of any container: this replica's assignments in flight).
     pub fn claims(&self) -> usize {
         self.entries
             .values()
@@ -435,7 +482,7 @@ mod tests {
     fn ready_pool(ids: &[&str]) -> (Pool, Vec<Narrative>) {
         let mut pool = Pool::new();
         let all: Vec<Narrative> = ids.iter().map(|i| waiting(i)).collect();
-        assert!(pool.observe(&all, 0, 1, now(), false));
+        assert!(pool.observe(&all, &[], 0, 1, now(), false));
         for n in &all {
             pool.mark_ready(&n.id, 2);
         }
@@ -449,13 +496,13 @@ mod tests {
         let mut pool = Pool::new();
         let x = waiting("x");
         pool.begin_create(x.name.clone());
-        assert!(pool.observe(std::slice::from_ref(&x), 1, 2, now(), false));
+        assert!(pool.observe(std::slice::from_ref(&x), &[], 1, 2, now(), false));
         pool.mark_ready("x", 3);
         assert_eq!(pool.claim(IMAGE, |_| 0, 4).unwrap().id, "x");
         pool.created(x.clone(), true, 5, now());
         assert_eq!(pool.slot("x"), Some(Slot::Claimed));
         // A listing that started before the claim shows it waiting: still claimed.
-        assert!(pool.observe(std::slice::from_ref(&x), 3, 6, now(), false));
+        assert!(pool.observe(std::slice::from_ref(&x), &[], 3, 6, now(), false));
         assert_eq!(pool.slot("x"), Some(Slot::Claimed));
         assert_eq!(
             pool.claim(IMAGE, |_| 0, 7),
@@ -463,14 +510,14 @@ mod tests {
             "nobody else can claim it"
         );
         pool.settle("x", Settle::Assigned, 8);
-        assert!(pool.observe(std::slice::from_ref(&x), 7, 9, now(), false));
+        assert!(pool.observe(std::slice::from_ref(&x), &[], 7, 9, now(), false));
         assert_eq!(pool.slot("x"), Some(Slot::Assigned));
         assert_eq!(pool.claim(IMAGE, |_| 0, 10), None);
         // A listing that started after the assignment no longer shows it waiting: forgotten.
-        assert!(pool.observe(&[], 10, 11, now(), false));
+        assert!(pool.observe(&[], &[], 10, 11, now(), false));
         assert_eq!(pool.slot("x"), None);
         // And an older listing arriving late cannot bring it back.
-        assert!(!pool.observe(std::slice::from_ref(&x), 9, 12, now(), false));
+        assert!(!pool.observe(std::slice::from_ref(&x), &[], 9, 12, now(), false));
         assert_eq!(pool.slot("x"), None);
     }
 
@@ -499,16 +546,16 @@ mod tests {
         pool.settle("a", Settle::Unknown, 4);
         assert_eq!(pool.claim(IMAGE, |_| 0, 5), None);
         // A listing that started before the failed assignment proves nothing.
-        assert!(pool.observe(&all, 3, 6, now(), false));
+        assert!(pool.observe(&all, &[], 3, 6, now(), false));
         assert_eq!(pool.slot("a"), Some(Slot::Uncertain));
         // One that started after and still shows the waiting name does.
-        assert!(pool.observe(&all, 6, 7, now(), false));
+        assert!(pool.observe(&all, &[], 6, 7, now(), false));
         assert_eq!(pool.slot("a"), Some(Slot::Waiting { ready: false }));
         // Renamed after all: a later listing does not show it waiting, and it is forgotten.
         let (mut pool, _) = ready_pool(&["a"]);
         pool.claim(IMAGE, |_| 0, 3).unwrap();
         pool.settle("a", Settle::Unknown, 4);
-        assert!(pool.observe(&[], 5, 6, now(), false));
+        assert!(pool.observe(&[], &[], 5, 6, now(), false));
         assert_eq!(pool.slot("a"), None);
     }
 
@@ -540,7 +587,7 @@ mod tests {
     #[test]
     fn a_container_that_never_answers_is_replaced() {
         let mut pool = Pool::new();
-        assert!(pool.observe(&[waiting("slow")], 0, 1, now(), false));
+        assert!(pool.observe(&[waiting("slow")], &[], 0, 1, now(), false));
         let later = now() + chrono::Duration::minutes(10);
         let plan = pool.plan(IMAGE, 1, later, chrono::Duration::minutes(5), 2);
         assert_eq!(plan.unready.len(), 1);
@@ -556,9 +603,46 @@ mod tests {
         let plan = pool.plan(IMAGE, 1, now(), chrono::Duration::hours(1), 3);
         let gone = plan.excess[0].id.clone();
         pool.removed(&gone, 4);
-        assert!(pool.observe(&all, 3, 5, now(), false));
+        assert!(pool.observe(&all, &[], 3, 5, now(), false));
         assert_eq!(pool.slot(&gone), None);
         assert_eq!(pool.waiting(IMAGE), 1);
+    }
+
+    #[test]
+    fn other_replicas_containers_are_claimed_after_ours_and_never_counted_or_removed() {
+        let mut pool = Pool::new();
+        let ours = waiting("ours");
+        let theirs = [waiting("t1"), waiting("t2")];
+        assert!(pool.observe(std::slice::from_ref(&ours), &theirs, 0, 1, now(), true));
+        assert_eq!(pool.waiting(IMAGE), 1, "only ours count");
+        assert_eq!(pool.ready(IMAGE), 3, "all are candidates");
+        assert_eq!(
+            pool.entries().count(),
+            1,
+            "only ours are shown as this pool"
+        );
+        let plan = pool.plan("kbase/narrative:2", 0, now(), chrono::Duration::hours(1), 2);
+        assert_eq!(plan.outdated, vec![ours.clone()], "only ours are removed");
+        let (mut pool, _) = ready_pool(&["ours"]);
+        assert!(pool.observe(&[waiting("ours")], &theirs, 2, 3, now(), true));
+        // Our own first, whatever the pick; then theirs.
+        assert_eq!(pool.claim(IMAGE, |n| n - 1, 4).unwrap().id, "ours");
+        let next = pool.claim(IMAGE, |_| 0, 5).unwrap();
+        assert!(next.id.starts_with('t'));
+        let plan = pool.plan(IMAGE, 1, now(), chrono::Duration::hours(1), 6);
+        assert_eq!(
+            plan.missing, 0,
+            "our claim is in flight; theirs is not ours to replace"
+        );
+        // Theirs, lost to another replica's user (Conflict): forgotten.
+        pool.settle(&next.id, Settle::Gone, 7);
+        assert_eq!(pool.slot(&next.id), None);
+        assert_eq!(
+            pool.retire(8),
+            Vec::<Narrative>::new(),
+            "nothing of theirs retires"
+        );
+        assert_eq!(pool.claims(), 1, "our claim still counts");
     }
 
     #[test]

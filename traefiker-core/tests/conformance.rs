@@ -42,3 +42,16 @@ async fn in_memory_manager_conforms_when_it_renames_like_rancher() {
     run_all(&manager, &ctx).await;
     assert!(manager.containers().is_empty(), "the suite cleans up");
 }
+
+#[tokio::test(start_paused = true)]
+async fn in_memory_manager_conforms_when_every_write_is_conditional() {
+    let manager = InMemoryManager::new(Naming::default())
+        .with_assign_mode(AssignMode::Versioned)
+        .with_latency(std::time::Duration::from_millis(2));
+    let mut ctx = context();
+    ctx.caps.conditional = true;
+    run_all(&manager, &ctx).await;
+    // Removals land a round trip after their claim.
+    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    assert!(manager.containers().is_empty(), "the suite cleans up");
+}

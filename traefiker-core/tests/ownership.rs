@@ -82,7 +82,11 @@ fn the_test_ids_really_share_a_name() {
 
 #[tokio::test]
 async fn two_ids_that_share_a_name_never_share_a_narrative() {
-    for mode in [AssignMode::Conditional, AssignMode::ReadThenRename] {
+    for mode in [
+        AssignMode::Conditional,
+        AssignMode::ReadThenRename,
+        AssignMode::Versioned,
+    ] {
         for pool_size in [0, 2] {
             let (first, second) = colliding_ids();
             let m = manager(mode);
@@ -150,7 +154,11 @@ async fn a_replica_whose_index_never_saw_the_first_users_narrative_does_not_hand
 #[tokio::test]
 async fn both_at_once_get_one_narrative_each() {
     let (first, second) = colliding_ids();
-    for mode in [AssignMode::Conditional, AssignMode::ReadThenRename] {
+    for mode in [
+        AssignMode::Conditional,
+        AssignMode::ReadThenRename,
+        AssignMode::Versioned,
+    ] {
         let m = manager(mode);
         let l = lifecycle(&m, "replica-a", 2);
         bounded(l.fill_pool()).await.unwrap();

@@ -62,7 +62,9 @@ fn narrative(name: &str, kind: NarrativeKind) -> Narrative {
     }
 }
 
-fn lifecycle(manager: MockManager) -> Lifecycle {
+fn lifecycle(mut manager: MockManager) -> Lifecycle {
+    // A capability, read once when the lifecycle is built; no backend call.
+    manager.expect_conditional().return_const(false);
     Lifecycle::new(
         Arc::new(manager),
         vec![],

@@ -61,7 +61,18 @@ pub(crate) fn status(err: &bollard::errors::Error) -> Option<u16> {
 /// means something else handle it first); no answer and 5xx are `Unavailable`; any other 4xx
 /// and unreadable answers are `Rejected`: retrying will not help, an operator must.
 pub(crate) fn classify(call: &str, subject: &str, err: bollard::errors::Error) -> ManagerError {
-    let backend = BACKEND.to_owned();
+    classify_as(BACKEND, call, subject, err)
+}
+
+/// [`classify`] for the backend named `backend` (the Swarm backend shares the engine's
+/// answers).
+pub(crate) fn classify_as(
+    backend: &str,
+    call: &str,
+    subject: &str,
+    err: bollard::errors::Error,
+) -> ManagerError {
+    let backend = backend.to_owned();
     match status(&err) {
         Some(404) => ManagerError::NotFound {
             backend,
@@ -108,8 +119,18 @@ pub(crate) fn classify(call: &str, subject: &str, err: bollard::errors::Error) -
 
 /// A call that got no answer within `limit`.
 pub(crate) fn timed_out(call: &str, subject: &str, limit: Duration) -> ManagerError {
+    timed_out_as(BACKEND, call, subject, limit)
+}
+
+/// [`timed_out`] for the backend named `backend`.
+pub(crate) fn timed_out_as(
+    backend: &str,
+    call: &str,
+    subject: &str,
+    limit: Duration,
+) -> ManagerError {
     ManagerError::Unavailable {
-        backend: BACKEND.to_owned(),
+        backend: backend.to_owned(),
         detail: format!("{call} {subject}: no answer within {limit:?}"),
     }
 }

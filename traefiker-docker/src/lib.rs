@@ -57,6 +57,7 @@ mod error;
 mod manager;
 mod membership;
 mod owner;
+pub mod swarm;
 
 pub use config::{DockerConfig, Timeouts, DEFAULT_DOCKER_URL, DEFAULT_NETWORK};
 pub use error::DockerError;
@@ -65,3 +66,4 @@ pub use membership::{
     container_id_in_mountinfo, DockerMembership, OwnContainer, COMPOSE_PROJECT, COMPOSE_SERVICE,
 };
 pub use owner::CLAIM_LABEL;
+pub use swarm::{SwarmManager, SwarmMembership};

@@ -78,42 +78,8 @@ impl DockerManager {
     /// Connects to the engine at `config.url` and agrees on an API version with it (one
     /// call, bounded by the request timeout).
     pub async fn connect(config: DockerConfig) -> Result<Self, DockerError> {
-        let image_name = config.image_name.as_str();
-        let last = image_name.rsplit('/').next().unwrap_or(image_name);
-        if image_name.is_empty() || last.contains(':') || last.contains('@') {
-            return Err(DockerError::Config {
-                setting: "image_name",
-                reason: format!(
-                    "{image_name:?} must be an image name without a tag, e.g. kbase/narrative"
-                ),
-            });
-        }
-        let valid_network = !config.network.is_empty()
-            && config
-                .network
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-        if !valid_network {
-            return Err(DockerError::Config {
-                setting: "dock_net",
-                reason: format!("{:?} is not a Docker network name", config.network),
-            });
-        }
+        let docker = open(&config).await?;
         let t = config.timeouts;
-        // bollard's own limit is only a backstop: every call below has its own, and stopping a
-        // container legitimately takes the grace period.
-        let backstop = (t.stop_grace + t.request).as_secs().max(1);
-        let docker = client(&config.url, backstop)?;
-        let docker = tokio::time::timeout(t.request, docker.negotiate_version())
-            .await
-            .map_err(|_| DockerError::Unreachable {
-                url: config.url.clone(),
-                detail: format!("no answer within {:?}", t.request),
-            })?
-            .map_err(|e| DockerError::Unreachable {
-                url: config.url.clone(),
-                detail: e.to_string(),
-            })?;
         Ok(Self {
             docker,
             url: config.url,
@@ -491,8 +457,49 @@ impl DockerManager {
     }
 }
 
+/// A client of the engine at `config.url` that agreed on an API version with it (one call,
+/// bounded by the request timeout), after checking the settings every engine backend shares.
+pub(crate) async fn open(config: &DockerConfig) -> Result<Docker, DockerError> {
+    let image_name = config.image_name.as_str();
+    let last = image_name.rsplit('/').next().unwrap_or(image_name);
+    if image_name.is_empty() || last.contains(':') || last.contains('@') {
+        return Err(DockerError::Config {
+            setting: "image_name",
+            reason: format!(
+                "{image_name:?} must be an image name without a tag, e.g. kbase/narrative"
+            ),
+        });
+    }
+    let valid_network = !config.network.is_empty()
+        && config
+            .network
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if !valid_network {
+        return Err(DockerError::Config {
+            setting: "dock_net",
+            reason: format!("{:?} is not a Docker network name", config.network),
+        });
+    }
+    let t = config.timeouts;
+    // bollard's own limit is only a backstop: every call has its own, and stopping a container
+    // legitimately takes the grace period.
+    let backstop = (t.stop_grace + t.request).as_secs().max(1);
+    let docker = client(&config.url, backstop)?;
+    tokio::time::timeout(t.request, docker.negotiate_version())
+        .await
+        .map_err(|_| DockerError::Unreachable {
+            url: config.url.clone(),
+            detail: format!("no answer within {:?}", t.request),
+        })?
+        .map_err(|e| DockerError::Unreachable {
+            url: config.url.clone(),
+            detail: e.to_string(),
+        })
+}
+
 /// A client for `url` (see [`DockerConfig::url`]).
-fn client(url: &str, timeout_secs: u64) -> Result<Docker, DockerError> {
+pub(crate) fn client(url: &str, timeout_secs: u64) -> Result<Docker, DockerError> {
     let unreachable = |e: bollard::errors::Error| DockerError::Unreachable {
         url: url.to_owned(),
         detail: e.to_string(),
@@ -516,7 +523,7 @@ fn client(url: &str, timeout_secs: u64) -> Result<Docker, DockerError> {
 }
 
 /// `repo:tag` → (`repo`, `tag`); a colon before the last `/` is a registry port.
-fn split_image(image: &str) -> (&str, &str) {
+pub(crate) fn split_image(image: &str) -> (&str, &str) {
     match image.rsplit_once(':') {
         Some((repo, tag)) if !tag.contains('/') => (repo, tag),
         _ => (image, "latest"),
@@ -553,7 +560,7 @@ fn health_in_status_text(text: &str) -> Option<&'static str> {
 
 /// The name Traefik's Docker provider gives a container's default service: its name with
 /// every run of characters other than letters and digits made one `-`.
-fn traefik_name(name: &str) -> String {
+pub(crate) fn traefik_name(name: &str) -> String {
     name.split(|c: char| !c.is_alphanumeric())
         .filter(|part| !part.is_empty())
         .collect::<Vec<_>>()

@@ -118,7 +118,7 @@ fn compose_of(labels: &HashMap<String, String>) -> Option<(String, String)> {
 }
 
 /// What this process can see of the container it runs in, most certain first.
-fn detect() -> Vec<String> {
+pub(crate) fn detect() -> Vec<String> {
     let mut out = Vec::new();
     if let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") {
         out.extend(container_id_in_mountinfo(&text));

@@ -13,7 +13,7 @@ use actix_web::middleware::DefaultHeaders;
 use actix_web::{web, App, HttpServer};
 use tokio::sync::watch;
 use traefiker_core::{ActivitySource, ContainerManager, Membership, Readiness, Solo, SqliteStore};
-use traefiker_docker::{DockerConfig, DockerManager, OwnContainer};
+use traefiker_docker::{DockerConfig, DockerManager, OwnContainer, SwarmManager};
 use traefiker_kube::{Cluster, KubeConfig, KubeManager};
 use traefiker_local::{LocalConfig, LocalManager};
 use traefiker_metrics::{
@@ -136,6 +136,12 @@ pub async fn backend(config: &Config) -> Result<BuiltBackend, StartupError> {
             membership = Arc::new(manager.membership());
             Arc::new(manager)
         }
+        Backend::Swarm { .. } => {
+            let manager = SwarmManager::connect(docker_config(config)).await?;
+            // The replicas are the running tasks of traefiker's own Swarm service.
+            membership = Arc::new(manager.membership(OwnContainer::Detect));
+            Arc::new(manager)
+        }
         Backend::Docker { .. } => {
             let manager = DockerManager::connect(docker_config(config)).await?;
             // The replicas are the running containers of traefiker's own Compose service.
@@ -155,12 +161,14 @@ pub async fn backend(config: &Config) -> Result<BuiltBackend, StartupError> {
     })
 }
 
-/// The Docker backend's settings: the engine and network, and the configured deadline of
+/// The Docker and Swarm backends' settings: the engine and network, and the configured deadline of
 /// each backend operation (`rancher_timeout_secs`), every engine call in it, so that the
 /// backend gives up before the lifecycle stops waiting for it.
 pub fn docker_config(config: &Config) -> DockerConfig {
     let (url, network) = match &config.backend {
-        Backend::Docker { url, network } => (url.clone(), network.clone()),
+        Backend::Docker { url, network } | Backend::Swarm { url, network } => {
+            (url.clone(), network.clone())
+        }
         _ => (
             traefiker_docker::DEFAULT_DOCKER_URL.to_owned(),
             traefiker_docker::DEFAULT_NETWORK.to_owned(),

@@ -22,13 +22,42 @@ use crate::world::{
     SimMembership, Truth, REASON,
 };
 
+/// Which backend the replicas share.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Variant {
+    /// Rancher-like: renames are a read then an unconditional write, deletes unconditional;
+    /// the pool is partitioned by replica, and a reap may race a connect (counted).
+    Rancher,
+    /// Swarm-like: every write is compare-and-swap on the narrative's version; the replicas
+    /// share one pool, and no reap may race a connect (a violation).
+    Conditional,
+}
+
+impl Variant {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Rancher => "rancher-like",
+            Self::Conditional => "conditional",
+        }
+    }
+
+    fn mode(self) -> AssignMode {
+        match self {
+            Self::Rancher => AssignMode::ReadThenRename,
+            Self::Conditional => AssignMode::Versioned,
+        }
+    }
+}
+
 /// How a run is shaped.
 #[derive(Clone, Debug)]
 pub struct Params {
     pub seed: u64,
     pub steps: usize,
-    /// Replicas at the start; `None` draws 1 to 3 from the seed.
+    /// Replicas at the start; `None` draws 1 to 3 from the seed (2 or 3 for the conditional
+    /// variant, whose point is a shared pool).
     pub replicas: Option<usize>,
+    pub variant: Variant,
 }
 
 /// What a run ended with.
@@ -41,6 +70,8 @@ pub struct Outcome {
     pub tally: Tally,
     pub grants: usize,
     pub reaped: usize,
+    /// Waiting containers assigned by a replica other than their maker.
+    pub shared_assigns: usize,
 }
 
 const USERS: usize = 10;
@@ -66,6 +97,7 @@ struct Sim {
     log: Arc<Mutex<Log>>,
     replicas: Vec<Replica>,
     config: LifecycleConfig,
+    variant: Variant,
     image_version: u32,
     next_replica: usize,
 }
@@ -100,7 +132,7 @@ impl Sim {
         };
         let backend = Arc::new(
             InMemoryManager::new(Naming::default())
-                .with_assign_mode(AssignMode::ReadThenRename)
+                .with_assign_mode(params.variant.mode())
                 .with_faults(faults(params.seed ^ 0x5eed))
                 .with_cold_start(cold_start),
         );
@@ -127,6 +159,7 @@ impl Sim {
             log: Arc::new(Mutex::new(Log::default())),
             replicas: Vec::new(),
             config,
+            variant: params.variant,
             image_version: 1,
             next_replica: 0,
         }
@@ -156,6 +189,7 @@ impl Sim {
         let recorder = Arc::new(Recorder {
             inner: self.backend.clone(),
             replica: idx,
+            id: id.clone(),
             log: self.log.clone(),
             clock: self.clock.clone(),
             dead: dead.clone(),
@@ -486,10 +520,18 @@ impl Sim {
         if let Some(v) = log.trace.iter().find(|l| l.starts_with("VIOLATION")) {
             return Err(v.clone());
         }
+        // A partitioned pool: only its maker assigns a waiting container.
+        if self.variant == Variant::Rancher && log.shared_assigns > 0 {
+            return Err(format!(
+                "{} waiting containers assigned by a replica that did not make them, on a backend whose renames are not conditional",
+                log.shared_assigns
+            ));
+        }
         check::always(
             &log,
             &self.backend,
             chrono::Duration::from_std(IDLE).unwrap_or(chrono::Duration::MAX),
+            self.variant == Variant::Conditional,
             tally,
         )
     }
@@ -550,6 +592,7 @@ pub fn run(params: &Params) -> Outcome {
                 tally: Tally::default(),
                 grants: 0,
                 reaped: 0,
+                shared_assigns: 0,
             }
         }
     };
@@ -558,16 +601,19 @@ pub fn run(params: &Params) -> Outcome {
         let replicas = params
             .replicas
             .unwrap_or_else(|| match sim.rng.random_range(0..10) {
-                0..=3 => 1,
-                4..=6 => 2,
+                0..=3 if params.variant == Variant::Rancher => 1,
+                0..=6 => 2,
                 _ => 3,
             });
         for _ in 0..replicas.max(1) {
             sim.start(None).await;
         }
         sim.note(format!(
-            "seed {} replicas {replicas} pool {} max {:?}",
-            sim.seed, sim.config.pool_size, sim.config.pool_max
+            "seed {} {} replicas {replicas} pool {} max {:?}",
+            sim.seed,
+            params.variant.name(),
+            sim.config.pool_size,
+            sim.config.pool_max
         ));
         let mut tally = Tally::default();
         let mut violation = None;
@@ -597,6 +643,7 @@ pub fn run(params: &Params) -> Outcome {
             tally,
             grants: log.grants.len(),
             reaped: log.reaped.len(),
+            shared_assigns: log.shared_assigns,
         }
     })
 }

@@ -159,6 +159,8 @@ pub struct Log {
     pub shutdowns: Vec<(String, DateTime<Utc>, Option<DateTime<Utc>>)>,
     /// Containers that stopped on their own (zombies), by session, and when.
     pub crashes: Vec<(SessionId, DateTime<Utc>)>,
+    /// Waiting containers one replica made and another assigned (a shared pool).
+    pub shared_assigns: usize,
 }
 
 impl Log {
@@ -221,6 +223,7 @@ impl ActivitySource for SimActivity {
 pub struct Recorder {
     pub inner: Arc<InMemoryManager>,
     pub replica: usize,
+    pub id: ReplicaId,
     pub log: Arc<Mutex<Log>>,
     pub clock: Arc<SimClock>,
     pub dead: Arc<AtomicBool>,
@@ -311,6 +314,9 @@ impl ContainerManager for Recorder {
         assignment: &Assignment,
     ) -> Result<Narrative, ManagerError> {
         let r = self.guarded(self.inner.assign(narrative, assignment)).await;
+        if r.is_ok() && narrative.replica.as_ref() != Some(&self.id) {
+            lock(&self.log).shared_assigns += 1;
+        }
         r
     }
 

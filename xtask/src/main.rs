@@ -22,8 +22,10 @@
 //! - `images`: the container images, built here with nothing pulled, and their sizes.
 //! - `validate-manifests`: `deploy/kubernetes/` against the Kubernetes schemas, offline, with
 //!   `kubernetes-validate` pinned by hash in a venv under `target/`.
-//! - `sim [--seeds N] [--from S] [--seed S] [--steps M] [--replicas R] [--trace]`: the
-//!   deterministic simulation of the lifecycle (`traefiker-sim`), in release mode.
+//! - `sim [--seeds N] [--from S] [--seed S] [--steps M] [--replicas R] [--variant
+//!   rancher|conditional|both] [--trace]`: the deterministic simulation of the lifecycle
+//!   (`traefiker-sim`), in release mode; both variants (Rancher-like, and replicas sharing
+//!   one pool on a conditional backend) unless `--variant` says one.
 //! - `bench`: every speed and memory figure in one run (request path, reaper at 10,000,
 //!   provider and status answers, activity read), each beside the box's own limit.
 //! - `bench-server`: request-path figures of the server (req/s, p50/p99, backend and auth
@@ -159,6 +161,7 @@ fn ci() -> Result<(), String> {
         test.env("TRAEFIKER_SWARM_TEST", "1");
     }
     run_command("cargo test --workspace", test)?;
+    // Both variants, one build.
     sim(&["--seeds".to_owned(), "300".to_owned()])?;
     // The browser test first: it is the quickest (seconds) and checks what people see.
     eprintln!("==> cargo xtask e2e-browser");

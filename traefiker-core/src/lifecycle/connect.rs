@@ -3,8 +3,10 @@
 //! A returning user is answered from the index with no backend call, unless the request
 //! carries the index's own session (Traefik did not route it: the container may be gone, or
 //! its route not loaded yet), which is checked with one `find`. A new user is given a ready
-//! waiting container of this replica (one assignment) or a new one (one create); a name
-//! already taken means the user has a container after all, which is adopted.
+//! waiting container (one assignment: this replica's, or on a conditional backend any
+//! replica's) or a new one (one create); a name already taken means the user has a container
+//! after all, which is adopted, or, on a conditional backend, that a reaper is removing theirs,
+//! which is waited for.
 //!
 //! Every 201 keeps its narrative from idle reaping for at least the idle timeout: the connect
 //! is recorded as last-seen (in the store, at most once per [`LifecycleConfig::mark_refresh`])
@@ -239,7 +241,7 @@ impl Lifecycle {
         if let Some(placed) = self.assign_waiting(user, owner, name, &origin).await? {
             return Ok(placed);
         }
-        self.create_for(user, owner, name.clone(), origin, Retry::ClearDead)
+        self.create_for(user, owner, name.clone(), origin, Retry::FIRST)
             .await
     }
 
@@ -369,7 +371,10 @@ impl Lifecycle {
         Ok(())
     }
 
-    /// Gives the user a ready waiting container of this replica, if one can be had.
+    /// Gives the user a ready waiting container, if one can be had: one of this replica's, or,
+    /// on a shared pool (conditional writes), any replica's. A candidate that changed since
+    /// it was listed (`Conflict`: another replica assigned or removed it) or is gone
+    /// (`NotFound`) is forgotten, and the next one is tried.
     async fn assign_waiting(
         &self,
         user: &UserId,
@@ -409,7 +414,7 @@ impl Lifecycle {
                 Err(ManagerError::NameTaken { .. } | ManagerError::OwnedByAnother { .. }) => {
                     Settle::Untouched
                 }
-                Err(ManagerError::NotFound { .. }) => Settle::Gone,
+                Err(ManagerError::NotFound { .. } | ManagerError::Conflict { .. }) => Settle::Gone,
                 Err(_) => Settle::Unknown,
             };
             {
@@ -418,6 +423,7 @@ impl Lifecycle {
                 known.pool.settle(&candidate.id, settle, gen);
                 if let Ok(assigned) = &result {
                     known.index.upsert(assigned.clone(), gen);
+                    known.foreign.retain(|f| f.id != candidate.id);
                 }
             }
             self.inner.pool_wanted.notify_one();
@@ -433,7 +439,7 @@ impl Lifecycle {
                 }
                 Err(ManagerError::NameTaken { .. }) => {
                     return self
-                        .adopt(user, owner, name, origin, Retry::ClearDead)
+                        .adopt(user, owner, name, origin, Retry::FIRST)
                         .await
                         .map(Some)
                 }
@@ -520,9 +526,13 @@ impl Lifecycle {
                 }
                 Ok(Placed::Taken)
             }
-            Some(dead) if dead.state == NarrativeState::Stopped && retry == Retry::ClearDead => {
+            Some(dead) if dead.state == NarrativeState::Stopped && retry.clear_dead => {
                 self.clear_dead(name, dead).await?;
-                self.create_for(user, owner, name.clone(), origin.clone(), Retry::Once)
+                let retry = Retry {
+                    clear_dead: false,
+                    ..retry
+                };
+                self.create_for(user, owner, name.clone(), origin.clone(), retry)
                     .await
             }
             Some(existing) if is_live(&existing) => {
@@ -536,6 +546,21 @@ impl Lifecycle {
                     }
                     .into()),
                 }
+            }
+            // Where writes are conditional, a name held by a narrative nobody can find is
+            // one being removed: a reaper (of any replica) claimed it before this connect's
+            // mark, which therefore found it gone. Its delete follows within the remover's
+            // call, so the user gets a fresh narrative once it has landed, never that one.
+            None if self.inner.conditional && retry.removal_waits < REMOVAL_WAITS => {
+                let wait = REMOVAL_WAIT * 2u32.pow(u32::from(retry.removal_waits));
+                tracing::debug!(service = %name, "the name is held by a narrative being removed; waiting for its removal");
+                tokio::time::sleep(wait).await;
+                let retry = Retry {
+                    removal_waits: retry.removal_waits + 1,
+                    ..retry
+                };
+                self.create_for(user, owner, name.clone(), origin.clone(), retry)
+                    .await
             }
             _ => Err(ManagerError::Unavailable {
                 backend: "lifecycle".into(),
@@ -601,10 +626,7 @@ impl Lifecycle {
             let gen = known.bump();
             known.index.begin_removal(&name, &narrative.id, gen);
         }
-        if let Err(e) = self
-            .call("remove", self.inner.manager.remove(&narrative))
-            .await
-        {
+        if let Err(e) = self.remove_found(&narrative, owner).await {
             let mut known = lock(&self.inner.known);
             let gen = known.bump();
             known.index.removal_failed(&name, gen);
@@ -620,6 +642,34 @@ impl Lifecycle {
         self.inner.store.update(&[], &[service])?;
         tracing::info!(service = %name, "shut down a narrative");
         Ok(Some(name))
+    }
+}
+
+impl Lifecycle {
+    /// Removes `narrative`, just found, for a shutdown. Where writes are conditional and it
+    /// changed since (a connect's mark, of any replica), it is found again and removed at its
+    /// new version, once: the user asked for its removal, whoever marked it.
+    async fn remove_found(
+        &self,
+        narrative: &Narrative,
+        owner: Option<&Owner>,
+    ) -> Result<(), ManagerError> {
+        let manager = &self.inner.manager;
+        match self.call("remove", manager.remove(narrative)).await {
+            Err(ManagerError::Conflict { .. }) => {
+                match self.call("find", manager.find(&narrative.name)).await? {
+                    Some(fresh)
+                        if fresh.id == narrative.id
+                            && owner
+                                .is_none_or(|o| fresh.owner.as_ref().is_none_or(|r| r == o)) =>
+                    {
+                        self.call("remove", manager.remove(&fresh)).await
+                    }
+                    _ => Ok(()),
+                }
+            }
+            other => other,
+        }
     }
 }
 
@@ -651,13 +701,28 @@ enum Marked {
     Unsupported,
 }
 
-/// Whether a create that finds the user's name held by a stopped container may clear it and
-/// try again (only once per connect).
+/// What a create that finds the user's name taken may still try.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Retry {
-    ClearDead,
-    Once,
+struct Retry {
+    /// Clear a stopped container holding the name and create again (once per connect).
+    clear_dead: bool,
+    /// Times it waited for a narrative being removed to let the name go.
+    removal_waits: u8,
 }
+
+impl Retry {
+    /// A connect's first attempt: everything may still be tried.
+    const FIRST: Self = Self {
+        clear_dead: true,
+        removal_waits: 0,
+    };
+}
+
+/// How often, and after how long at first (doubling), a create waits for a narrative being
+/// removed to let its name go: about 3 s in all, within which a delete has long landed, and
+/// within the connect's own deadline by default.
+const REMOVAL_WAITS: u8 = 5;
+const REMOVAL_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 
 fn is_live(n: &Narrative) -> bool {
     !matches!(n.state, NarrativeState::Removing | NarrativeState::Stopped)

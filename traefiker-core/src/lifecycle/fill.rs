@@ -2,6 +2,12 @@
 //! its id, at exactly the target size, of the current image, ready before they are handed
 //! out; replaced in the background, with backoff while fills fail; removed when the replica
 //! retires.
+//!
+//! On a shared pool (conditional writes, SPEC §12) the count is still per replica: each keeps
+//! its own target of waiting containers it made, replaces those another replica assigned as
+//! it replaces its own, and removes only its own (with the version it read, so one another
+//! replica assigned meanwhile stays). The site's pool is the sum of the replicas' targets,
+//! as on a partitioned pool, and no replica needs to know what the others count.
 
 use std::future::Future;
 use std::sync::atomic::Ordering;
@@ -129,6 +135,15 @@ impl Lifecycle {
                         }
                     }
                 }
+                // Changed since it was read: on a shared pool another replica gave it to a
+                // user (the removal carried the version read, so it stays). Forgotten; a
+                // listing brings it back if it still waits.
+                Err(ManagerError::Conflict { .. }) => {
+                    let mut known = lock(&self.inner.known);
+                    let gen = known.bump();
+                    known.pool.removed(&narrative.id, gen);
+                    known.foreign.retain(|f| f.id != narrative.id);
+                }
                 Err(e) => report
                     .failures
                     .push(format!("remove {}: {e}", narrative.name)),
@@ -192,7 +207,7 @@ impl Lifecycle {
         self.check_readiness().await;
         let known = lock(&self.inner.known);
         report.waiting = known.pool.waiting(&image);
-        report.unready = known.pool.unready().len();
+        report.unready = known.pool.unready_own();
         Ok(report)
     }
 
@@ -433,6 +448,9 @@ impl Lifecycle {
         for (n, result) in removed {
             match result {
                 Ok(()) => done += 1,
+                Err(ManagerError::Conflict { .. }) => {
+                    tracing::debug!(service = %n.name, "a waiting narrative of this replica was given to a user meanwhile; it stays")
+                }
                 Err(e) => {
                     tracing::warn!(service = %n.name, error = %e, "could not remove a waiting narrative of this replica")
                 }

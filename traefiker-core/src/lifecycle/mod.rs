@@ -6,7 +6,9 @@
 //!   the [`Index`] with no backend call; a new user costs one assignment of a waiting
 //!   container (on Rancher a read and a rename) or one create.
 //! - The pool (module `fill`): this replica's waiting containers, one [`Pool`] slot each;
-//!   filled in the background with backoff while it fails.
+//!   filled in the background with backoff while it fails. Where the backend's writes are
+//!   conditional ([`ContainerManager::conditional`]) the pool is shared: each replica keeps
+//!   its own target of waiting containers it made, and assigns any replica's.
 //! - The reaper (module `reap`): one cycle reads activity, removes the idle and the dead,
 //!   and tops the pool up.
 //!
@@ -90,7 +92,8 @@ pub struct LifecycleConfig {
     /// Environment given to every narrative (`NARRENV_*`, prefix stripped).
     pub narrative_env: BTreeMap<String, String>,
     /// This replica (SPEC §9): it labels the waiting containers it makes and assigns only
-    /// those.
+    /// those, unless the backend's writes are conditional (then every replica's, its own
+    /// first).
     pub replica: ReplicaId,
     /// Most user narratives; a new user past it is refused and nothing is made.
     pub max_narratives: Option<usize>,
@@ -386,6 +389,10 @@ struct Inner {
     pool_lock: tokio::sync::Mutex<()>,
     reap_lock: tokio::sync::Mutex<()>,
     pool_wanted: Notify,
+    /// The backend's writes are compare-and-swap ([`ContainerManager::conditional`], read
+    /// once: a capability does not change): the pool is shared, and a name held by nothing
+    /// `find` shows is a narrative being removed.
+    conditional: bool,
     marks_supported: AtomicBool,
     retiring: AtomicBool,
 }
@@ -461,6 +468,7 @@ impl LifecycleBuilder {
     pub fn build(self) -> Lifecycle {
         let known = Known::new(self.clock.clone());
         let demand = DemandState::new(self.config.demand());
+        let conditional = self.manager.conditional();
         Lifecycle {
             inner: Arc::new(Inner {
                 manager: self.manager,
@@ -482,6 +490,7 @@ impl LifecycleBuilder {
                 pool_lock: tokio::sync::Mutex::new(()),
                 reap_lock: tokio::sync::Mutex::new(()),
                 pool_wanted: Notify::new(),
+                conditional,
                 marks_supported: AtomicBool::new(true),
                 retiring: AtomicBool::new(false),
             }),
@@ -672,10 +681,24 @@ impl Lifecycle {
                 NarrativeKind::Prespawned => foreign.push(n.clone()),
             }
         }
+        // Where writes are conditional the pool is shared: the others' labelled waiting
+        // containers are candidates too (an assignment carries the version it read, so two
+        // replicas cannot both win one). Python-made ones stay nobody's.
+        let shared: Vec<Narrative> = if self.inner.conditional {
+            foreign
+                .iter()
+                .filter(|n| n.replica.is_some())
+                .cloned()
+                .collect()
+        } else {
+            Vec::new()
+        };
         let mut known = lock(&self.inner.known);
         let gen = known.bump();
         let fresh = known.index.observe(&users, started);
-        known.pool.observe(&own, started, gen, now, instant_ready);
+        known
+            .pool
+            .observe(&own, &shared, started, gen, now, instant_ready);
         if fresh {
             known.foreign = foreign;
             known.last_listing = Some(now);

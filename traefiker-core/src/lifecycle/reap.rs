@@ -6,7 +6,8 @@
 //! cycle, or a connect by this replica), and its connection mark in the orchestrator (a
 //! connect by any replica). It is reaped only when that is older than the idle timeout plus
 //! the mark interval, decided again under its lane just before the removal, so a connect that
-//! lands after the activity read — on this replica — always wins.
+//! lands after the activity read — on this replica — always wins; where the backend's writes
+//! are conditional, one on any replica does (the removal carries the version last read).
 //!
 //! A narrative that a source sees idle while the others cannot tell (its Jupyter paused or
 //! hung: `Joined::Quiet`) is not kept for ever: it counts as idle once it has been quiet
@@ -182,7 +183,8 @@ impl Lifecycle {
 
         for (abandoned, result) in self.remove_abandoned(&all, peers.as_ref(), apply).await {
             match result {
-                Ok(()) => report.abandoned.push(abandoned.name),
+                Ok(true) => report.abandoned.push(abandoned.name),
+                Ok(false) => {}
                 Err(e) => report
                     .failures
                     .push(format!("remove abandoned {}: {e}", abandoned.name)),
@@ -234,15 +236,22 @@ impl Lifecycle {
 
     /// Removes an idle narrative unless it was connected since the decision; `Ok(false)` when
     /// it was kept.
+    ///
+    /// The removal carries the narrative as last read (the look again, else the listing):
+    /// where writes are conditional it acts only on that version, so a connect's mark that
+    /// lands after the look, on any replica, makes it fail with `Conflict` and the narrative
+    /// stays. Elsewhere (Rancher's delete is unconditional) that window remains.
     async fn remove_idle(&self, narrative: &Narrative, service: &str) -> Result<bool, Error> {
         let name = &narrative.name;
         let _lane = self.inner.lanes.enter(name).await;
         let mut newest = narrative.origin.as_ref().map(|o| o.at);
+        let mut read = narrative.clone();
         // Another replica's connect shows only in the orchestrator: look again.
         if self.shared_marks() {
             match self.call("find", self.inner.manager.find(name)).await? {
                 Some(found) if found.id == narrative.id => {
-                    newest = newest.max(found.origin.map(|o| o.at));
+                    newest = newest.max(found.origin.as_ref().map(|o| o.at));
+                    read = found;
                 }
                 // Gone already, or replaced by a new container: nothing idle to remove.
                 _ => return Ok(false),
@@ -261,16 +270,20 @@ impl Lifecycle {
                 return Ok(false);
             }
         }
-        match self
-            .call("remove", self.inner.manager.remove(narrative))
-            .await
-        {
+        match self.call("remove", self.inner.manager.remove(&read)).await {
             Ok(()) => {
                 let mut known = lock(&self.inner.known);
                 let gen = known.bump();
                 known.index.forget(name, gen);
                 tracing::info!(service = %name, reason = "idle", "reaped a narrative");
                 Ok(true)
+            }
+            Err(ManagerError::Conflict { .. }) => {
+                let mut known = lock(&self.inner.known);
+                let gen = known.bump();
+                known.index.removal_failed(name, gen);
+                tracing::info!(service = %name, "kept an idle narrative: it changed since the look (a connect's mark)");
+                Ok(false)
             }
             Err(e) => {
                 let mut known = lock(&self.inner.known);
@@ -309,7 +322,7 @@ impl Lifecycle {
         listed: &[Narrative],
         peers: Option<&BTreeSet<ReplicaId>>,
         apply: bool,
-    ) -> Vec<(Narrative, Result<(), ManagerError>)> {
+    ) -> Vec<(Narrative, Result<bool, ManagerError>)> {
         let Some(peers) = peers else {
             return Vec::new();
         };
@@ -326,9 +339,9 @@ impl Lifecycle {
             .cloned()
             .collect();
         if !apply {
-            return abandoned.into_iter().map(|n| (n, Ok(()))).collect();
+            return abandoned.into_iter().map(|n| (n, Ok(true))).collect();
         }
-        let results: Vec<(Narrative, Result<(), ManagerError>)> = at_most_parallel(
+        let results: Vec<(Narrative, Result<bool, ManagerError>)> = at_most_parallel(
             abandoned
                 .into_iter()
                 .map(|n| {
@@ -343,7 +356,7 @@ impl Lifecycle {
         .await;
         let mut known = lock(&self.inner.known);
         for (n, result) in &results {
-            if result.is_ok() {
+            if matches!(result, Ok(true)) {
                 known.foreign.retain(|f| f.id != n.id);
                 tracing::info!(service = %n.name, reason = "replica gone", "removed a waiting narrative");
             }
@@ -354,13 +367,21 @@ impl Lifecycle {
 
 impl Lifecycle {
     /// Removes another replica's waiting container if it still waits under the name it was
-    /// listed with: deletes are not conditional, and one given to a user since must stay.
-    async fn remove_if_still_waiting(&self, n: &Narrative) -> Result<(), ManagerError> {
+    /// listed with: one given to a user since must stay. `Ok(false)` when it stayed. Where
+    /// deletes are unconditional a window remains between the look and the delete (but only
+    /// a dead replica's containers come here, and only its maker assigns them); where they
+    /// are conditional the removal carries the version just read, so a replica that assigned
+    /// it from the shared pool after the look wins (`Conflict`).
+    async fn remove_if_still_waiting(&self, n: &Narrative) -> Result<bool, ManagerError> {
         match self.call("find", self.inner.manager.find(&n.name)).await? {
             Some(found) if found.id == n.id && found.kind == NarrativeKind::Prespawned => {
-                self.call("remove", self.inner.manager.remove(n)).await
+                match self.call("remove", self.inner.manager.remove(&found)).await {
+                    Ok(()) => Ok(true),
+                    Err(ManagerError::Conflict { .. }) => Ok(false),
+                    Err(e) => Err(e),
+                }
             }
-            _ => Ok(()),
+            _ => Ok(false),
         }
     }
 }

@@ -511,7 +511,7 @@ pub async fn stamp_owner_once(m: &dyn ContainerManager, ctx: &Context) {
 }
 
 /// `conditional` says what the caps say; where writes are conditional, a stale version
-/// fails with `Conflict` on `mark_connected` and `remove` and changes nothing.
+/// fails with `Conflict` on `mark_connected`, `remove` and `assign` and changes nothing.
 pub async fn conditional_writes(m: &dyn ContainerManager, ctx: &Context) {
     assert_eq!(
         m.conditional(),
@@ -557,6 +557,36 @@ pub async fn conditional_writes(m: &dyn ContainerManager, ctx: &Context) {
         .await
         .expect("a removal at the current version");
     assert_eq!(find(m, &created.name).await, None);
+
+    // A waiting narrative changed since it was listed is not assigned from that listing.
+    let waiting = m
+        .create(&ctx.prespawn_spec())
+        .await
+        .expect("create waiting");
+    let read = find(m, &waiting.name).await.expect("found");
+    let moved = m
+        .mark_connected(&read, &origin)
+        .await
+        .expect("a write to a waiting narrative");
+    let assignment = ctx.assignment();
+    let stale = m
+        .assign(&read, &assignment)
+        .await
+        .expect_err("a stale assignment fails");
+    assert!(
+        matches!(stale, ManagerError::Conflict { .. }),
+        "a stale assignment is Conflict, got {stale:?}"
+    );
+    assert_eq!(
+        find(m, &assignment.name).await,
+        None,
+        "a stale assignment gives nobody the narrative"
+    );
+    let still = find(m, &waiting.name)
+        .await
+        .expect("it still waits, unchanged");
+    assert_eq!(still.version, moved.version);
+    m.remove(&still).await.expect("remove");
 }
 
 /// Listing reports both kinds, classified by name.

@@ -35,16 +35,25 @@ pub enum Op {
     Zombies,
 }
 
-/// How `assign` renames, as [`crate::testing::conformance::Caps::conditional_assign`] says.
+/// How writes act, as [`crate::testing::conformance::Caps::conditional_assign`] and
+/// [`crate::testing::conformance::Caps::conditional`] say.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum AssignMode {
     /// One atomic compare-and-rename: the candidate is renamed only if it still has the name
-    /// it was listed with. Stricter than any orchestrator traefiker runs on.
+    /// it was listed with; other writes are unconditional and there are no versions.
     #[default]
     Conditional,
     /// What Rancher and Docker do: read the candidate (one call's latency), then rename it
     /// unconditionally (another call's latency), whatever happened in between.
     ReadThenRename,
+    /// What Swarm and Kubernetes do ([`ContainerManager::conditional`] is true): every
+    /// narrative carries a [`Narrative::version`], every successful write makes a new one,
+    /// and `assign`, `mark_connected`, `stamp_owner` and `remove` given a version that is no
+    /// longer current fail with [`ManagerError::Conflict`] and change nothing. A removal is
+    /// a conditional claim (the narrative is `Removing` from then on: `find`, `list` and
+    /// `zombies` skip it, writes to it are `NotFound`, its name stays taken) and a delete
+    /// that lands a round trip later, as Swarm's label update then `service rm` do.
+    Versioned,
 }
 
 /// Seeded random latency and failures, for the simulation: every call waits a latency drawn
@@ -75,6 +84,48 @@ struct State {
     rng: Option<(StdRng, Faults)>,
     /// Where containers created from now on answer HTTP.
     address: Option<String>,
+    /// The last version given out ([`AssignMode::Versioned`]): one counter for the whole
+    /// backend, like Swarm's index, so a version is never reused.
+    version: u64,
+    /// Narratives claimed for removal, and when their delete lands. The delete lands even if
+    /// the remover's call is dropped meanwhile (its future is gone, not the orchestrator's
+    /// work), so a claim is never left behind for ever.
+    deleting: BTreeMap<u64, tokio::time::Instant>,
+}
+
+impl State {
+    /// A new version for a narrative that was just written.
+    fn bump(&mut self, id: u64) {
+        self.version += 1;
+        let version = self.version.to_string();
+        if let Some(n) = self.containers.get_mut(&id) {
+            n.version = Some(version);
+        }
+    }
+
+    /// Deletes what was claimed for removal and is due.
+    fn purge(&mut self) {
+        if self.deleting.is_empty() {
+            return;
+        }
+        let now = tokio::time::Instant::now();
+        let due: Vec<u64> = self
+            .deleting
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            self.deleting.remove(&id);
+            self.containers.remove(&id);
+            self.zombies.retain(|z| *z != id);
+        }
+    }
+
+    /// Whether container `id` is being removed (claimed, not deleted yet).
+    fn removing(&self, id: u64) -> bool {
+        self.deleting.contains_key(&id)
+    }
 }
 
 /// A [`ContainerManager`] that keeps containers in memory, with the real semantics: unique
@@ -125,6 +176,8 @@ impl InMemoryManager {
                 calls: BTreeMap::new(),
                 rng: None,
                 address: None,
+                version: 0,
+                deleting: BTreeMap::new(),
             }),
         }
     }
@@ -171,7 +224,13 @@ impl InMemoryManager {
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.purge();
+        state
+    }
+
+    fn versioned(&self) -> bool {
+        self.mode == AssignMode::Versioned
     }
 
     /// Makes the next call of `op` fail with `error` (queued; several calls queue several).
@@ -211,6 +270,9 @@ impl InMemoryManager {
         let id = state.next_id;
         narrative.id = id.to_string();
         state.containers.insert(id, narrative);
+        if self.versioned() {
+            state.bump(id);
+        }
         id.to_string()
     }
 
@@ -330,8 +392,59 @@ impl InMemoryManager {
             public_endpoints: Vec::new(),
             created: None,
         };
-        state.containers.insert(id, narrative.clone());
-        Ok(narrative)
+        state.containers.insert(id, narrative);
+        if self.versioned() {
+            state.bump(id);
+        }
+        Ok(state.containers[&id].clone())
+    }
+
+    /// Where versions are kept, whether a write given `narrative` may act on container `id`:
+    /// `NotFound` if it is gone or being removed, `Conflict` if its version moved since
+    /// `narrative` was read. A narrative read without a version is written as it now is.
+    fn current(
+        &self,
+        state: &State,
+        id: Option<u64>,
+        narrative: &Narrative,
+    ) -> Result<u64, ManagerError> {
+        let id = id
+            .filter(|id| state.containers.contains_key(id) && !state.removing(*id))
+            .ok_or_else(|| not_found(&narrative.name))?;
+        let stored = &state.containers[&id];
+        match &narrative.version {
+            Some(v) if self.versioned() && stored.version.as_ref() != Some(v) => {
+                Err(conflict(&narrative.name))
+            }
+            _ => Ok(id),
+        }
+    }
+
+    /// [`AssignMode::Versioned`]'s removal: claims the narrative (conditionally where a
+    /// version is given) and has its delete land once the claim's answer is back and the
+    /// delete has travelled there; returns the delete's round trip, which the answer waits
+    /// for too. Gone or already claimed is success.
+    fn claim_removal(
+        &self,
+        narrative: &Narrative,
+        back: Duration,
+    ) -> Result<Duration, ManagerError> {
+        let mut state = self.state();
+        let Some(id) = parse_id(narrative)
+            .filter(|id| state.containers.contains_key(id) && !state.removing(*id))
+        else {
+            return Ok(Duration::ZERO);
+        };
+        self.current(&state, Some(id), narrative)?;
+        let delete = self.latency(&mut state);
+        if let Some(stored) = state.containers.get_mut(&id) {
+            stored.state = NarrativeState::Removing;
+        }
+        state.bump(id);
+        state
+            .deleting
+            .insert(id, tokio::time::Instant::now() + back + delete / 2);
+        Ok(delete)
     }
 
     fn rename(
@@ -359,7 +472,10 @@ impl InMemoryManager {
             .naming
             .kind_of(assignment.name.as_str())
             .unwrap_or(NarrativeKind::User);
-        Ok(target.clone())
+        if self.versioned() {
+            state.bump(id);
+        }
+        Ok(state.containers[&id].clone())
     }
 }
 
@@ -372,6 +488,13 @@ fn unavailable(op: Op, detail: &str) -> ManagerError {
 
 fn name_taken(name: &ServiceName) -> ManagerError {
     ManagerError::NameTaken {
+        backend: BACKEND.into(),
+        name: name.to_string(),
+    }
+}
+
+fn conflict(name: &ServiceName) -> ManagerError {
+    ManagerError::Conflict {
         backend: BACKEND.into(),
         name: name.to_string(),
     }
@@ -415,12 +538,14 @@ impl ContainerManager for InMemoryManager {
         if let Fate::Fail(e) = call.fate {
             return Err(e);
         }
-        let found = self
-            .state()
-            .containers
-            .values()
-            .find(|s| &s.name == name)
-            .cloned();
+        let found = {
+            let state = self.state();
+            state
+                .containers
+                .iter()
+                .find(|(id, s)| &s.name == name && !state.removing(**id))
+                .map(|(_, s)| s.clone())
+        };
         self.end(call, Op::Find, Ok(found)).await
     }
 
@@ -429,7 +554,15 @@ impl ContainerManager for InMemoryManager {
         if let Fate::Fail(e) = call.fate {
             return Err(e);
         }
-        let all = self.containers();
+        let all = {
+            let state = self.state();
+            state
+                .containers
+                .iter()
+                .filter(|(id, _)| !state.removing(**id))
+                .map(|(_, s)| s.clone())
+                .collect()
+        };
         self.end(call, Op::List, Ok(all)).await
     }
 
@@ -460,12 +593,22 @@ impl ContainerManager for InMemoryManager {
                 .await;
         };
         let still_waiting = |state: &State| {
-            state
-                .containers
-                .get(&id)
-                .is_some_and(|s| s.kind == NarrativeKind::Prespawned && s.name == narrative.name)
+            !state.removing(id)
+                && state.containers.get(&id).is_some_and(|s| {
+                    s.kind == NarrativeKind::Prespawned && s.name == narrative.name
+                })
         };
         let result = match self.mode {
+            AssignMode::Versioned => {
+                let mut state = self.state();
+                self.current(&state, Some(id), narrative).and_then(|id| {
+                    if still_waiting(&state) {
+                        self.rename(&mut state, id, narrative, assignment)
+                    } else {
+                        Err(not_found(&narrative.name))
+                    }
+                })
+            }
             AssignMode::Conditional => {
                 let mut state = self.state();
                 if still_waiting(&state) {
@@ -512,13 +655,21 @@ impl ContainerManager for InMemoryManager {
         }
         let result = {
             let mut state = self.state();
-            match parse_id(narrative).and_then(|id| state.containers.get_mut(&id)) {
-                Some(stored) => {
+            self.current(&state, parse_id(narrative), narrative)
+                .and_then(|id| {
+                    let stored = state
+                        .containers
+                        .get_mut(&id)
+                        .ok_or_else(|| not_found(&narrative.name))?;
                     stored.origin = Some(origin.clone());
-                    Ok(stored.clone())
-                }
-                None => Err(not_found(&narrative.name)),
-            }
+                    Ok(id)
+                })
+                .map(|id| {
+                    if self.versioned() {
+                        state.bump(id);
+                    }
+                    state.containers[&id].clone()
+                })
         };
         self.end(call, Op::MarkConnected, result).await
     }
@@ -553,6 +704,18 @@ impl ContainerManager for InMemoryManager {
             Ok(stored.clone())
         };
         let result = match self.mode {
+            AssignMode::Versioned => {
+                let mut state = self.state();
+                self.current(&state, id, narrative)
+                    .and_then(|_| recorded(&state))
+                    .and_then(check)
+                    .and_then(|()| write(&mut state))
+                    .map(|written| {
+                        let id = id.unwrap_or_default();
+                        state.bump(id);
+                        state.containers.get(&id).cloned().unwrap_or(written)
+                    })
+            }
             AssignMode::Conditional => {
                 let mut state = self.state();
                 recorded(&state)
@@ -583,13 +746,21 @@ impl ContainerManager for InMemoryManager {
     }
 
     fn conditional(&self) -> bool {
-        false
+        self.versioned()
     }
 
     async fn remove(&self, narrative: &Narrative) -> Result<(), ManagerError> {
         let call = self.begin(Op::Remove, true).await;
         if let Fate::Fail(e) = call.fate {
             return Err(e);
+        }
+        if self.versioned() {
+            let result = self.claim_removal(narrative, call.back);
+            let call = Call {
+                back: call.back + *result.as_ref().unwrap_or(&Duration::ZERO),
+                fate: call.fate,
+            };
+            return self.end(call, Op::Remove, result.map(|_| ())).await;
         }
         if let Some(id) = parse_id(narrative) {
             let mut state = self.state();
@@ -609,6 +780,7 @@ impl ContainerManager for InMemoryManager {
             state
                 .zombies
                 .iter()
+                .filter(|id| !state.removing(**id))
                 .filter_map(|id| state.containers.get(id))
                 .filter(|n| self.naming.kind_of(n.name.as_str()).is_some())
                 .cloned()

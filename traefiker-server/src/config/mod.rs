@@ -131,10 +131,10 @@ impl fmt::Debug for RawSettings {
 fn backend(r: &mut Reader<'_>) -> Backend {
     let chosen = r.opt("backend").map(|b| b.to_ascii_lowercase());
     let kind = match chosen.as_deref() {
-        Some(kind @ ("rancher" | "docker" | "local" | "kubernetes")) => kind,
+        Some(kind @ ("rancher" | "docker" | "swarm" | "local" | "kubernetes")) => kind,
         Some(other) => {
             r.problems.push(format!(
-                "backend: {other:?} is not rancher, docker, kubernetes or local"
+                "backend: {other:?} is not rancher, docker, swarm, kubernetes or local"
             ));
             "docker"
         }
@@ -180,6 +180,10 @@ fn backend(r: &mut Reader<'_>) -> Backend {
         "kubernetes" => Backend::Kubernetes {
             namespace: r.opt("kube_namespace"),
             pod_name: r.opt("POD_NAME"),
+        },
+        "swarm" => Backend::Swarm {
+            url: r.string("docker_url"),
+            network: r.string("dock_net"),
         },
         _ => Backend::Docker {
             url: r.string("docker_url"),
@@ -485,6 +489,14 @@ mod tests {
                 namespace: Some("narratives".into()),
                 pod_name: Some("traefiker-5d8f-x2x4q".into()),
             })
+        );
+        assert_eq!(
+            backend(&[("backend", "swarm"), ("dock_net", "narratives")]),
+            Ok(Backend::Swarm {
+                url: "unix://var/run/docker.sock".into(),
+                network: "narratives".into(),
+            }),
+            "swarm reads the Docker backend's keys"
         );
         for (pairs, key) in [
             (vec![("backend", "openshift")], "backend"),

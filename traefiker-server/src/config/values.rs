@@ -165,6 +165,13 @@ pub enum Backend {
         /// `POD_NAME`, from the downward API.
         pod_name: Option<String>,
     },
+    /// Services on a Docker Swarm, through one of its managers' engine (SPEC §12).
+    Swarm {
+        /// `docker_url`
+        url: String,
+        /// `dock_net`: an attachable overlay network.
+        network: String,
+    },
     /// Containers on a Docker engine.
     Docker {
         /// `docker_url`
