@@ -228,8 +228,9 @@ pub fn demo_swarm() -> Result<(), String> {
     );
     println!();
     println!(
-        "  traefiker: {}   logs: docker service logs -f {}",
+        "  traefiker: {} (one replica; the others on {:?})   logs: docker service logs -f {}",
         stack.traefiker_url("/narrative_status/"),
+        stack.replica_ports().unwrap_or_default(),
         stack.traefiker_service()
     );
     println!();

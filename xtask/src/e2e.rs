@@ -22,7 +22,8 @@ use crate::compose::{docker, ComposeStack};
 use crate::stack::{agent, get, wait_for, Stack};
 use crate::traefik::workspace_root;
 
-const ALICE: &str = "narrative-alice-522b27";
+/// alice's narrative's name after the `container_name` prefix.
+const ALICE: &str = "alice-522b27";
 const TOKENS: &str = "alice-token:alice,bob-token:bob,carol-token:carol,dave-token:dave,\
 admin-token:kbadmin:KBASE_ADMIN";
 const STEPS: [&str; 6] = [
@@ -80,6 +81,8 @@ pub trait Target {
     fn narratives_outlive_traefiker(&self) -> bool;
     /// How long things take.
     fn timing(&self) -> Timing;
+    /// What `container_name` puts before the user's name.
+    fn name_prefix(&self) -> &'static str;
     /// Everything traefiker logged in this run.
     fn traefiker_logs(&self) -> Result<String, String>;
 }
@@ -140,6 +143,10 @@ impl Target for Stack {
         LOCAL_TIMING
     }
 
+    fn name_prefix(&self) -> &'static str {
+        "narrative-"
+    }
+
     fn traefiker_logs(&self) -> Result<String, String> {
         let path = self.dir.join("traefiker.log");
         std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))
@@ -198,6 +205,10 @@ impl Target for ComposeStack {
 
     fn timing(&self) -> Timing {
         DOCKER_TIMING
+    }
+
+    fn name_prefix(&self) -> &'static str {
+        "narrative-"
     }
 
     fn traefiker_logs(&self) -> Result<String, String> {
@@ -389,6 +400,11 @@ impl Run<'_> {
         );
     }
 
+    /// A narrative's name: `rest` after the target's `container_name` prefix.
+    fn named(&self, rest: &str) -> String {
+        format!("{}{rest}", self.target.name_prefix())
+    }
+
     fn web(&self, path: &str) -> String {
         self.target.web_url(path)
     }
@@ -483,16 +499,16 @@ impl Run<'_> {
                 "narrative_session {session:?} is not 32 hex digits"
             ));
         }
-        self.reach("alice-token", &session, ALICE)?;
+        self.reach("alice-token", &session, &self.named(ALICE))?;
         self.held.insert("alice_session", session);
         Ok(())
     }
 
     /// Step 3.
     fn isolation(&mut self) -> Result<(), String> {
-        let (bob, name) = self.log_in("bob-token", "narrative-bob-")?;
+        let (bob, name) = self.log_in("bob-token", &self.named("bob-"))?;
         let bob_marker = self.target.marker(&name)?;
-        let alice_marker = self.target.marker(ALICE)?;
+        let alice_marker = self.target.marker(&self.named(ALICE))?;
         for _ in 0..5 {
             let r = get(
                 &self.http,
@@ -577,20 +593,23 @@ impl Run<'_> {
             sleep(Duration::from_millis(1300));
             self.reap()?;
             cycles += 1;
-            if self.listed(ALICE)?.is_none() {
+            if self.listed(&self.named(ALICE))?.is_none() {
                 return Err(format!(
-                    "{ALICE} was reaped after {:.1?} with its websocket open ({cycles} reaper cycles)",
+                    "{} was reaped after {:.1?} with its websocket open ({cycles} reaper cycles)",
+                    self.named(ALICE),
                     quiet_from.elapsed()
                 ));
             }
         }
         echo(&mut ws, "still here")?;
         eprintln!(
-            "{}:     websocket open and quiet for {:.1?} over {cycles} reaper cycles: {ALICE} kept",
+            "{}:     websocket open and quiet for {:.1?} over {cycles} reaper cycles: {} kept",
             self.label,
-            quiet_from.elapsed()
+            quiet_from.elapsed(),
+            self.named(ALICE)
         );
-        self.held.insert("alice_at", self.target.locate(ALICE)?);
+        self.held
+            .insert("alice_at", self.target.locate(&self.named(ALICE))?);
         let _ = ws.close(None);
         let deadline = Instant::now() + Duration::from_secs(3);
         while Instant::now() < deadline {
@@ -638,12 +657,13 @@ impl Run<'_> {
         loop {
             sleep(Duration::from_millis(700));
             self.reap()?;
-            if self.listed(ALICE)?.is_none() {
+            if self.listed(&self.named(ALICE))?.is_none() {
                 break;
             }
             if Instant::now() >= deadline {
                 return Err(format!(
-                    "{ALICE} still listed {:.1?} after its websocket closed (timeout {} s)",
+                    "{} still listed {:.1?} after its websocket closed (timeout {} s)",
+                    self.named(ALICE),
                     closed.elapsed(),
                     self.idle_secs()
                 ));
@@ -652,10 +672,11 @@ impl Run<'_> {
         let reaped_after = closed.elapsed();
         if reaped_after < self.timing.idle_timeout {
             return Err(format!(
-                "{ALICE} reaped {reaped_after:.1?} after its websocket closed, before the timeout"
+                "{} reaped {reaped_after:.1?} after its websocket closed, before the timeout",
+                self.named(ALICE)
             ));
         }
-        self.target.wait_gone(ALICE, &located)?;
+        self.target.wait_gone(&self.named(ALICE), &located)?;
         let url = self.web("/narrative/");
         wait_for(
             "Traefik to stop routing alice's cookie",
@@ -663,12 +684,13 @@ impl Run<'_> {
             || {
                 get(&self.http, &url, &[("narrative_session", &session)])
                     .ok()
-                    .filter(|r| r.status == 302 && !r.body.contains(ALICE))
+                    .filter(|r| r.status == 302 && !r.body.contains(&self.named(ALICE)))
             },
         )?;
         eprintln!(
-            "{}:     {ALICE} reaped {reaped_after:.1?} after its websocket closed",
-            self.label
+            "{}:     {} reaped {reaped_after:.1?} after its websocket closed",
+            self.label,
+            self.named(ALICE)
         );
         Ok(())
     }
@@ -690,7 +712,7 @@ impl Run<'_> {
     ///   same name, with a new session, and its clock starts then: a new narrative never
     ///   inherits an old one's clock (which would have it reaped on sight).
     fn restart(&mut self) -> Result<(), String> {
-        let (carol, name) = self.log_in("carol-token", "narrative-carol-")?;
+        let (carol, name) = self.log_in("carol-token", &self.named("carol-"))?;
         self.held.insert("carol_session", carol.clone());
         let located = self.target.locate(&name)?;
         self.reap()?;
@@ -701,7 +723,7 @@ impl Run<'_> {
             .restart_traefiker(&[("activity_sources", "traefik")])?;
         if self.target.narratives_outlive_traefiker() {
             let (again, seen) = self
-                .listed("narrative-carol-")?
+                .listed(&self.named("carol-"))?
                 .ok_or("carol's narrative not listed after the restart")?;
             if again != name {
                 return Err(format!(
@@ -734,7 +756,7 @@ impl Run<'_> {
                 return Err("carol got her dead narrative's session after the restart".into());
             }
             let (again, seen) = self
-                .listed("narrative-carol-")?
+                .listed(&self.named("carol-"))?
                 .ok_or("carol's narrative not listed after the restart and a new login")?;
             if again != name {
                 return Err(format!(
@@ -808,7 +830,7 @@ impl Run<'_> {
     /// Step 4, second case: with only the Traefik source, HTTP requests through Traefik
     /// between reaper cycles keep a narrative alive past the timeout.
     fn http_keeps_alive(&mut self) -> Result<(), String> {
-        let (dave, name) = self.log_in("dave-token", "narrative-dave-")?;
+        let (dave, name) = self.log_in("dave-token", &self.named("dave-"))?;
         self.held.insert("dave_session", dave.clone());
         let from = Instant::now();
         let mut cycles = 0;

@@ -42,6 +42,12 @@ pub const ARRIVALS: usize = 30;
 const STEADY: usize = 10;
 /// The stack's name, and its network's.
 const STACK: &str = "traefiker-e2e-swarm";
+/// What `container_name` puts before a user's name in these runs, and `prespawn` before a
+/// waiting narrative's: a service's name is unique in the whole swarm, which another
+/// deployment (or a test) on the same engine may share.
+pub const NAME_PREFIX: &str = "e2e-narrative-";
+const PRESPAWN_PREFIX: &str = "e2e-narrativepre-";
+
 /// How long one user's request may take: a cold start under a burst of creates is slow.
 const REQUEST_LIMIT: Duration = Duration::from_secs(60);
 
@@ -82,34 +88,53 @@ impl Target for SwarmStack {
         Ok(self.locate(name)?.chars().take(12).collect())
     }
 
-    /// The container of the narrative service's running task.
+    /// The container of the narrative's service's running task: the service that carries
+    /// the name in its `traefiker.name` label (a waiting service keeps the Swarm name it was
+    /// created under when it is assigned).
+    /// A narrative just created has no container for a moment: this waits for one, bounded.
     fn locate(&self, name: &str) -> Result<String, String> {
-        let ids = docker(&[
-            "ps",
-            "--no-trunc",
-            "--filter",
-            &format!("label=com.docker.swarm.service.name={name}"),
-            "--format",
-            "{{.ID}}",
-        ])?;
-        let ids: Vec<&str> = ids.split_whitespace().collect();
-        match ids.as_slice() {
-            [id] => Ok((*id).to_owned()),
-            [] => Err(format!("no running container of service {name}")),
-            _ => Err(format!(
-                "service {name} runs {} containers, want one",
-                ids.len()
-            )),
-        }
+        let service = self
+            .narrative_service(name)?
+            .ok_or_else(|| format!("no service carries the name {name}"))?;
+        let mut last = String::new();
+        wait_for(
+            &format!("a running container of {name}'s service {service}"),
+            SWARM_TIMING.patience,
+            || {
+                let ids = match docker(&[
+                    "ps",
+                    "--no-trunc",
+                    "--filter",
+                    &format!("label=com.docker.swarm.service.name={service}"),
+                    "--format",
+                    "{{.ID}}",
+                ]) {
+                    Ok(ids) => ids,
+                    Err(e) => {
+                        last = e;
+                        return None;
+                    }
+                };
+                let ids: Vec<&str> = ids.split_whitespace().collect();
+                match ids.as_slice() {
+                    [id] => Some((*id).to_owned()),
+                    _ => {
+                        last = format!("it runs {} containers", ids.len());
+                        None
+                    }
+                }
+            },
+        )
+        .map_err(|e| format!("{e}: {last}"))
     }
 
-    /// The service and its container no longer exist.
+    /// No service carries the name any more, and the container is gone.
     fn wait_gone(&self, name: &str, located: &str) -> Result<(), String> {
         wait_for(
             &format!("{name}'s service and container to be removed"),
             Duration::from_secs(30),
             || {
-                (docker(&["service", "inspect", "--format", "{{.ID}}", name]).is_err()
+                (self.narrative_service(name).ok()?.is_none()
                     && docker(&["inspect", "--format", "{{.Id}}", located]).is_err())
                 .then_some(())
             },
@@ -122,6 +147,12 @@ impl Target for SwarmStack {
 
     fn timing(&self) -> Timing {
         SWARM_TIMING
+    }
+
+    /// Swarm service names are swarm-wide: the run's own prefix keeps it clear of any other
+    /// deployment on the same swarm (see [`NAME_PREFIX`]).
+    fn name_prefix(&self) -> &'static str {
+        NAME_PREFIX
     }
 
     fn traefiker_logs(&self) -> Result<String, String> {
@@ -149,6 +180,8 @@ pub fn swarm_settings(timing: Timing) -> Vec<(&'static str, String)> {
     // /reaper/ and the admin status are called from this host through the routing mesh,
     // whose address is the ingress network's; the port is this run's only.
     wanted.push(("reaper_ipnetwork", "0.0.0.0/0".to_owned()));
+    wanted.push(("container_name", format!("{NAME_PREFIX}{{}}")));
+    wanted.push(("container_name_prespawn", format!("{PRESPAWN_PREFIX}{{}}")));
     wanted
 }
 
@@ -164,13 +197,15 @@ pub fn e2e() -> Result<(), String> {
     let deployed = Instant::now();
     let mut stack = SwarmStack::up(STACK, &dir, STACK, &pairs)?;
     eprintln!(
-        "e2e (swarm): stack {STACK} converged, traefiker on 127.0.0.1:{}, Traefik web on 127.0.0.1:{} ({:.1?} to deploy, {:.1?} since start)",
-        stack.traefiker_port,
+        "e2e (swarm): stack {STACK} converged, traefiker replicas on 127.0.0.1:{:?}, Traefik web on 127.0.0.1:{} ({:.1?} to deploy, {:.1?} since start)",
+        stack.replica_ports()?,
         stack.web_port,
         deployed.elapsed(),
         started.elapsed()
     );
-    e2e::run("e2e (swarm)", &mut stack, started)?;
+    // The checks of several replicas do not build on the six: they run, and report, either
+    // way.
+    let six = e2e::run("e2e (swarm)", &mut stack, started);
     let label = "e2e (swarm)";
     let checks: [(&str, Check); 3] = [
         ("burst", burst),
@@ -192,10 +227,11 @@ pub fn e2e() -> Result<(), String> {
         println!("{}", stack.log_tails(40));
     }
     eprintln!("{label}: took {:.1?} in all", started.elapsed());
-    if failed.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("{label}: failed: {}", failed.join(", ")))
+    match (six, failed.is_empty()) {
+        (Ok(()), true) => Ok(()),
+        (Ok(()), false) => Err(format!("{label}: failed: {}", failed.join(", "))),
+        (Err(e), true) => Err(e),
+        (Err(e), false) => Err(format!("{e}; and failed: {}", failed.join(", "))),
     }
 }
 
@@ -289,43 +325,65 @@ fn arrive(stack: &SwarmStack, users: &[String], spacing: Duration) -> Vec<Arriva
     })
 }
 
-/// The admin view of the narratives: user → the narratives listed for them (from the
-/// instance names, `narrative-<user>-<hash>`).
+/// The narratives as Swarm has them, not as a replica last listed them: user → the
+/// services on the stack's network that carry a name of theirs (`traefiker.name`,
+/// `<NAME_PREFIX><user>-<hash>`), waiting ones and those being removed left out.
 fn narratives_by_user(stack: &SwarmStack) -> Result<HashMap<String, Vec<String>>, String> {
-    let doc = admin_status(stack)?;
-    let list = doc["narrative_services"]
-        .as_array()
-        .ok_or_else(|| format!("/narrative_status/ as admin has no narrative_services: {doc}"))?;
+    let ids = docker(&[
+        "service",
+        "ls",
+        "-q",
+        "--filter",
+        &format!("label=traefik.swarm.network={}", stack.network()),
+    ])?;
+    let ids: Vec<&str> = ids.split_whitespace().collect();
     let mut by_user: HashMap<String, Vec<String>> = HashMap::new();
-    for n in list {
-        let Some(name) = n["instance"].as_str() else {
+    if ids.is_empty() {
+        return Ok(by_user);
+    }
+    let mut args = vec![
+        "service",
+        "inspect",
+        "--format",
+        "{{.Spec.Name}} {{index .Spec.Labels \"traefiker.name\"}} {{index .Spec.Labels \"traefiker.removing\"}}",
+    ];
+    args.extend(&ids);
+    for line in docker(&args)?.lines() {
+        let mut fields = line.split_whitespace();
+        let (Some(service), Some(name)) = (fields.next(), fields.next()) else {
             continue;
         };
-        let user = n["user"]
-            .as_str()
-            .map(str::to_owned)
-            .or_else(|| {
-                let rest = name.strip_prefix("narrative-")?;
-                Some(rest.rsplit_once('-')?.0.to_owned())
-            })
-            .unwrap_or_default();
-        by_user.entry(user).or_default().push(name.to_owned());
+        if fields
+            .next()
+            .is_some_and(|removing| !removing.is_empty() && removing != "<no")
+        {
+            continue;
+        }
+        let Some(user) = name
+            .strip_prefix(NAME_PREFIX)
+            .and_then(|rest| rest.rsplit_once('-'))
+            .map(|(user, _)| user.to_owned())
+        else {
+            continue;
+        };
+        by_user.entry(user).or_default().push(service.to_owned());
     }
     Ok(by_user)
 }
 
-/// `/narrative_status/` as the administrator, from whichever replica the mesh picks.
+/// `/narrative_status/` as the administrator through Traefik, which takes the replicas in
+/// turn.
 fn admin_status(stack: &SwarmStack) -> Result<Value, String> {
     let r = get(
         &agent(),
-        &stack.traefiker_url("/narrative_status/"),
+        &stack.web_url("/narrative_status/"),
         &[("kbase_session", "admin-token")],
     )?;
     serde_json::from_str(&r.body)
         .map_err(|e| format!("/narrative_status/ is not JSON ({e}): {}", r.body))
 }
 
-/// The replica ids that answer the admin status in `tries` requests through the mesh.
+/// The replica ids that answer the admin status in `tries` requests through Traefik.
 fn replicas_answering(stack: &SwarmStack, tries: usize) -> BTreeSet<String> {
     (0..tries)
         .filter_map(|_| {

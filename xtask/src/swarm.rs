@@ -153,10 +153,8 @@ type Step<'a> = &'a dyn Fn() -> Result<bool, String>;
 /// A deployed stack of [`STACK_FILE`].
 #[derive(Debug)]
 pub struct SwarmStack {
-    /// Traefik's web entrypoint (published through the routing mesh).
+    /// Traefik's web entrypoint (published on this host).
     pub web_port: u16,
-    /// traefiker's own port (published through the routing mesh: any replica answers).
-    pub traefiker_port: u16,
     down: Teardown,
     settings: Vec<(String, String)>,
     cleanup: usize,
@@ -187,7 +185,6 @@ impl SwarmStack {
     ) -> Result<Self, String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let web_port = free_port()?;
-        let traefiker_port = free_port()?;
         let control = format!("{stack}-control");
         let volume = format!("{stack}-data");
         let vars = vec![
@@ -214,7 +211,6 @@ impl SwarmStack {
         };
         let mut this = Self {
             web_port,
-            traefiker_port,
             down,
             settings: Vec::new(),
             cleanup,
@@ -248,11 +244,7 @@ impl SwarmStack {
             self.settings.retain(|(key, _)| key != k);
             self.settings.push(((*k).into(), (*v).into()));
         }
-        write_override(
-            &self.down.override_file(),
-            &self.settings,
-            self.traefiker_port,
-        )?;
+        write_override(&self.down.override_file(), &self.settings)?;
         let started = Instant::now();
         self.down.deploy()?;
         self.wait_converged(CONVERGE_LIMIT)?;
@@ -309,12 +301,61 @@ impl SwarmStack {
         format!("http://localhost:{}{path}", self.web_port)
     }
 
-    /// A URL on traefiker itself (one replica or another).
+    /// A URL on traefiker itself: the newest running replica's port on this host (each task
+    /// has its own, and a rolling update replaces them). Where none is found the URL names
+    /// port 0, so the request fails, and why is printed.
     pub fn traefiker_url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.traefiker_port)
+        match self.replica_ports().map(|ports| ports.first().copied()) {
+            Ok(Some(port)) => format!("http://127.0.0.1:{port}{path}"),
+            Ok(None) => {
+                eprintln!("xtask: no traefiker replica of {} runs", self.down.stack);
+                format!("http://127.0.0.1:0{path}")
+            }
+            Err(e) => {
+                eprintln!("xtask: {e}");
+                format!("http://127.0.0.1:0{path}")
+            }
+        }
     }
 
-    /// The running containers of traefiker's tasks: (container id, task slot).
+    /// The host ports of the running traefiker replicas, newest first.
+    pub fn replica_ports(&self) -> Result<Vec<u16>, String> {
+        let mut ports = Vec::new();
+        for (id, _) in self.traefiker_containers()? {
+            // `0.0.0.0:32768` (and `[::]:32768`): one port per task.
+            let out = docker(&["port", &id, "5000/tcp"])?;
+            if let Some(port) = out
+                .lines()
+                .find_map(|l| l.rsplit_once(':').and_then(|(_, p)| p.trim().parse().ok()))
+            {
+                ports.push(port);
+            }
+        }
+        Ok(ports)
+    }
+
+    /// The Swarm name of the narrative service on this stack's network that carries `name`
+    /// (its `traefiker.name` label), if one does.
+    pub fn narrative_service(&self, name: &str) -> Result<Option<String>, String> {
+        let ids = docker(&[
+            "service",
+            "ls",
+            "--format",
+            "{{.Name}}",
+            "--filter",
+            &format!("label=traefiker.name={name}"),
+            "--filter",
+            &format!("label=traefik.swarm.network={}", self.down.network),
+        ])?;
+        let ids: Vec<&str> = ids.split_whitespace().collect();
+        match ids.as_slice() {
+            [] => Ok(None),
+            [id] => Ok(Some((*id).to_owned())),
+            _ => Err(format!("{} services carry the name {name}", ids.len())),
+        }
+    }
+
+    /// The running containers of traefiker's tasks, newest first: (container id, task slot).
     pub fn traefiker_containers(&self) -> Result<Vec<(String, String)>, String> {
         let out = docker(&[
             "ps",
@@ -544,13 +585,14 @@ pub fn remove_narratives(network: &str) -> Result<bool, String> {
     Ok(ids.is_empty() && configs.is_empty())
 }
 
-/// Writes the override giving traefiker `settings` and its published `port`, on top of the
-/// stack file.
-fn write_override(path: &Path, settings: &[(String, String)], port: u16) -> Result<(), String> {
+/// Writes the override giving traefiker `settings`, and each of its tasks a port of its own
+/// on this host (`mode: host` with no published port: the engine picks one per task), on
+/// top of the stack file.
+fn write_override(path: &Path, settings: &[(String, String)]) -> Result<(), String> {
     let mut text = format!(
         "# Written by cargo xtask: this run's traefiker settings on top of {STACK_FILE}.\n\
          version: \"3.8\"\n\
-         services:\n  traefiker:\n    ports:\n      - target: 5000\n        published: {port}\n        protocol: tcp\n        mode: ingress\n    environment:"
+         services:\n  traefiker:\n    ports:\n      - target: 5000\n        protocol: tcp\n        mode: host\n    environment:"
     );
     if settings.is_empty() {
         text.push_str(" {}\n");
