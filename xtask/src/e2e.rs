@@ -484,9 +484,17 @@ impl Run<'_> {
     /// Logs `token` in and reaches the narrative named `prefix…`: (session, full name).
     fn log_in(&self, token: &str, prefix: &str) -> Result<(String, String), String> {
         let session = self.connect(token)?;
-        let (name, _) = self
-            .listed(prefix)?
-            .ok_or_else(|| format!("no narrative {prefix}… listed after a 201"))?;
+        // With several replicas, the one asked may list from a moment before another's 201.
+        let mut last = Ok(None);
+        let (name, _) = wait_for(
+            &format!("a narrative {prefix}… listed after a 201"),
+            self.timing.patience,
+            || {
+                last = self.listed(prefix);
+                last.clone().ok().flatten()
+            },
+        )
+        .map_err(|e| format!("{e} (last: {last:?})"))?;
         self.reach(token, &session, &name)?;
         Ok((session, name))
     }

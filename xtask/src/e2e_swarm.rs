@@ -341,14 +341,13 @@ fn narratives_by_user(stack: &SwarmStack) -> Result<HashMap<String, Vec<String>>
     if ids.is_empty() {
         return Ok(by_user);
     }
-    let mut args = vec![
-        "service",
-        "inspect",
-        "--format",
-        "{{.Spec.Name}} {{index .Spec.Labels \"traefiker.name\"}} {{index .Spec.Labels \"traefiker.removing\"}}",
-    ];
-    args.extend(&ids);
-    for line in docker(&args)?.lines() {
+    let format = "{{.Spec.Name}} {{index .Spec.Labels \"traefiker.name\"}} {{index .Spec.Labels \"traefiker.removing\"}}";
+    // One at a time: a waiting service removed since the listing is simply not counted.
+    let lines: Vec<String> = ids
+        .iter()
+        .filter_map(|id| docker(&["service", "inspect", "--format", format, id]).ok())
+        .collect();
+    for line in lines.iter().flat_map(|l| l.lines()) {
         let mut fields = line.split_whitespace();
         let (Some(service), Some(name)) = (fields.next(), fields.next()) else {
             continue;
