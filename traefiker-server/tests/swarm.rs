@@ -19,7 +19,7 @@ use reqwest::redirect::Policy;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use traefiker_core::{ContainerManager, NarrativeKind};
+use traefiker_core::ContainerManager;
 use traefiker_docker::{DockerConfig, OwnContainer, SwarmManager};
 use traefiker_server::app::{build_with, run, Role};
 use traefiker_server::config::{Config, Layer};
