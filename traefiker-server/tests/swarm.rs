@@ -83,6 +83,32 @@ impl Drop for Cuttable {
     }
 }
 
+/// Removes every service and name claim of the test's network, and the network, however the
+/// test ends (Swarm's service names are swarm-wide: a leftover would take the next run's).
+struct Leftovers {
+    network: String,
+}
+
+impl Drop for Leftovers {
+    fn drop(&mut self) {
+        let label = format!("label=traefik.swarm.network={}", self.network);
+        for kind in ["service", "config"] {
+            if let Ok(ids) = docker(&[kind, "ls", "-q", "--filter", &label]) {
+                for id in ids.split_whitespace() {
+                    let _ = docker(&[kind, "rm", id]);
+                }
+            }
+        }
+        for _ in 0..40 {
+            if docker(&["network", "rm", &self.network]).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        eprintln!("could not remove test network {}", self.network);
+    }
+}
+
 fn docker(args: &[&str]) -> Result<String, String> {
     let out = std::process::Command::new("docker")
         .args(args)
@@ -166,6 +192,12 @@ async fn without_the_engine_returning_users_are_answered_and_new_ones_told_then_
         &network,
     ])
     .unwrap();
+    let _leftovers = Leftovers {
+        network: network.clone(),
+    };
+    // Names of this run's own: Swarm's service names are swarm-wide.
+    let user_names = format!("narrative-t{pid}-{{}}");
+    let waiting_names = format!("narrativepre-t{pid}-{{}}");
     let dir = std::env::temp_dir().join(format!("traefiker-swarm-{pid}"));
     std::fs::create_dir_all(&dir).unwrap();
     let proxy = Cuttable::start(dir.join("engine.sock"));
@@ -177,13 +209,15 @@ async fn without_the_engine_returning_users_are_answered_and_new_ones_told_then_
         ("dock_net", network.as_str()),
         ("image_name", "narrative-standin"),
         ("image_tag", "0.1.0"),
+        ("container_name", user_names.as_str()),
+        ("container_name_prespawn", waiting_names.as_str()),
         ("num_prespawn", "1"),
         ("replica_id", "swarm-test"),
         ("auth_tokens", "alice-token:alice,bob-token:bob"),
         ("allow_static_tokens", "true"),
         // The test runs outside the overlay network: it cannot reach a narrative's Jupyter.
         ("ready_check", "backend"),
-        ("rancher_timeout_secs", "2"),
+        ("rancher_timeout_secs", "10"),
         ("cookie_secure", "false"),
         ("sqlite_reaperdb_path", db.to_str().unwrap()),
     ]
@@ -193,7 +227,8 @@ async fn without_the_engine_returning_users_are_answered_and_new_ones_told_then_
     let config = Config::from_layers(&[layer]).unwrap();
     let mut dc = DockerConfig::new(url.clone(), network.clone());
     dc.image_name = "narrative-standin".into();
-    dc.timeouts.request = Duration::from_secs(2);
+    dc.naming = config.naming.clone();
+    dc.timeouts.request = Duration::from_secs(10);
     let manager = Arc::new(SwarmManager::connect(dc).await.unwrap());
     let membership = Arc::new(manager.membership(OwnContainer::Is("not-a-task".into())));
     let state = build_with(config, manager.clone(), membership, Role::Serve)
@@ -208,14 +243,14 @@ async fn without_the_engine_returning_users_are_answered_and_new_ones_told_then_
     }));
     let client = reqwest::Client::builder()
         .redirect(Policy::none())
-        .timeout(Duration::from_secs(15))
+        .timeout(Duration::from_secs(30))
         .build()
         .unwrap();
 
     let outcome = async {
         // The waiting narrative runs (the stand-in's health check passed) and the pool has
         // seen it ready: alice gets it.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
         let ready = || {
             lifecycle
                 .status()
@@ -265,7 +300,7 @@ async fn without_the_engine_returning_users_are_answered_and_new_ones_told_then_
         );
 
         proxy.restore();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
         loop {
             let bob = connect(&client, &base, "bob-token", None).await;
             if bob.status() == 201 {
@@ -280,21 +315,12 @@ async fn without_the_engine_returning_users_are_answered_and_new_ones_told_then_
         }
         reference
     };
-    let result = tokio::time::timeout(Duration::from_secs(150), outcome).await;
+    let result = tokio::time::timeout(Duration::from_secs(240), outcome).await;
     let _ = stop.send(());
     let _ = tokio::time::timeout(Duration::from_secs(20), server).await;
     proxy.restore();
-    for n in manager.list().await.unwrap_or_default() {
-        let _ = manager.remove(&n).await;
-    }
-    for _ in 0..40 {
-        if docker(&["network", "rm", &network]).is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
     let _ = std::fs::remove_dir_all(&dir);
-    let reference = result.expect("the scenario ends within 150 s");
+    let reference = result.expect("the scenario ends within 240 s");
     let logs = common::logs();
     let line = logs
         .lines()
