@@ -416,3 +416,131 @@ async fn the_replicas_are_the_running_tasks_of_traefikers_own_service() {
         Err(ManagerError::Unsupported { .. })
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_service_and_an_unfinished_removal_are_zombies() {
+    let Some(swarm) = Swarm::start("zombies").await else {
+        return;
+    };
+    let m = swarm.manager().await;
+    let ctx = context(&swarm);
+    let stopped = m.create(&ctx.user_spec()).await.expect("create");
+    let left = m.create(&ctx.user_spec()).await.expect("create");
+    let healthy = m.create(&ctx.user_spec()).await.expect("create");
+    // Scaled to nothing behind traefiker's back: Swarm wants no task running.
+    let service = swarm
+        .docker
+        .inspect_service(&stopped.id, None)
+        .await
+        .unwrap();
+    let mut spec = service.spec.unwrap();
+    spec.mode = Some(ServiceSpecMode {
+        replicated: Some(ServiceSpecModeReplicated { replicas: Some(0) }),
+        ..Default::default()
+    });
+    let version = i32::try_from(service.version.unwrap().index.unwrap()).unwrap();
+    let options = bollard::query_parameters::UpdateServiceOptionsBuilder::default()
+        .version(version)
+        .build();
+    swarm
+        .docker
+        .update_service(&stopped.id, spec, options, None)
+        .await
+        .unwrap();
+    // A removal that claimed its narrative and stopped before the delete.
+    let service = swarm.docker.inspect_service(&left.id, None).await.unwrap();
+    let mut spec = service.spec.unwrap();
+    spec.labels.get_or_insert_with(HashMap::new).insert(
+        traefiker_docker::swarm::REMOVING_LABEL.to_owned(),
+        "true".to_owned(),
+    );
+    let version = i32::try_from(service.version.unwrap().index.unwrap()).unwrap();
+    let options = bollard::query_parameters::UpdateServiceOptionsBuilder::default()
+        .version(version)
+        .build();
+    swarm
+        .docker
+        .update_service(&left.id, spec, options, None)
+        .await
+        .unwrap();
+    let zombies = eventually("both are zombies", Duration::from_secs(30), || async {
+        let mut ids: Vec<String> = m
+            .zombies()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|z| z.id)
+            .collect();
+        ids.sort();
+        (ids.len() == 2).then_some(ids)
+    })
+    .await;
+    let mut expected = vec![stopped.id.clone(), left.id.clone()];
+    expected.sort();
+    assert_eq!(
+        zombies, expected,
+        "the stopped one and the claimed one, not the healthy one"
+    );
+    assert!(
+        m.find(&left.name).await.unwrap().is_none(),
+        "a claimed one is found by nobody"
+    );
+    assert!(
+        m.list().await.unwrap().iter().all(|n| n.id != left.id),
+        "nor listed"
+    );
+    for z in m.zombies().await.unwrap() {
+        m.remove(&z).await.expect("a zombie is removed");
+    }
+    m.remove(&healthy).await.unwrap();
+    assert_eq!(swarm.services().await, Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_moved_by_a_write_that_is_not_traefikers_is_no_change_of_the_narrative() {
+    let Some(swarm) = Swarm::start("bumps").await else {
+        return;
+    };
+    let m = swarm.manager().await;
+    let ctx = context(&swarm);
+    let waiting = m.create(&ctx.prespawn_spec()).await.expect("create");
+    // Swarm's allocator writes a service after its creation (under load, after the create's
+    // answer was read) and an operator may add a label: the version moves, the narrative
+    // does not.
+    let service = swarm
+        .docker
+        .inspect_service(&waiting.id, None)
+        .await
+        .unwrap();
+    let mut spec = service.spec.unwrap();
+    spec.labels
+        .get_or_insert_with(HashMap::new)
+        .insert("com.example.note".to_owned(), "looked at".to_owned());
+    let version = i32::try_from(service.version.unwrap().index.unwrap()).unwrap();
+    let options = bollard::query_parameters::UpdateServiceOptionsBuilder::default()
+        .version(version)
+        .build();
+    swarm
+        .docker
+        .update_service(&waiting.id, spec, options, None)
+        .await
+        .unwrap();
+    let a = assignment(&ctx, "swarm-bumped");
+    let given = m
+        .assign(&waiting, &a)
+        .await
+        .expect("an assignment from the create's answer still wins");
+    assert_eq!(given.name, a.name);
+    assert_ne!(given.version, waiting.version);
+    let origin = Origin {
+        client_ip: None,
+        at: Utc::now(),
+    };
+    let marked = m.mark_connected(&given, &origin).await.expect("mark");
+    let err = m
+        .remove(&given)
+        .await
+        .expect_err("a narrative marked since is not removed");
+    assert!(matches!(err, ManagerError::Conflict { .. }), "{err:?}");
+    m.remove(&marked).await.unwrap();
+}

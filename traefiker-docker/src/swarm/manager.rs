@@ -297,7 +297,11 @@ impl SwarmManager {
     }
 
     /// The service behind `narrative` as stored now, checked against what the caller read:
-    /// gone or renamed is `NotFound`, being removed or at another version `Conflict`.
+    /// gone or renamed is `NotFound`, being removed or changed since `Conflict`.
+    ///
+    /// Changed means changed as a narrative ([`same`]): Swarm bumps a service's version
+    /// itself (its allocator right after a create, for one), which changes nothing the
+    /// caller decided on.
     async fn current(&self, narrative: &Narrative) -> Result<(Service, Seen), ManagerError> {
         let gone = || ManagerError::NotFound {
             backend: BACKEND.to_owned(),
@@ -315,14 +319,41 @@ impl SwarmManager {
         if seen.removing() {
             return Err(changed());
         }
-        if narrative
+        let moved = narrative
             .version
             .as_ref()
-            .is_some_and(|v| *v != seen.version.to_string())
-        {
+            .is_some_and(|v| *v != seen.version.to_string());
+        if moved && !self.narrative(&seen).is_ok_and(|now| same(narrative, &now)) {
             return Err(changed());
         }
         Ok((service, seen))
+    }
+
+    /// Writes the labels `change` makes of the narrative's current ones, at the version read,
+    /// while it is still the narrative the caller read ([`Self::current`]). A write that
+    /// loses to one of Swarm's own version bumps looks again (at most three times); one that
+    /// loses to a change of the narrative is a `Conflict`.
+    async fn write(
+        &self,
+        narrative: &Narrative,
+        change: impl Fn(&Seen) -> HashMap<String, String>,
+    ) -> Result<Seen, ManagerError> {
+        let mut lost = None;
+        for _ in 0..3 {
+            let (service, seen) = self.current(narrative).await?;
+            match self
+                .relabel(service, change(&seen), narrative.name.as_str())
+                .await
+            {
+                Ok(()) => return Ok(seen),
+                Err(e @ ManagerError::Conflict { .. }) => lost = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(lost.unwrap_or_else(|| ManagerError::Conflict {
+            backend: BACKEND.to_owned(),
+            name: narrative.name.to_string(),
+        }))
     }
 
     /// The narrative `id` as it now reads, after a write.
@@ -418,6 +449,19 @@ impl SwarmManager {
             detail,
         }
     }
+}
+
+/// Whether `a` and `b` are the same narrative as traefiker decides on it: what changes only
+/// when traefiker writes (its name, session, owner, description, replica and image), not its
+/// state or the orchestrator's own bookkeeping.
+fn same(a: &Narrative, b: &Narrative) -> bool {
+    a.id == b.id
+        && a.name == b.name
+        && a.session == b.session
+        && a.owner == b.owner
+        && a.origin == b.origin
+        && a.replica == b.replica
+        && a.image == b.image
 }
 
 #[async_trait]
@@ -589,11 +633,12 @@ impl ContainerManager for SwarmManager {
         origin: &Origin,
     ) -> Result<Narrative, ManagerError> {
         self.bounded("mark", narrative.name.as_str(), async {
-            let (service, seen) = self.current(narrative).await?;
-            let mut labels = seen.labels;
-            labels.insert(ORIGIN_LABEL.to_owned(), origin.to_description());
-            self.relabel(service, labels, narrative.name.as_str())
-                .await?;
+            self.write(narrative, |seen| {
+                let mut labels = seen.labels.clone();
+                labels.insert(ORIGIN_LABEL.to_owned(), origin.to_description());
+                labels
+            })
+            .await?;
             self.reread(&narrative.id, &narrative.name).await
         })
         .await
@@ -609,19 +654,20 @@ impl ContainerManager for SwarmManager {
                 backend: BACKEND.to_owned(),
                 name: narrative.name.to_string(),
             };
-            let (service, seen) = match self.current(narrative).await {
-                Ok(found) => found,
+            let whose = || async {
                 // Changed since: if what changed is its owner, say whose it is.
-                Err(ManagerError::Conflict { .. }) => {
-                    let now = self.inspect(&narrative.id).await?;
-                    return Err(match now.and_then(|s| s.labels.get(OWNER_LABEL).cloned()) {
-                        Some(o) if o != owner.as_str() => theirs(),
-                        _ => ManagerError::Conflict {
-                            backend: BACKEND.to_owned(),
-                            name: narrative.name.to_string(),
-                        },
-                    });
-                }
+                let now = self.inspect(&narrative.id).await?;
+                Err(match now.and_then(|s| s.labels.get(OWNER_LABEL).cloned()) {
+                    Some(o) if o != owner.as_str() => theirs(),
+                    _ => ManagerError::Conflict {
+                        backend: BACKEND.to_owned(),
+                        name: narrative.name.to_string(),
+                    },
+                })
+            };
+            let seen = match self.current(narrative).await {
+                Ok((_, seen)) => seen,
+                Err(ManagerError::Conflict { .. }) => return whose().await,
                 Err(e) => return Err(e),
             };
             match seen.labels.get(OWNER_LABEL) {
@@ -629,10 +675,18 @@ impl ContainerManager for SwarmManager {
                 Some(_) => return self.reread(&narrative.id, &narrative.name).await,
                 None => {}
             }
-            let mut labels = seen.labels;
-            labels.insert(OWNER_LABEL.to_owned(), owner.as_str().to_owned());
-            self.relabel(service, labels, narrative.name.as_str())
-                .await?;
+            let stamped = self
+                .write(narrative, |seen| {
+                    let mut labels = seen.labels.clone();
+                    labels.insert(OWNER_LABEL.to_owned(), owner.as_str().to_owned());
+                    labels
+                })
+                .await;
+            match stamped {
+                Ok(_) => {}
+                Err(ManagerError::Conflict { .. }) => return whose().await,
+                Err(e) => return Err(e),
+            }
             tracing::info!(name = %narrative.name, service_id = %narrative.id,
                 "recorded the owner of a narrative made without one");
             self.reread(&narrative.id, &narrative.name).await
@@ -653,25 +707,52 @@ impl ContainerManager for SwarmManager {
             let Some(seen) = Seen::of(service.clone(), &[], None) else {
                 return Ok(());
             };
+            let mut service = service;
+            let mut seen = seen;
             if !seen.removing() {
-                if narrative
-                    .version
-                    .as_ref()
-                    .is_some_and(|v| *v != seen.version.to_string())
-                {
+                // The claim: from here no connect marks it, and a connect that marked it
+                // first made this update fail. Only a change of the narrative loses (see
+                // `current`); Swarm's own version bumps are looked past.
+                let mut claimed = false;
+                for _ in 0..3 {
+                    let moved = narrative
+                        .version
+                        .as_ref()
+                        .is_some_and(|v| *v != seen.version.to_string());
+                    if moved && !self.narrative(&seen).is_ok_and(|now| same(narrative, &now)) {
+                        return Err(ManagerError::Conflict {
+                            backend: BACKEND.to_owned(),
+                            name: subject.to_owned(),
+                        });
+                    }
+                    let mut labels = seen.labels.clone();
+                    labels.insert(REMOVING_LABEL.to_owned(), "true".to_owned());
+                    match self.relabel(service, labels, subject).await {
+                        Ok(()) => {
+                            claimed = true;
+                            break;
+                        }
+                        Err(ManagerError::NotFound { .. }) => return Ok(()),
+                        Err(ManagerError::Conflict { .. }) => {}
+                        Err(e) => return Err(e),
+                    }
+                    let Some(again) = self.service(&narrative.id).await? else {
+                        return Ok(());
+                    };
+                    let Some(read) = Seen::of(again.clone(), &[], None) else {
+                        return Ok(());
+                    };
+                    (service, seen) = (again, read);
+                    if seen.removing() {
+                        claimed = true;
+                        break;
+                    }
+                }
+                if !claimed {
                     return Err(ManagerError::Conflict {
                         backend: BACKEND.to_owned(),
                         name: subject.to_owned(),
                     });
-                }
-                // The claim: from here no connect marks it, and a connect that marked it
-                // first made this update fail.
-                let mut labels = seen.labels.clone();
-                labels.insert(REMOVING_LABEL.to_owned(), "true".to_owned());
-                match self.relabel(service, labels, subject).await {
-                    Ok(()) => {}
-                    Err(ManagerError::NotFound { .. }) => return Ok(()),
-                    Err(e) => return Err(e),
                 }
             }
             match self

@@ -49,6 +49,17 @@ pub fn logs() -> String {
     String::from_utf8_lossy(&LOGS.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
 }
 
+/// Sends this test binary's log lines (JSON, `info` and up) to [`logs`]; once per binary.
+pub fn capture_logs() {
+    LOGGING.call_once(|| {
+        let _ = tracing_subscriber::fmt()
+            .json()
+            .with_env_filter("info")
+            .with_writer(|| LogWriter)
+            .try_init();
+    });
+}
+
 /// The reference id an error page quotes.
 pub fn reference_in(body: &str) -> String {
     let at = body
@@ -95,13 +106,7 @@ impl Harness {
         backend: impl FnOnce(traefiker_core::Naming) -> InMemoryManager,
         store: Arc<S>,
     ) -> Self {
-        LOGGING.call_once(|| {
-            let _ = tracing_subscriber::fmt()
-                .json()
-                .with_env_filter("info")
-                .with_writer(|| LogWriter)
-                .try_init();
-        });
+        capture_logs();
         let auth2 = MockServer::start().await;
         for (token, file, status) in [
             ("alice-token", "me-ok.json", 200),
