@@ -40,8 +40,6 @@ pub struct SwarmManager {
     image_prefix: String,
     naming: Naming,
     timeouts: Timeouts,
-    /// `dock_net`'s id, once read: service addresses are listed by network id.
-    network_id: Mutex<Option<String>>,
     /// Images this engine was seen to have, so a create checks each only once.
     images: Mutex<HashSet<String>>,
 }
@@ -58,7 +56,6 @@ impl SwarmManager {
             image_prefix: format!("{}:", config.image_name),
             naming: config.naming,
             timeouts: config.timeouts,
-            network_id: Mutex::new(None),
             images: Mutex::new(HashSet::new()),
         })
     }
@@ -186,8 +183,7 @@ impl SwarmManager {
     async fn all(&self) -> Result<Vec<Narrative>, ManagerError> {
         let services = self.services(SESSION_LABEL.to_owned()).await?;
         let tasks = self.tasks(None).await?;
-        let network_id = self.network_id().await;
-        Ok(self.narratives(services, &tasks, network_id.as_deref()))
+        Ok(self.narratives(services, &tasks))
     }
 
     /// The service `id` with its tasks, or `None` if it is gone.
@@ -196,31 +192,7 @@ impl SwarmManager {
             return Ok(None);
         };
         let tasks = self.tasks(Some(id)).await?;
-        Ok(Seen::of(
-            service,
-            &tasks,
-            self.network_id().await.as_deref(),
-        ))
-    }
-
-    /// `dock_net`'s id, read once (`None` while it cannot be read: addresses wait for it).
-    async fn network_id(&self) -> Option<String> {
-        if let Some(id) = Self::lock(&self.network_id).clone() {
-            return Some(id);
-        }
-        let options = InspectNetworkOptions::default();
-        let net = self
-            .within(
-                "inspect network",
-                &self.network,
-                self.docker.inspect_network(&self.network, Some(options)),
-            )
-            .await
-            .ok()?
-            .ok()?;
-        let id = net.id?;
-        *Self::lock(&self.network_id) = Some(id.clone());
-        Some(id)
+        Ok(Seen::of(service, &tasks))
     }
 
     fn narrative(&self, seen: &Seen) -> Result<Narrative, ManagerError> {
@@ -236,15 +208,10 @@ impl SwarmManager {
 
     /// Narratives among `services`; the others are skipped with a warning naming them (never
     /// a label's value: the session label is a secret).
-    fn narratives(
-        &self,
-        services: Vec<Service>,
-        tasks: &[Task],
-        network_id: Option<&str>,
-    ) -> Vec<Narrative> {
+    fn narratives(&self, services: Vec<Service>, tasks: &[Task]) -> Vec<Narrative> {
         services
             .into_iter()
-            .filter_map(|s| Seen::of(s, tasks, network_id))
+            .filter_map(|s| Seen::of(s, tasks))
             .filter(|seen| seen.ours(&self.network))
             .filter_map(|seen| match self.narrative(&seen) {
                 Ok(n) => Some(n),
@@ -312,7 +279,7 @@ impl SwarmManager {
             name: narrative.name.to_string(),
         };
         let service = self.service(&narrative.id).await?.ok_or_else(gone)?;
-        let seen = Seen::of(service.clone(), &[], None).ok_or_else(gone)?;
+        let seen = Seen::of(service.clone(), &[]).ok_or_else(gone)?;
         if seen.name() != Some(narrative.name.as_str()) {
             return Err(gone());
         }
@@ -426,9 +393,6 @@ impl SwarmManager {
                 self.network
             )));
         }
-        if let Some(id) = net.id {
-            *Self::lock(&self.network_id) = Some(id);
-        }
         Ok(None)
     }
 
@@ -515,7 +479,7 @@ impl ContainerManager for SwarmManager {
             let services = self.services(format!("{NAME_LABEL}={name}")).await?;
             let mut candidates: Vec<(Service, Seen)> = services
                 .into_iter()
-                .filter_map(|s| Some((s.clone(), Seen::of(s, &[], None)?)))
+                .filter_map(|s| Some((s.clone(), Seen::of(s, &[])?)))
                 .filter(|(_, s)| {
                     s.ours(&self.network) && !s.removing() && s.name() == Some(name.as_str())
                 })
@@ -538,8 +502,7 @@ impl ContainerManager for SwarmManager {
             };
             let id = service.id.clone().unwrap_or_default();
             let tasks = self.tasks(Some(&id)).await?;
-            let network_id = self.network_id().await;
-            Seen::of(service, &tasks, network_id.as_deref())
+            Seen::of(service, &tasks)
                 .map(|s| self.narrative(&s))
                 .transpose()
         })
@@ -610,7 +573,7 @@ impl ContainerManager for SwarmManager {
                         backend: BACKEND.to_owned(),
                         name: narrative.name.to_string(),
                     })?;
-                    let seen = Seen::of(service.clone(), &[], None).unwrap_or_else(|| seen.clone());
+                    let seen = Seen::of(service.clone(), &[]).unwrap_or_else(|| seen.clone());
                     self.relabel(service, waiting_again(&seen.labels, &narrative.name), assignment.name.as_str())
                         .await
                 };
@@ -704,7 +667,7 @@ impl ContainerManager for SwarmManager {
             let Some(service) = self.service(&narrative.id).await? else {
                 return Ok(());
             };
-            let Some(seen) = Seen::of(service.clone(), &[], None) else {
+            let Some(seen) = Seen::of(service.clone(), &[]) else {
                 return Ok(());
             };
             let mut service = service;
@@ -739,7 +702,7 @@ impl ContainerManager for SwarmManager {
                     let Some(again) = self.service(&narrative.id).await? else {
                         return Ok(());
                     };
-                    let Some(read) = Seen::of(again.clone(), &[], None) else {
+                    let Some(read) = Seen::of(again.clone(), &[]) else {
                         return Ok(());
                     };
                     (service, seen) = (again, read);

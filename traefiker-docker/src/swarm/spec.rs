@@ -5,9 +5,9 @@
 use std::collections::HashMap;
 
 use bollard::models::{
-    NetworkAttachmentConfig, Service, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated,
-    Task, TaskSpec, TaskSpecContainerSpec, TaskSpecRestartPolicy,
-    TaskSpecRestartPolicyConditionEnum, TaskState,
+    EndpointSpec, EndpointSpecModeEnum, NetworkAttachmentConfig, Service, ServiceSpec,
+    ServiceSpecMode, ServiceSpecModeReplicated, Task, TaskSpec, TaskSpecContainerSpec,
+    TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum, TaskState,
 };
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
@@ -98,6 +98,13 @@ pub(crate) fn service_spec(spec: &SpawnSpec, network: &str) -> ServiceSpec {
             replicated: Some(ServiceSpecModeReplicated { replicas: Some(1) }),
             ..ServiceSpecMode::default()
         }),
+        // The name resolves to the task's own address on `dock_net` (no virtual IP): one task
+        // needs no load balancer, and a virtual IP needs the host's IPVS, which not every
+        // host has.
+        endpoint_spec: Some(EndpointSpec {
+            mode: Some(EndpointSpecModeEnum::DNSRR),
+            ..EndpointSpec::default()
+        }),
         ..ServiceSpec::default()
     }
 }
@@ -167,26 +174,20 @@ pub(crate) struct Seen {
 
 impl Seen {
     /// `service` as this backend reads it, with its tasks among `tasks` (the tasks Swarm
-    /// wants running), its address on the network whose id is `network_id`.
-    pub(crate) fn of(service: Service, tasks: &[Task], network_id: Option<&str>) -> Option<Self> {
+    /// wants running).
+    pub(crate) fn of(service: Service, tasks: &[Task]) -> Option<Self> {
         let id = service.id?;
         let spec = service.spec.unwrap_or_default();
         let newest = tasks
             .iter()
             .filter(|t| t.service_id.as_deref() == Some(id.as_str()))
             .max_by(|a, b| a.created_at.cmp(&b.created_at));
-        let address = service
-            .endpoint
-            .and_then(|e| e.virtual_ips)
-            .unwrap_or_default()
-            .into_iter()
-            .find(|vip| network_id.is_some() && vip.network_id.as_deref() == network_id)
-            .and_then(|vip| vip.addr)
-            .map(|addr| addr.split('/').next().unwrap_or_default().to_owned())
-            .filter(|ip| !ip.is_empty())
-            .map(|ip| format!("http://{ip}:{NARRATIVE_PORT}"));
+        let swarm_name = spec.name.unwrap_or_default();
+        // Swarm's DNS on `dock_net` answers the service's name with its task's address.
+        let address =
+            (!swarm_name.is_empty()).then(|| format!("http://{swarm_name}:{NARRATIVE_PORT}"));
         Some(Self {
-            swarm_name: spec.name.unwrap_or_default(),
+            swarm_name,
             version: service.version.and_then(|v| v.index)?,
             labels: spec.labels.unwrap_or_default(),
             created: service
@@ -282,7 +283,7 @@ impl Seen {
 mod tests {
     use std::collections::BTreeMap;
 
-    use bollard::models::{ObjectVersion, ServiceEndpoint, ServiceEndpointVirtualIps, TaskStatus};
+    use bollard::models::{ObjectVersion, TaskStatus};
     use traefiker_core::{NarrativeKind, Routing, UserId};
 
     use super::*;
@@ -310,19 +311,6 @@ mod tests {
             }),
             created_at: Some("2026-12-07T03:00:00.5Z".into()),
             spec: Some(spec),
-            endpoint: Some(ServiceEndpoint {
-                virtual_ips: Some(vec![
-                    ServiceEndpointVirtualIps {
-                        network_id: Some("other".into()),
-                        addr: Some("10.0.9.2/24".into()),
-                    },
-                    ServiceEndpointVirtualIps {
-                        network_id: Some("net1".into()),
-                        addr: Some("10.0.1.7/24".into()),
-                    },
-                ]),
-                ..ServiceEndpoint::default()
-            }),
             ..Service::default()
         }
     }
@@ -348,7 +336,7 @@ mod tests {
             task(TaskState::FAILED, "2026-12-07T03:00:01Z"),
             task(TaskState::RUNNING, "2026-12-07T03:00:09Z"),
         ];
-        let seen = Seen::of(svc, &tasks, Some("net1")).unwrap();
+        let seen = Seen::of(svc, &tasks).unwrap();
         assert!(seen.ours("dock_net") && !seen.ours("other_net"));
         let n = seen.narrative(&naming, "kbase/narrative:").unwrap();
         assert_eq!(n.name, spec.name);
@@ -356,7 +344,11 @@ mod tests {
         assert_eq!(n.kind, NarrativeKind::Prespawned);
         assert_eq!(n.version.as_deref(), Some("12"));
         assert_eq!(n.state, NarrativeState::Running, "the newest task decides");
-        assert_eq!(n.address.as_deref(), Some("http://10.0.1.7:8888"));
+        assert_eq!(
+            n.address,
+            Some(format!("http://{}:8888", spec.name)),
+            "the service's name, which Swarm's DNS resolves on dock_net"
+        );
         assert!(seen.narrative(&naming, "other/image:").is_err());
     }
 
@@ -418,7 +410,7 @@ mod tests {
     fn states_follow_the_task_swarm_wants_running() {
         let naming = Naming::default();
         let svc = || service(service_spec(&spawn(&naming), "n"), 1);
-        let state = |tasks: &[Task]| Seen::of(svc(), tasks, None).unwrap().state();
+        let state = |tasks: &[Task]| Seen::of(svc(), tasks).unwrap().state();
         assert_eq!(
             state(&[task(TaskState::STARTING, "2026-12-07T03:00:01Z")]),
             NarrativeState::Starting
@@ -428,7 +420,7 @@ mod tests {
             NarrativeState::Starting
         );
         assert_eq!(state(&[]), NarrativeState::Stopped);
-        let mut removing = Seen::of(svc(), &[], None).unwrap();
+        let mut removing = Seen::of(svc(), &[]).unwrap();
         removing.labels.insert(REMOVING_LABEL.into(), "true".into());
         assert_eq!(removing.state(), NarrativeState::Removing);
         assert_eq!(
@@ -437,11 +429,6 @@ mod tests {
                 .unwrap()
                 .state,
             NarrativeState::Removing
-        );
-        assert_eq!(
-            Seen::of(svc(), &[], None).unwrap().address,
-            None,
-            "no network id, no address"
         );
     }
 
