@@ -22,7 +22,7 @@ use bollard::query_parameters::ListContainersOptionsBuilder;
 use bollard::Docker;
 use traefiker_core::{ManagerError, Membership, ReplicaId};
 
-use crate::error::{classify, status, timed_out, BACKEND};
+use crate::error::{classify, classify_as, status, timed_out, timed_out_as, BACKEND};
 
 /// Compose's label naming the project a container belongs to.
 pub const COMPOSE_PROJECT: &str = "com.docker.compose.project";
@@ -74,39 +74,49 @@ impl DockerMembership {
         if let Some(found) = self.found.lock().unwrap_or_else(|p| p.into_inner()).clone() {
             return Ok(found);
         }
-        let candidates = match &self.own {
-            OwnContainer::Is(id) => vec![id.clone()],
-            OwnContainer::Detect => detect(),
-        };
-        let mut found = None;
-        for candidate in candidates {
-            let answer = tokio::time::timeout(
-                self.timeout,
-                self.docker.inspect_container(&candidate, None),
-            )
-            .await
-            .map_err(|_| timed_out("inspect", &candidate, self.timeout))?;
-            match answer {
-                Ok(c) => {
-                    let labels = c.config.and_then(|c| c.labels).unwrap_or_default();
-                    let name = c
-                        .name
-                        .unwrap_or_default()
-                        .trim_start_matches('/')
-                        .to_owned();
-                    found = Some(Own {
-                        name,
-                        compose: compose_of(&labels),
-                    });
-                    break;
-                }
-                Err(e) if status(&e) == Some(404) => continue,
-                Err(e) => return Err(classify("inspect", &candidate, e)),
-            }
-        }
+        let found = find_own(&self.docker, &self.own, self.timeout, BACKEND)
+            .await?
+            .map(|(name, labels)| Own {
+                name,
+                compose: compose_of(&labels),
+            });
         *self.found.lock().unwrap_or_else(|p| p.into_inner()) = Some(found.clone());
         Ok(found)
     }
+}
+
+/// This process's own container on the engine, as `own` says to find it: its name and labels,
+/// or `None` where it runs in none of the engine's containers. `backend` names the backend in
+/// errors.
+pub(crate) async fn find_own(
+    docker: &Docker,
+    own: &OwnContainer,
+    timeout: Duration,
+    backend: &str,
+) -> Result<Option<(String, HashMap<String, String>)>, ManagerError> {
+    let candidates = match own {
+        OwnContainer::Is(id) => vec![id.clone()],
+        OwnContainer::Detect => detect(),
+    };
+    for candidate in candidates {
+        let answer = tokio::time::timeout(timeout, docker.inspect_container(&candidate, None))
+            .await
+            .map_err(|_| timed_out_as(backend, "inspect", &candidate, timeout))?;
+        match answer {
+            Ok(c) => {
+                let labels = c.config.and_then(|c| c.labels).unwrap_or_default();
+                let name = c
+                    .name
+                    .unwrap_or_default()
+                    .trim_start_matches('/')
+                    .to_owned();
+                return Ok(Some((name, labels)));
+            }
+            Err(e) if status(&e) == Some(404) => continue,
+            Err(e) => return Err(classify_as(backend, "inspect", &candidate, e)),
+        }
+    }
+    Ok(None)
 }
 
 /// The Compose project and service of a container with these labels.
@@ -118,7 +128,7 @@ fn compose_of(labels: &HashMap<String, String>) -> Option<(String, String)> {
 }
 
 /// What this process can see of the container it runs in, most certain first.
-pub(crate) fn detect() -> Vec<String> {
+fn detect() -> Vec<String> {
     let mut out = Vec::new();
     if let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") {
         out.extend(container_id_in_mountinfo(&text));

@@ -20,8 +20,8 @@ use bollard::Docker;
 use traefiker_core::{ManagerError, Membership, ReplicaId};
 
 use super::BACKEND;
-use crate::error::{classify_as, status, timed_out_as};
-use crate::membership::detect;
+use crate::error::{classify_as, timed_out_as};
+use crate::membership::find_own;
 use crate::OwnContainer;
 
 /// Swarm's label naming the service a task's container runs.
@@ -61,35 +61,12 @@ impl SwarmMembership {
         if let Some(found) = self.found.lock().unwrap_or_else(|p| p.into_inner()).clone() {
             return Ok(found);
         }
-        let candidates = match &self.own {
-            OwnContainer::Is(id) => vec![id.clone()],
-            OwnContainer::Detect => detect(),
-        };
-        let mut found = None;
-        for candidate in candidates {
-            let answer = tokio::time::timeout(
-                self.timeout,
-                self.docker.inspect_container(&candidate, None),
-            )
-            .await
-            .map_err(|_| timed_out_as(BACKEND, "inspect", &candidate, self.timeout))?;
-            match answer {
-                Ok(c) => {
-                    let labels = c.config.and_then(|c| c.labels).unwrap_or_default();
-                    found = Some(Own {
-                        name: c
-                            .name
-                            .unwrap_or_default()
-                            .trim_start_matches('/')
-                            .to_owned(),
-                        service: service_of(&labels),
-                    });
-                    break;
-                }
-                Err(e) if status(&e) == Some(404) => continue,
-                Err(e) => return Err(classify_as(BACKEND, "inspect", &candidate, e)),
-            }
-        }
+        let found = find_own(&self.docker, &self.own, self.timeout, BACKEND)
+            .await?
+            .map(|(name, labels)| Own {
+                name,
+                service: service_of(&labels),
+            });
         *self.found.lock().unwrap_or_else(|p| p.into_inner()) = Some(found.clone());
         Ok(found)
     }
