@@ -112,6 +112,38 @@ async fn an_assignment_and_a_mark_leave_the_narrative_running() {
     );
     let tasks = running_tasks(&swarm, &waiting.id).await;
     assert_eq!(tasks.len(), 1);
+    // The image's health check, made lenient: Swarm replaces an unhealthy task, and a busy
+    // node must not restart users' kernels.
+    let task = swarm
+        .docker
+        .inspect_task(&tasks[0])
+        .await
+        .expect("the task");
+    let container = task
+        .status
+        .and_then(|s| s.container_status)
+        .and_then(|c| c.container_id)
+        .expect("the task's container");
+    let health = swarm
+        .docker
+        .inspect_container(&container, None)
+        .await
+        .expect("the container")
+        .config
+        .and_then(|c| c.healthcheck)
+        .expect("a health check");
+    let image = swarm
+        .docker
+        .inspect_image(&swarm.image)
+        .await
+        .expect("the stand-in image")
+        .config
+        .and_then(|c| c.healthcheck)
+        .expect("the stand-in image has a health check");
+    assert_eq!(health.test, image.test, "the image's own test");
+    assert_eq!(health.interval, image.interval, "the image's own interval");
+    assert_eq!(health.retries, Some(100));
+    assert_eq!(health.timeout, Some(10_000_000_000));
     let a = assignment(&ctx, "swarm-relabel");
     let assigned = m.assign(&running, &a).await.expect("assign");
     assert_eq!(assigned.name, a.name);
@@ -516,6 +548,17 @@ async fn a_version_moved_by_a_write_that_is_not_traefikers_is_no_change_of_the_n
     spec.labels
         .get_or_insert_with(HashMap::new)
         .insert("com.example.note".to_owned(), "looked at".to_owned());
+    // The API client drops the health check it reads (the engine names it `Healthcheck`);
+    // an operator's `docker service update --label-add` keeps it, and so does this write.
+    spec.task_template
+        .as_mut()
+        .and_then(|t| t.container_spec.as_mut())
+        .unwrap()
+        .health_check = Some(bollard::models::HealthConfig {
+        timeout: Some(10_000_000_000),
+        retries: Some(100),
+        ..Default::default()
+    });
     let version = i32::try_from(service.version.unwrap().index.unwrap()).unwrap();
     let options = bollard::query_parameters::UpdateServiceOptionsBuilder::default()
         .version(version)

@@ -3,7 +3,10 @@
 //! created (pool 0), and what a rolling update of traefiker costs existing users.
 //!
 //! New users arrive one at a time, each once the previous one was answered and, with the
-//! pool, once the pool is full again: every one of them meets the case being measured.
+//! pool, once the pool is full again: every one of them meets the case being measured. Two
+//! figures per case: traefiker's 201, and the user's narrative answering through Traefik
+//! (what the person waits for: Traefik routes a narrative once Swarm runs its task and its
+//! health check passed).
 
 use std::time::{Duration, Instant};
 
@@ -35,6 +38,7 @@ pub fn bench_swarm() -> Result<(), String> {
         let pairs: Vec<(&str, &str)> = wanted.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let mut stack = SwarmStack::up(STACK, &dir, STACK, &pairs)?;
         let mut latencies = Vec::new();
+        let mut answered = Vec::new();
         for i in 0..USERS {
             if pool > 0 {
                 wait_for(
@@ -56,13 +60,36 @@ pub fn bench_swarm() -> Result<(), String> {
                 return Err(format!("{case}: {user}'s login answered {}", r.status));
             }
             latencies.push(took);
+            // What the person waits for: their narrative's own page through Traefik.
+            let session = r
+                .cookie("narrative_session")
+                .ok_or_else(|| format!("{case}: {user}'s 201 set no narrative_session"))?;
+            let http = agent_within(Duration::from_secs(10));
+            wait_for(
+                &format!("{user}'s narrative to answer"),
+                Duration::from_secs(120),
+                || {
+                    get(
+                        &http,
+                        &stack.web_url("/narrative/"),
+                        &[("kbase_session", &token), ("narrative_session", &session)],
+                    )
+                    .ok()
+                    .filter(|r| r.status == 200)
+                },
+            )?;
+            answered.push(from.elapsed());
         }
         latencies.sort();
+        answered.sort();
         let line = format!(
-            "bench-swarm: {case}: {USERS} new users' 201 p50 {:.0?} p95 {:.0?} max {:.0?}",
+            "bench-swarm: {case}: {USERS} new users' 201 p50 {:.0?} p95 {:.0?} max {:.0?}; their narrative answering through Traefik p50 {:.1?} p95 {:.1?} max {:.1?}",
             percentile(&latencies, 50),
             percentile(&latencies, 95),
-            latencies.last().copied().unwrap_or_default()
+            latencies.last().copied().unwrap_or_default(),
+            percentile(&answered, 50),
+            percentile(&answered, 95),
+            answered.last().copied().unwrap_or_default()
         );
         println!("{line}");
         lines.push(line);

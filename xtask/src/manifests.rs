@@ -47,7 +47,7 @@ pub fn validate_manifests() -> Result<(), String> {
 }
 
 /// The validator in its venv, installing it there first if it is missing.
-fn install() -> Result<PathBuf, String> {
+pub fn install() -> Result<PathBuf, String> {
     let venv = target_dir().join(VENV);
     let validator = venv.join("bin").join("kubernetes-validate");
     if validator.is_file() {

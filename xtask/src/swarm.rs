@@ -27,6 +27,8 @@ const COMMAND_LIMIT: Duration = Duration::from_secs(240);
 
 /// How long a deployed or updated stack may take to converge.
 const CONVERGE_LIMIT: Duration = Duration::from_secs(180);
+/// traefiker's replicas in the stack file (`deploy.replicas`).
+pub const REPLICAS: usize = 3;
 
 /// `docker args` under [`LOCK`]: its standard output.
 pub fn locked(args: &[&str]) -> Result<String, String> {
@@ -251,6 +253,62 @@ impl SwarmStack {
         Ok(started.elapsed())
     }
 
+    /// Deploys `overrides` like [`SwarmStack::deploy`], but returns as soon as every
+    /// traefiker replica is a new task that passed its health check and the old ones have
+    /// stopped, without waiting out the update's monitoring period (`update_config.monitor`)
+    /// as [`SwarmStack::wait_converged`] does.
+    pub fn roll(&mut self, overrides: &[(&str, &str)]) -> Result<Duration, String> {
+        let before: Vec<String> = self
+            .traefiker_containers()?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        for (k, v) in overrides {
+            self.settings.retain(|(key, _)| key != k);
+            self.settings.push(((*k).into(), (*v).into()));
+        }
+        write_override(&self.down.override_file(), &self.settings)?;
+        let started = Instant::now();
+        self.down.deploy()?;
+        let service = format!(
+            "label=com.docker.swarm.service.name={}",
+            self.traefiker_service()
+        );
+        let ids = |extra: &[&str]| -> Result<Vec<String>, String> {
+            let mut args = vec!["ps", "-q", "--filter", service.as_str()];
+            args.extend(extra);
+            Ok(docker(&args)?
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect())
+        };
+        let mut last;
+        let deadline = started + CONVERGE_LIMIT;
+        loop {
+            match (ids(&[]), ids(&["--filter", "health=healthy"])) {
+                (Ok(running), Ok(healthy)) => {
+                    let old = running.iter().filter(|id| before.contains(id)).count();
+                    if old == 0 && running.len() == REPLICAS && healthy.len() == REPLICAS {
+                        return Ok(started.elapsed());
+                    }
+                    last = format!(
+                        "{} running ({old} of the old ones), {} healthy",
+                        running.len(),
+                        healthy.len()
+                    );
+                }
+                (Err(e), _) | (_, Err(e)) => last = e,
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "traefiker's replicas were not all replaced within {CONVERGE_LIMIT:?}: {last}\n{}",
+                    self.log_tails(30)
+                ));
+            }
+            sleep(Duration::from_millis(250));
+        }
+    }
+
     /// Waits until every service of the stack runs all its replicas and no update is in
     /// progress.
     pub fn wait_converged(&self, limit: Duration) -> Result<(), String> {
@@ -381,7 +439,7 @@ impl SwarmStack {
     /// Every log line of traefiker's tasks in this run, stopped tasks' included (Swarm
     /// keeps their containers, up to its task history).
     pub fn traefiker_logs(&self) -> Result<String, String> {
-        crate::compose::docker_output(&["service", "logs", "--raw", &self.traefiker_service()])
+        service_logs(&self.traefiker_service(), None)
     }
 
     /// The last `n` log lines of both services.
@@ -390,14 +448,8 @@ impl SwarmStack {
             .iter()
             .map(|s| {
                 let service = format!("{}_{s}", self.down.stack);
-                crate::compose::docker_output(&[
-                    "service",
-                    "logs",
-                    "--tail",
-                    &n.to_string(),
-                    &service,
-                ])
-                .unwrap_or_else(|e| format!("(no logs of {service}: {e})"))
+                service_logs(&service, Some(n))
+                    .unwrap_or_else(|e| format!("(no logs of {service}: {e})"))
             })
             .collect::<Vec<_>>()
             .join("\n")
@@ -407,7 +459,13 @@ impl SwarmStack {
 impl Drop for SwarmStack {
     fn drop(&mut self) {
         crate::stack::forget_interrupt(self.cleanup);
+        let from = Instant::now();
         self.down.run();
+        eprintln!(
+            "xtask: stack {} removed in {:.1?}",
+            self.down.stack,
+            from.elapsed()
+        );
     }
 }
 
@@ -484,13 +542,7 @@ impl Teardown {
     fn run(&self) {
         for s in ["traefiker", "traefik"] {
             let service = format!("{}_{s}", self.stack);
-            if let Ok(logs) = crate::compose::docker_output(&[
-                "service",
-                "logs",
-                "--raw",
-                "--timestamps",
-                &service,
-            ]) {
+            if let Ok(logs) = service_logs(&service, None) {
                 if !logs.trim().is_empty() {
                     let _ = std::fs::write(self.dir.join(format!("{s}.log")), logs);
                 }
@@ -503,8 +555,11 @@ impl Teardown {
             .is_empty()
         {
             // traefiker gets its SIGTERM first and retires its pool within its grace.
+            // Its network is still in use by the narratives: removed below, after them.
             if let Err(e) = locked(&["stack", "rm", &self.stack]) {
-                eprintln!("xtask: removing the stack {}: {e}", self.stack);
+                if !e.contains("is in use") {
+                    eprintln!("xtask: removing the stack {}: {e}", self.stack);
+                }
             }
         }
         let steps: [(&str, Step); 3] = [
@@ -559,6 +614,33 @@ impl Teardown {
         }
         Ok(!left)
     }
+}
+
+/// The log lines of every container of `service`'s tasks, stopped ones included (Swarm
+/// keeps them up to its task history), oldest task first; the last `tail` of each if given.
+/// From each container rather than `docker service logs`, which waited minutes here for
+/// tasks that had ended.
+fn service_logs(service: &str, tail: Option<usize>) -> Result<String, String> {
+    let out = docker(&[
+        "ps",
+        "-a",
+        "--filter",
+        &format!("label=com.docker.swarm.service.name={service}"),
+        "--format",
+        "{{.ID}}",
+    ])?;
+    let tail = tail.map(|n| n.to_string());
+    let mut logs = String::new();
+    // `docker ps` lists the newest first.
+    for id in out.split_whitespace().rev() {
+        let mut args = vec!["logs"];
+        if let Some(n) = &tail {
+            args.extend(["--tail", n.as_str()]);
+        }
+        args.push(id);
+        logs.push_str(&crate::compose::docker_output(&args)?);
+    }
+    Ok(logs)
 }
 
 /// Removes every service labelled for `network` (the narratives traefiker started there,

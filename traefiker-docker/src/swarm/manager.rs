@@ -241,7 +241,7 @@ impl SwarmManager {
         })?;
         let spec = ServiceSpec {
             labels: Some(labels),
-            ..service.spec.unwrap_or_default()
+            ..super::spec::as_read_back(service.spec.unwrap_or_default())
         };
         let options = UpdateServiceOptionsBuilder::default()
             .version(version)

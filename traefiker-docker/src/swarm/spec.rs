@@ -3,10 +3,11 @@
 //! [`Narrative`] read back from a service and its tasks. Pure: no engine in sight.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use bollard::models::{
-    EndpointSpec, EndpointSpecModeEnum, NetworkAttachmentConfig, Service, ServiceSpec,
-    ServiceSpecMode, ServiceSpecModeReplicated, Task, TaskSpec, TaskSpecContainerSpec,
+    EndpointSpec, EndpointSpecModeEnum, HealthConfig, NetworkAttachmentConfig, Service,
+    ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, Task, TaskSpec, TaskSpecContainerSpec,
     TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum, TaskState,
 };
 use chrono::{DateTime, Utc};
@@ -82,6 +83,7 @@ pub(crate) fn service_spec(spec: &SpawnSpec, network: &str) -> ServiceSpec {
                 tty: Some(true),
                 open_stdin: Some(true),
                 capability_drop: Some(CAP_DROP.iter().map(|c| (*c).to_owned()).collect()),
+                health_check: Some(lenient_health()),
                 ..TaskSpecContainerSpec::default()
             }),
             restart_policy: Some(TaskSpecRestartPolicy {
@@ -107,6 +109,46 @@ pub(crate) fn service_spec(spec: &SpawnSpec, network: &str) -> ServiceSpec {
         }),
         ..ServiceSpec::default()
     }
+}
+
+/// How long one probe of the image's health check may take, on narrative services.
+pub(crate) const HEALTH_TIMEOUT: Duration = Duration::from_secs(10);
+/// How many probes in a row must fail before a narrative is unhealthy, on narrative services.
+pub(crate) const HEALTH_RETRIES: i64 = 100;
+
+/// The image's own health check (its test, interval and start period are kept: the engine
+/// fills what is left empty from the image), made lenient. Swarm, unlike a lone Docker
+/// engine, replaces a task whose container turns unhealthy, and that is a user's live
+/// kernel: a node busy for a few seconds (seen here: probes timing out at the stand-in's
+/// 3 s while a hundred narratives were probed on two cores) must not restart narratives.
+/// The check still holds a new narrative's task in `starting` until it first passes, so
+/// Traefik routes a narrative only once it answers. One that fails [`HEALTH_RETRIES`]
+/// probes in a row (minutes) is hung, and restarting it is what its user needs.
+fn lenient_health() -> HealthConfig {
+    // No test at all, rather than an empty one: the engine keeps an empty test as none,
+    // so a spec read back and written (a label update) would differ from the one stored
+    // and Swarm would replace the task.
+    HealthConfig {
+        timeout: Some(i64::try_from(HEALTH_TIMEOUT.as_nanos()).unwrap_or(i64::MAX)),
+        retries: Some(HEALTH_RETRIES),
+        ..HealthConfig::default()
+    }
+}
+
+/// `spec` as read back from the engine, made ready to be written again: the engine answers
+/// the health check under the key `Healthcheck`, which the API client reads under
+/// `HealthCheck` and so drops. Written without it, the spec would differ from the one stored
+/// and Swarm would replace the task (a user's kernel) on a mere label update; every narrative
+/// service is created with [`lenient_health`], which this puts back.
+pub(crate) fn as_read_back(mut spec: ServiceSpec) -> ServiceSpec {
+    if let Some(container) = spec
+        .task_template
+        .as_mut()
+        .and_then(|t| t.container_spec.as_mut())
+    {
+        container.health_check.get_or_insert_with(lenient_health);
+    }
+    spec
 }
 
 /// The labels of a waiting service given to a user: its name, owner and description, and
@@ -371,6 +413,26 @@ mod tests {
         assert_eq!(
             task.networks.unwrap()[0].target.as_deref(),
             Some("dock_net")
+        );
+    }
+
+    #[test]
+    fn a_spec_read_back_gets_the_health_check_the_client_dropped() {
+        let spec = spawn(&Naming::default());
+        let created = service_spec(&spec, "dock_net");
+        let mut read = created.clone();
+        if let Some(c) = read
+            .task_template
+            .as_mut()
+            .and_then(|t| t.container_spec.as_mut())
+        {
+            c.health_check = None;
+        }
+        assert_eq!(as_read_back(read), created);
+        assert_eq!(
+            as_read_back(created.clone()),
+            created,
+            "nothing else changes"
         );
     }
 
