@@ -242,6 +242,14 @@ impl SwarmStack {
     /// (again: an update of every service whose spec changed, in a rolling update); waits
     /// until it converged.
     pub fn deploy(&mut self, overrides: &[(&str, &str)]) -> Result<Duration, String> {
+        let started = self.apply(overrides)?;
+        self.wait_converged(CONVERGE_LIMIT)?;
+        Ok(started.elapsed())
+    }
+
+    /// Writes the override with `overrides` applied to the settings and deploys the stack;
+    /// when the deploy began.
+    fn apply(&mut self, overrides: &[(&str, &str)]) -> Result<Instant, String> {
         for (k, v) in overrides {
             self.settings.retain(|(key, _)| key != k);
             self.settings.push(((*k).into(), (*v).into()));
@@ -249,8 +257,7 @@ impl SwarmStack {
         write_override(&self.down.override_file(), &self.settings)?;
         let started = Instant::now();
         self.down.deploy()?;
-        self.wait_converged(CONVERGE_LIMIT)?;
-        Ok(started.elapsed())
+        Ok(started)
     }
 
     /// Deploys `overrides` like [`SwarmStack::deploy`], but returns as soon as every
@@ -263,13 +270,7 @@ impl SwarmStack {
             .into_iter()
             .map(|(id, _)| id)
             .collect();
-        for (k, v) in overrides {
-            self.settings.retain(|(key, _)| key != k);
-            self.settings.push(((*k).into(), (*v).into()));
-        }
-        write_override(&self.down.override_file(), &self.settings)?;
-        let started = Instant::now();
-        self.down.deploy()?;
+        let started = self.apply(overrides)?;
         let service = format!(
             "label=com.docker.swarm.service.name={}",
             self.traefiker_service()
