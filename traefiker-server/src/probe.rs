@@ -32,7 +32,11 @@ pub fn probe(addr: SocketAddr, path: &str, timeout: Duration) -> Result<(), Stri
         .set_read_timeout(Some(timeout))
         .and_then(|()| stream.set_write_timeout(Some(timeout)))
         .map_err(|e| format!("{addr}: {e}"))?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")
+    // One write: a request in pieces may be answered, and the connection closed, after its
+    // first piece.
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
         .map_err(|e| format!("GET {path}: {e}"))?;
     // The status line is all that matters; 64 bytes hold it.
     let mut head = [0u8; 64];
@@ -41,6 +45,8 @@ pub fn probe(addr: SocketAddr, path: &str, timeout: Duration) -> Result<(), Stri
         match stream.read(&mut head[filled..]) {
             Ok(0) => break,
             Ok(n) => filled += n,
+            // A connection reset once the status line is in does not undo the answer.
+            Err(_) if head[..filled].windows(2).any(|w| w == b"\r\n") => break,
             Err(e) => return Err(format!("GET {path}: {e}")),
         }
     }
@@ -64,8 +70,16 @@ mod tests {
         let addr = listener.local_addr().expect("addr");
         std::thread::spawn(move || {
             if let Ok((mut conn, _)) = listener.accept() {
+                // The whole request before the answer: unread bytes at close reset the
+                // connection.
+                let mut request = Vec::new();
                 let mut buf = [0u8; 512];
-                let _ = conn.read(&mut buf);
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
                 let _ = write!(conn, "{status_line}\r\nContent-Length: 0\r\n\r\n");
             }
         });
