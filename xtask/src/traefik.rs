@@ -103,9 +103,46 @@ fn is_executable(p: &Path) -> bool {
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// A free TCP port on 127.0.0.1 (free when asked; the OS may hand it out again later, which
-/// on a loopback-only test machine is rare enough).
+/// A free TCP port on 127.0.0.1, free when asked: another program may still bind it first.
+///
+/// Below the kernel's range of ephemeral ports where it can: a port the kernel handed out
+/// (`bind` to port 0) is free only until the server binds it, and in between any outgoing
+/// connection may take it as its own local port (seen in CI: traefiker's listen port taken,
+/// "Address already in use"). Ports below that range are never given to connections. Each
+/// port is handed out once per run.
 pub fn free_port() -> Result<u16, String> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Mutex;
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    const FLOOR: u16 = 10_000;
+    if low > FLOOR + 1_000 {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
+            ^ u64::from(std::process::id()) << 32
+            ^ CALLS
+                .fetch_add(1, Ordering::Relaxed)
+                .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let mut x = seed | 1;
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        for _ in 0..200 {
+            // xorshift: any spread will do.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let port = FLOOR + (x % u64::from(low - FLOOR)) as u16;
+            if !given.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                given.push(port);
+                return Ok(port);
+            }
+        }
+    }
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
