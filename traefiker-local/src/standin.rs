@@ -251,11 +251,12 @@ pub fn probe(port: u16, base: &str, timeout: std::time::Duration) -> Result<(), 
         .set_read_timeout(Some(timeout))
         .and_then(|()| stream.set_write_timeout(Some(timeout)))
         .map_err(|e| format!("{addr}: {e}"))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n"
-    )
-    .map_err(|e| format!("GET {path}: {e}"))?;
+    // One write: a request in pieces may be answered, and the connection closed, after its
+    // first piece.
+    let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|e| format!("GET {path}: {e}"))?;
     // The status line is all that matters; 64 bytes hold it.
     let mut head = [0u8; 64];
     let mut filled = 0;
@@ -263,6 +264,8 @@ pub fn probe(port: u16, base: &str, timeout: std::time::Duration) -> Result<(), 
         match stream.read(&mut head[filled..]) {
             Ok(0) => break,
             Ok(n) => filled += n,
+            // A connection reset once the status line is in does not undo the answer.
+            Err(_) if head[..filled].windows(2).any(|w| w == b"\r\n") => break,
             Err(e) => return Err(format!("GET {path}: {e}")),
         }
     }

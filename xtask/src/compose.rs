@@ -10,11 +10,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::images;
-use crate::stack::{agent, get};
 use crate::traefik::{free_port, workspace_root};
 
 /// The network the compose file puts the stack on when `DOCK_NET` is unset: the Python
@@ -111,25 +109,12 @@ impl ComposeStack {
     /// Waits until traefiker answers and Traefik routes `/narrative/` to it (the catch-all:
     /// 302 to the login page without a cookie).
     pub fn wait_ready(&self) -> Result<(), String> {
-        let agent = agent();
-        let status_url = self.traefiker_url("/narrative_status/");
-        let web_url = self.web_url("/narrative/");
-        let limit = Duration::from_secs(90);
-        let deadline = Instant::now() + limit;
-        loop {
-            let up = |u: &str, want: u16| get(&agent, u, &[]).is_ok_and(|r| r.status == want);
-            if up(&status_url, 200) && up(&web_url, 302) {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "the compose stack {} was not ready within {limit:?}\n{}",
-                    self.down.project,
-                    self.log_tails(30)
-                ));
-            }
-            sleep(Duration::from_millis(250));
-        }
+        crate::stack::wait_routed(
+            &format!("the compose stack {}", self.down.project),
+            &self.traefiker_url("/narrative_status/"),
+            &self.web_url("/narrative/"),
+            || self.log_tails(30),
+        )
     }
 
     /// Recreates the traefiker container with its settings changed by `overrides` (as an

@@ -299,6 +299,30 @@ pub fn get(agent: &ureq::Agent, url: &str, cookies: &[(&str, &str)]) -> Result<R
 }
 
 /// Polls `check` every 100 ms until it answers `Some` or `limit` passes.
+/// Waits (90 s at most) until `status_url` on traefiker answers 200 and `web_url` through
+/// Traefik answers traefiker's catch-all 302; on a timeout the error names `what` and ends
+/// with `logs()`.
+pub fn wait_routed(
+    what: &str,
+    status_url: &str,
+    web_url: &str,
+    logs: impl Fn() -> String,
+) -> Result<(), String> {
+    let agent = agent();
+    let limit = Duration::from_secs(90);
+    let deadline = Instant::now() + limit;
+    loop {
+        let up = |u: &str, want: u16| get(&agent, u, &[]).is_ok_and(|r| r.status == want);
+        if up(status_url, 200) && up(web_url, 302) {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("{what} was not ready within {limit:?}\n{}", logs()));
+        }
+        sleep(Duration::from_millis(250));
+    }
+}
+
 pub fn wait_for<T>(
     what: &str,
     limit: Duration,

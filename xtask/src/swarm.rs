@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use crate::compose::{bounded, docker, yaml_string};
 use crate::images;
-use crate::stack::{agent, get};
 use crate::traefik::{free_port, workspace_root};
 
 /// The lock every agent on this machine takes around what changes the engine's swarm.
@@ -334,25 +333,12 @@ impl SwarmStack {
     /// Waits until traefiker answers and Traefik routes `/narrative/` to it (the catch-all:
     /// 302 to the login page without a cookie).
     pub fn wait_ready(&self) -> Result<(), String> {
-        let agent = agent();
-        let status_url = self.traefiker_url("/narrative_status/");
-        let web_url = self.web_url("/narrative/");
-        let limit = Duration::from_secs(90);
-        let deadline = Instant::now() + limit;
-        loop {
-            let up = |u: &str, want: u16| get(&agent, u, &[]).is_ok_and(|r| r.status == want);
-            if up(&status_url, 200) && up(&web_url, 302) {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "the swarm stack {} was not ready within {limit:?}\n{}",
-                    self.down.stack,
-                    self.log_tails(30)
-                ));
-            }
-            sleep(Duration::from_millis(250));
-        }
+        crate::stack::wait_routed(
+            &format!("the swarm stack {}", self.down.stack),
+            &self.traefiker_url("/narrative_status/"),
+            &self.web_url("/narrative/"),
+            || self.log_tails(30),
+        )
     }
 
     /// A URL on Traefik's web entrypoint (Host `localhost`, which the routes match).
